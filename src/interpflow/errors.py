@@ -1,0 +1,9 @@
+"""Errors that stop a run with one clear message (the CLI prints them without a traceback)."""
+
+
+class InterpflowError(Exception):
+    """Base class: a problem the user can fix, described in the message."""
+
+
+class ConfigError(InterpflowError):
+    """The configuration or an input named by it is invalid."""
