@@ -1,0 +1,78 @@
+"""Compose the Hydra config tree, validate it, and check it against what exists.
+
+Everything here runs when the Snakefile is parsed, so a bad config stops before any model work.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import yaml
+from jsonschema import Draft202012Validator
+
+from interpflow.errors import ConfigError
+
+
+def compose(config_dir: str | Path, overrides: list[str] | None = None) -> dict:
+    """The config tree at `config_dir` composed with Hydra overrides, as a plain dict."""
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
+    from hydra.errors import HydraException
+    from omegaconf import OmegaConf
+    from omegaconf.errors import OmegaConfBaseException
+
+    try:
+        with initialize_config_dir(config_dir=str(Path(config_dir).resolve()), version_base=None):
+            cfg = hydra_compose(config_name="config", overrides=list(overrides or []))
+        composed = OmegaConf.to_container(cfg, resolve=True)
+    except (HydraException, OmegaConfBaseException) as err:
+        raise ConfigError(f"could not compose the config with overrides {overrides}: {err}") from None
+    for key, model in composed.get("models", {}).items():
+        model["name"] = key
+    return composed
+
+
+def validate(cfg: dict, schema_path: str | Path) -> None:
+    """Check `cfg` against the JSON schema, then the facts the schema cannot know."""
+    schema = yaml.safe_load(Path(schema_path).read_text())
+    errors = sorted(Draft202012Validator(schema).iter_errors(cfg), key=lambda e: list(e.absolute_path))
+    if errors:
+        lines = []
+        for err in errors:
+            key = ".".join(str(p) for p in err.absolute_path) or "<root>"
+            lines.append(f"  config key '{key}': {err.message}")
+        raise ConfigError("the config does not match workflow/schemas/config.schema.yaml:\n" + "\n".join(lines))
+    _check_semantics(cfg)
+
+
+def _check_semantics(cfg: dict) -> None:
+    from interpflow.methods import method_class
+
+    for key, method in cfg["methods"].items():
+        method_class(method["name"])  # unknown names list the known ones
+    for key, model in cfg["models"].items():
+        if model["source"] == "hub" and not model.get("id"):
+            raise ConfigError(f"models.{key}: source 'hub' needs an id (a hub id or a local folder)")
+        if model["source"] == "tiny" and "tiny" not in model:
+            raise ConfigError(f"models.{key}: source 'tiny' needs a `tiny:` block (arch, n_layers, d_model, n_heads)")
+    generator = cfg["generator"]
+    if generator["name"] == "dataset" and generator.get("path") in (None, ""):
+        raise ConfigError(
+            "generator.path is empty: experiment=axbench_import needs data_dir=/path/to/axbench/folder "
+            "(e.g. snakemake --config overrides='[\"experiment=axbench_import\",\"data_dir=../shared/axbench/concept10\"]')"
+        )
+    if cfg["concepts"]["source"] in ("file", "neuronpedia") and not cfg["concepts"].get("path"):
+        raise ConfigError(f"concepts.source is {cfg['concepts']['source']!r} but concepts.path is not set")
+    if cfg["concepts"]["source"] == "inline" and not cfg["concepts"]["names"]:
+        raise ConfigError("concepts.source is 'inline' but concepts.names is empty: list at least one concept")
+
+
+def write_config(cfg: dict, path: str | Path) -> None:
+    """Write the composed config next to the results (only when it changed, so mtimes stay put)."""
+    path = Path(path)
+    text = yaml.safe_dump(cfg, sort_keys=False)
+    if path.exists() and path.read_text() == text:
+        return
+    from interpflow.artifacts import write_text
+
+    write_text(text, path)

@@ -1,0 +1,101 @@
+"""The `dataset` source: ready-made examples, from the curated demo set shipped in the package or
+from a folder in AxBench's released format (read as is)."""
+
+from __future__ import annotations
+
+import json
+from importlib.resources import files
+from pathlib import Path
+
+import pandas as pd
+
+from interpflow.data.sources.base import LATENT_EVAL_COLUMNS, SHARED_NEGATIVE, TRAIN_COLUMNS
+from interpflow.errors import ConfigError
+
+DEMO_DIR = Path(str(files("interpflow").joinpath("data/demo")))
+AXBENCH_FILES = ("generate/train_data.parquet", "inference/latent_eval_data.parquet", "generate/metadata.jsonl")
+
+
+def _demo_records() -> list[dict]:
+    paths = sorted((DEMO_DIR / "concepts").glob("*.json"))
+    if not paths:
+        raise ConfigError(f"the demo data set is missing from {DEMO_DIR / 'concepts'}; reinstall interpflow")
+    return [json.loads(p.read_text()) for p in paths]
+
+
+class DatasetSource:
+    def __init__(self, cfg: dict):
+        self.cfg = cfg
+        self.format = cfg.get("format", "demo")
+        self.path = None if cfg["path"] == "demo" else Path(cfg["path"])
+
+    def check_ready(self) -> None:
+        if self.format == "demo" and self.path is None:
+            _demo_records()
+            return
+        if self.format == "axbench":
+            if self.path is None or not self.path.is_dir():
+                raise ConfigError(f"generator.path {self.cfg['path']!r} is not a folder of AxBench data")
+            missing = [f for f in AXBENCH_FILES if not (self.path / f).exists()]
+            if missing:
+                raise ConfigError(f"{self.path} lacks AxBench files: {', '.join(missing)} (expected {', '.join(AXBENCH_FILES)})")
+            return
+        raise ConfigError("generator.format 'demo' reads only the shipped set: set generator.path: demo, or format: axbench")
+
+    # --- concepts -------------------------------------------------------------------------
+    def concepts(self) -> pd.DataFrame:
+        self.check_ready()
+        if self.format == "demo":
+            rows = [{"concept_id": i, "concept": r["concept"], "genre": r["genre"]} for i, r in enumerate(_demo_records())]
+            source = "interpflow demo set"
+        else:
+            rows = []
+            for line in (self.path / "generate/metadata.jsonl").read_text().splitlines():
+                if line.strip():
+                    meta = json.loads(line)
+                    genres = meta.get("concept_genres_map", {}).get(meta["concept"], ["text"])
+                    rows.append({"concept_id": int(meta["concept_id"]), "concept": meta["concept"], "genre": genres[0]})
+            source = f"axbench:{self.path}"
+        frame = pd.DataFrame(rows)
+        frame["source"] = source
+        return frame
+
+    # --- examples -------------------------------------------------------------------------
+    def _demo_frames(self) -> tuple[pd.DataFrame, pd.DataFrame]:
+        train, evaluation = [], []
+        for concept_id, record in enumerate(_demo_records()):
+            base = {"concept_id": concept_id, "genre": record["genre"]}
+            for category, label in (("positive", 1), ("negative", 0)):
+                train += [{**base, **ex, "label": label, "category": category} for ex in record["train"][category]]
+                evaluation += [{**base, **ex, "label": label, "category": category} for ex in record["eval"][category]]
+            evaluation += [
+                {**base, "input": ex["input"], "output": ex["output"], "label": 0, "category": "hard_negative"}
+                for ex in record["eval"]["hard_negative"]
+            ]
+        return pd.DataFrame(train), pd.DataFrame(evaluation)
+
+    def _axbench_frames(self) -> tuple[pd.DataFrame, pd.DataFrame]:
+        def normalise(frame: pd.DataFrame) -> pd.DataFrame:
+            frame = frame.rename(columns={"concept_genre": "genre"})
+            frame["category"] = frame["category"].str.replace(" ", "_")
+            frame["label"] = (frame["category"] == "positive").astype(int)
+            frame["concept_id"] = frame["concept_id"].astype(int)
+            return frame
+
+        train = normalise(pd.read_parquet(self.path / AXBENCH_FILES[0]))
+        evaluation = normalise(pd.read_parquet(self.path / AXBENCH_FILES[1]))
+        return train, evaluation
+
+    def _frames(self) -> tuple[pd.DataFrame, pd.DataFrame]:
+        self.check_ready()
+        return self._demo_frames() if self.format == "demo" else self._axbench_frames()
+
+    def train_data(self, concepts: pd.DataFrame) -> pd.DataFrame:
+        train, _ = self._frames()
+        ids = set(concepts["concept_id"])
+        shared = (train["concept_id"] == SHARED_NEGATIVE) & train["genre"].isin(set(concepts["genre"]))
+        return train[train["concept_id"].isin(ids) | shared][TRAIN_COLUMNS].reset_index(drop=True)
+
+    def latent_eval_data(self, concepts: pd.DataFrame) -> pd.DataFrame:
+        _, evaluation = self._frames()
+        return evaluation[evaluation["concept_id"].isin(set(concepts["concept_id"]))][LATENT_EVAL_COLUMNS].reset_index(drop=True)

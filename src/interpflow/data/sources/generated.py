@@ -1,0 +1,328 @@
+"""The `local` and `openai` sources: examples written by a language model for any concept list,
+following AxBench's recipe. Per concept, with instructions sampled by default_rng(seed + concept_id):
+positives (responses that work the concept in), negatives (responses that avoid it) and, for
+evaluation only, hard negatives (responses using a concept-related word in an unrelated sense; the
+words come from a first query answered as "word: other meaning" lines). Negatives are kept per
+concept, never in the shared -1 pool. An extra `generator` column names the backend that wrote each row.
+
+A backend has `backend_id`, `check_ready()` and `complete(prompts) -> texts` (one user message per
+prompt): `LocalLMBackend` (a local Hugging Face causal LM) or `OpenAIBackend` (an OpenAI-compatible
+chat endpoint, answers cached on disk).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from importlib.resources import files
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+import pandas as pd
+
+from interpflow.data.sources.base import LATENT_EVAL_COLUMNS, TRAIN_COLUMNS
+from interpflow.errors import ConfigError
+
+GENERATOR_COLUMN = "generator"
+
+# --- prompts (one user message each) --------------------------------------------------------
+POSITIVE_PROMPT = (
+    'Write a response to the instruction below. Work the concept "{concept}" into it in a natural '
+    "way, so that the concept clearly shows up in the text. {hint}Reply with the response only.\n\n"
+    "Instruction: {instruction}"
+)
+NEGATIVE_PROMPT = (
+    'Write a response to the instruction below. The response must not mention, refer to or hint at "{concept}" '
+    "in any way. Reply with the response only.\n\nInstruction: {instruction}"
+)
+RELATED_WORDS_PROMPT = (
+    'Name up to {n} words that are associated with "{concept}" but that also have a common meaning '
+    "which has nothing to do with it. Put each on its own line in the form `word: the unrelated meaning` "
+    "and write nothing else."
+)
+HARD_NEGATIVE_PROMPT = (
+    'Write a response to the instruction below that uses the word "{word}" in the sense of "{meaning}". '
+    'Do not mention, refer to or hint at "{concept}". Reply with the response only.\n\n'
+    "Instruction: {instruction}"
+)
+# (category, label, split, count key), in the order instructions are handed out
+PLAN = [
+    ("positive", 1, "train", "n_train_positive"),
+    ("positive", 1, "eval", "n_eval_positive"),
+    ("negative", 0, "train", "n_train_negative"),
+    ("negative", 0, "eval", "n_eval_negative"),
+]
+GENRE_HINTS = {
+    "code": "Where it fits, include a short code snippet. ",
+    "math": "Where it fits, include some mathematical notation or a short derivation. ",
+}
+
+
+def read_instructions(spec: str) -> list[str]:
+    """Seed instructions: `demo` (the shipped list), or a .json list / .jsonl / .txt (one per line) file."""
+    path = Path(str(files("interpflow").joinpath("data/demo/instructions.json"))) if spec == "demo" else Path(spec)
+    if not path.is_file():
+        raise ConfigError(f"instruction file {path} does not exist; set generator.instructions to `demo` or a file")
+    text = path.read_text(encoding="utf-8")
+    if path.suffix == ".json":
+        items = json.loads(text)
+    elif path.suffix == ".jsonl":
+        items = [json.loads(line) for line in text.splitlines() if line.strip()]
+    else:
+        items = text.splitlines()
+    instructions = [str(i["instruction"] if isinstance(i, dict) else i).strip() for i in items]
+    instructions = [i for i in instructions if i]
+    if not instructions:
+        raise ConfigError(f"instruction file {path} holds no instructions")
+    return instructions
+
+
+def make_distinct(prompts: list[str]) -> list[str]:
+    """Mark repeated prompts (an instruction list shorter than the counts) so that each gets its own answer."""
+    seen: dict[str, int] = {}
+    distinct = []
+    for prompt in prompts:
+        k = seen[prompt] = seen.get(prompt, 0) + 1
+        distinct.append(prompt if k == 1 else f"{prompt}\n\n(Variant {k}: answer differently from any earlier try.)")
+    return distinct
+
+
+def parse_related_words(text: str, limit: int) -> list[tuple[str, str]]:
+    """(word, other meaning) pairs from lines like `- word: meaning`, at most `limit`, without repeats."""
+    pairs: list[tuple[str, str]] = []
+    seen: set[str] = set()
+    for line in text.splitlines():
+        line = re.sub(r"^\s*(?:[-*\u2022]|\d+[.)])\s*", "", line)
+        if ":" not in line:
+            continue
+        word, meaning = (part.strip().strip("*`\"'").strip() for part in line.split(":", 1))
+        if word and meaning and len(word.split()) <= 3 and word.lower() not in seen:
+            seen.add(word.lower())
+            pairs.append((word, meaning))
+        if len(pairs) == limit:
+            break
+    return pairs
+
+
+class Backend(Protocol):
+    backend_id: str
+
+    def check_ready(self) -> None:
+        """Raise ConfigError before any work if the backend cannot run."""
+
+    def complete(self, prompts: list[str]) -> list[str]:
+        """One answer per prompt (each prompt is a single user message), in order."""
+
+
+class LocalLMBackend:
+    """A local Hugging Face causal LM, prepared once into cfg["prepared_dir"] and loaded on first use."""
+
+    def __init__(self, cfg: dict):
+        self.cfg = cfg
+        self.model_cfg = {"name": "generator", **cfg["model"]}
+        self.prepared_dir = Path(cfg["prepared_dir"])
+        self.backend_id = f"local:{self.model_cfg.get('id') or self.model_cfg['source']}"
+        self._loaded: tuple | None = None
+
+    def check_ready(self) -> None:
+        from interpflow.models.loading import MODEL_SOURCES
+
+        source = self.model_cfg.get("source")
+        if source not in ("hub", *MODEL_SOURCES):
+            raise ConfigError(f"unknown generator model source {source!r}; known: hub, {', '.join(MODEL_SOURCES)}")
+        if source == "hub" and not self.model_cfg.get("id"):
+            raise ConfigError("generator.model.source is `hub` but generator.model.id is empty")
+
+    def _model(self) -> tuple:
+        from interpflow.models.loading import MANIFEST, load_model, prepare_model
+
+        if self._loaded is None:
+            if not (self.prepared_dir / MANIFEST).exists():
+                prepare_model(self.model_cfg, self.prepared_dir)
+            self._loaded = load_model(self.prepared_dir, dtype=self.model_cfg.get("dtype", "float32"))
+        return self._loaded
+
+    def complete(self, prompts: list[str]) -> list[str]:
+        from interpflow.models.formatting import prompt_ids
+        from interpflow.models.generation import generate
+
+        if not prompts:
+            return []
+        model, tokenizer = self._model()
+        ids = [prompt_ids(tokenizer, self.model_cfg, p) for p in prompts]
+        return generate(
+            model,
+            tokenizer,
+            ids,
+            layer=0,
+            vectors=None,
+            max_new_tokens=int(self.cfg["max_new_tokens"]),
+            batch_size=int(self.cfg.get("batch_size", 16)),
+            temperature=float(self.cfg.get("temperature", 0.0)),
+            seed=int(self.cfg.get("seed", 0)),
+        )
+
+
+class OpenAIBackend:
+    """An OpenAI-compatible chat endpoint; every answer is cached in cache_dir/llm_cache.sqlite."""
+
+    def __init__(self, cfg: dict, cache_dir: Path):
+        self.cfg = cfg
+        self.cache_path = Path(cache_dir) / "llm_cache.sqlite"
+        self.backend_id = f"openai:{cfg['model']}"
+        self._client = None
+
+    @property
+    def client(self):
+        """The ChatClient, built on first use (building it fails with ConfigError when the key is unset)."""
+        from interpflow.providers.cache import CallCache
+        from interpflow.providers.openai_chat import ChatClient
+
+        if self._client is None:
+            self._client = ChatClient(
+                self.cfg["model"],
+                base_url=self.cfg.get("base_url"),
+                api_key_env=self.cfg.get("api_key_env", "OPENAI_API_KEY"),
+                concurrency=int(self.cfg.get("concurrency", 8)),
+                cache=CallCache(self.cache_path),
+                price_per_1m=self.cfg.get("price_per_1m"),
+            )
+        return self._client
+
+    def check_ready(self) -> None:
+        self.client.check_ready()
+
+    def complete(self, prompts: list[str]) -> list[str]:
+        if not prompts:
+            return []
+        messages = [[{"role": "user", "content": p}] for p in prompts]
+        answers = self.client.complete_many(
+            messages, temperature=float(self.cfg.get("temperature", 1.0)), max_tokens=int(self.cfg["max_new_tokens"])
+        )
+        return [a.text for a in answers]
+
+    def usage(self) -> dict:
+        """Requests, cached answers, tokens and cost so far (empty before the first request)."""
+        return self._client.usage() if self._client is not None else {}
+
+
+@dataclass
+class _Job:
+    """One generation request and the row its answer fills."""
+
+    prompt: str
+    row: dict  # concept_id, input, label, category, genre, split (train | eval)
+
+
+class GeneratedSource:
+    """A DataSource that asks `backend` to write examples for whatever concepts it is given."""
+
+    def __init__(self, cfg: dict, backend: Backend):
+        self.cfg = cfg
+        self.backend = backend
+        self._memo: dict[tuple, tuple[pd.DataFrame, pd.DataFrame]] = {}
+
+    def concepts(self) -> None:
+        return None
+
+    def check_ready(self) -> None:
+        self.backend.check_ready()
+
+    def train_data(self, concepts: pd.DataFrame) -> pd.DataFrame:
+        return self._frames(concepts)[0]
+
+    def latent_eval_data(self, concepts: pd.DataFrame) -> pd.DataFrame:
+        return self._frames(concepts)[1]
+
+    # --- generation -----------------------------------------------------------------------
+    def _count(self, key: str) -> int:
+        return int(self.cfg.get(key, 0))
+
+    def _instructions_for(self, concept_id: int, instructions: list[str]) -> list[str]:
+        """Positive, then negative, then hard-negative instructions; distinct while the list lasts."""
+        needed = sum(self._count(key) for *_, key in PLAN) + self._count("n_hard_negative")
+        rng = np.random.default_rng(int(self.cfg.get("seed", 0)) + concept_id)
+        rounds = -(-needed // len(instructions))
+        order = np.concatenate([rng.permutation(len(instructions)) for _ in range(max(rounds, 1))])
+        return [instructions[i] for i in order[:needed]]
+
+    def _first_jobs(self, concept: dict, picked: list[str]) -> list[_Job]:
+        """Positive and negative jobs for one concept (train split first, then eval)."""
+        base = {"concept_id": concept["concept_id"], "genre": concept["genre"]}
+        jobs, position = [], 0
+        for category, label, split, key in PLAN:
+            template = POSITIVE_PROMPT if label else NEGATIVE_PROMPT
+            for instruction in picked[position : position + self._count(key)]:
+                prompt = template.format(
+                    concept=concept["concept"], instruction=instruction, hint=GENRE_HINTS.get(concept["genre"], "")
+                )
+                row = {**base, "input": instruction, "label": label, "category": category, "split": split}
+                jobs.append(_Job(prompt, row))
+            position += self._count(key)
+        return jobs
+
+    def _hard_negative_jobs(self, concept: dict, words_answer: str, picked: list[str]) -> list[_Job]:
+        """One job per related word parsed from `words_answer`, on the last n_hard_negative instructions."""
+        n_hard = self._count("n_hard_negative")
+        pairs = parse_related_words(words_answer, n_hard)
+        base = {"concept_id": concept["concept_id"], "genre": concept["genre"], "label": 0}
+        return [
+            _Job(
+                HARD_NEGATIVE_PROMPT.format(word=word, meaning=meaning, concept=concept["concept"], instruction=instr),
+                {**base, "input": instr, "category": "hard_negative", "split": "eval"},
+            )
+            for (word, meaning), instr in zip(pairs, picked[len(picked) - n_hard :])
+        ]
+
+    def _check_positives(self, frame: pd.DataFrame, concepts: list[dict]) -> None:
+        """Every requested split of every concept must keep at least one positive (empty answers are dropped)."""
+        for c in concepts:
+            mine = frame[frame["concept_id"] == c["concept_id"]]
+            for split, key in (("train", "n_train_positive"), ("eval", "n_eval_positive")):
+                if self._count(key) and not ((mine["split"] == split) & (mine["label"] == 1)).any():
+                    raise ConfigError(
+                        f"generator produced no positive examples for concept '{c['concept']}'; "
+                        f"check the generator model/prompts (its {split} split has none)"
+                    )
+
+    def _frames(self, concepts: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+        """(train, latent eval) frames, generated once per concept list and then reused."""
+        records = [
+            {"concept_id": int(r.concept_id), "concept": str(r.concept), "genre": str(r.genre)}
+            for r in concepts.itertuples(index=False)
+        ]
+        key = tuple(tuple(r.values()) for r in records)
+        if key not in self._memo:
+            self._memo[key] = self._generate(records)
+        train, evaluation = self._memo[key]
+        return train.copy(), evaluation.copy()
+
+    def _generate(self, concepts: list[dict]) -> tuple[pd.DataFrame, pd.DataFrame]:
+        """Two rounds of requests: positives, negatives and related-word lists; then hard negatives."""
+        self.check_ready()
+        instructions = read_instructions(str(self.cfg.get("instructions", "demo")))
+        picked = {c["concept_id"]: self._instructions_for(c["concept_id"], instructions) for c in concepts}
+        jobs = [job for c in concepts for job in self._first_jobs(c, picked[c["concept_id"]])]
+        n_hard = self._count("n_hard_negative")
+        word_prompts = [RELATED_WORDS_PROMPT.format(n=n_hard, concept=c["concept"]) for c in concepts] if n_hard else []
+        answers = self.backend.complete(make_distinct([j.prompt for j in jobs]) + word_prompts)
+        outputs, word_answers = answers[: len(jobs)], answers[len(jobs) :]
+
+        hard_jobs = [
+            job
+            for c, words in zip(concepts, word_answers)
+            for job in self._hard_negative_jobs(c, words, picked[c["concept_id"]])
+        ]
+        jobs += hard_jobs
+        outputs += self.backend.complete(make_distinct([j.prompt for j in hard_jobs]))
+
+        generator = self.backend.backend_id
+        rows = [{**j.row, "output": out.strip(), GENERATOR_COLUMN: generator} for j, out in zip(jobs, outputs)]
+        frame = pd.DataFrame([r for r in rows if r["output"]], columns=[*TRAIN_COLUMNS, GENERATOR_COLUMN, "split"])
+        self._check_positives(frame, concepts)
+        frame = frame.astype({"concept_id": int, "label": int})
+        train = frame[frame["split"] == "train"][[*TRAIN_COLUMNS, GENERATOR_COLUMN]].reset_index(drop=True)
+        evaluation = frame[frame["split"] == "eval"][[*LATENT_EVAL_COLUMNS, GENERATOR_COLUMN]].reset_index(drop=True)
+        return train, evaluation

@@ -1,0 +1,64 @@
+"""Plain PyTorch forward hooks on decoder blocks: capture the residual stream, add steering vectors."""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+from typing import Iterator
+
+import torch
+from torch import nn
+
+from interpflow.models.architectures import decoder_blocks
+
+
+class _StopForward(Exception):
+    """Raised by the capture hook so that blocks after the captured one never run."""
+
+
+def _hidden(output):
+    return output[0] if isinstance(output, tuple) else output
+
+
+def residual_after_block(
+    model: nn.Module, layer: int, input_ids: torch.Tensor, attention_mask: torch.Tensor
+) -> torch.Tensor:
+    """Residual stream after decoder block `layer` for every token: [batch, seq, d_model].
+
+    The forward pass stops right after that block: no later blocks, no final norm, no LM head.
+    """
+    captured: list[torch.Tensor] = []
+
+    def hook(_module, _inputs, output):
+        captured.append(_hidden(output))
+        raise _StopForward
+
+    handle = decoder_blocks(model)[layer].register_forward_hook(hook)
+    try:
+        model(input_ids=input_ids, attention_mask=attention_mask, use_cache=False)
+    except _StopForward:
+        pass
+    finally:
+        handle.remove()
+    return captured[0]
+
+
+@contextmanager
+def add_to_residual(model: nn.Module, layer: int, vectors: torch.Tensor) -> Iterator[None]:
+    """Add `vectors` ([batch, d_model], already scaled by strength) after block `layer`.
+
+    The addition applies at every position of every forward call inside the context: prompt
+    tokens during prefill and each generated token during cached decoding.
+    """
+
+    def hook(_module, _inputs, output):
+        hidden = _hidden(output)
+        steered = hidden + vectors[:, None, :].to(hidden.dtype)
+        if isinstance(output, tuple):
+            return (steered, *output[1:])
+        return steered
+
+    handle = decoder_blocks(model)[layer].register_forward_hook(hook)
+    try:
+        yield
+    finally:
+        handle.remove()

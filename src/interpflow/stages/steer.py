@@ -1,0 +1,72 @@
+"""Stage: steered generation for every concept of a shard, every factor and every steering prompt.
+
+Vector methods add strength * w after block L at every position, where strength = factor * a_c
+and a_c is the concept's largest detection score on its own evaluation examples (so factors mean
+the same across methods). Methods without a factor (prompting) change the prompt instead.
+Each generation's perplexity under the unsteered model (given the plain prompt) is recorded.
+
+Artifact columns: concept_id, concept, instruction_id, instruction, split, factor, strength,
+generation, perplexity.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+
+import pandas as pd
+import torch
+
+from interpflow.artifacts import read_parquet, read_tensors, write_parquet
+from interpflow.methods import build_method
+from interpflow.models.architectures import check_layer
+from interpflow.models.formatting import prompt_ids
+from interpflow.models.generation import generate, perplexity
+from interpflow.models.loading import load_model
+
+
+def max_activations(latent: str) -> dict[int, float]:
+    """a_c: each concept's largest example score on its own evaluation examples."""
+    scores = read_parquet(latent)
+    own = scores[scores["concept_id"] == scores["example_concept_id"]]
+    return own.groupby("concept_id")["max_score"].max().to_dict()
+
+
+def steering_plan(method, concepts: pd.DataFrame, prompts: pd.DataFrame, factors: list[float]) -> pd.DataFrame:
+    """One row per generation to make: the prompt rows crossed with the factors (or no factor)."""
+    plan = prompts.merge(concepts[["concept_id", "concept"]], on="concept_id")
+    if not method.uses_factor:
+        return plan.assign(factor=math.nan)
+    return plan.merge(pd.DataFrame({"factor": factors}), how="cross")
+
+
+def steer(method_cfg: dict, model_dir: str, model_cfg: dict, layer: int, steer_cfg: dict, concepts: str, shard: str,
+          prompts: str, out: str, artifact: str | None = None, latent: str | None = None) -> None:
+    method = build_method(method_cfg)
+    shard_concepts = read_parquet(concepts).query("shard == @shard")
+    plan = steering_plan(method, shard_concepts, read_parquet(prompts), steer_cfg["factors"])
+    model, tokenizer = load_model(model_dir, model_cfg["dtype"])
+    check_layer(model, layer)
+
+    plain_prompts = [prompt_ids(tokenizer, model_cfg, text) for text in plan["instruction"]]
+    if method.uses_factor:
+        weights = read_tensors(artifact)
+        row_of = {int(c): i for i, c in enumerate(weights["concept_ids"].tolist())}
+        a_c = max_activations(latent)
+        plan["strength"] = [f * a_c[c] for f, c in zip(plan["factor"], plan["concept_id"])]
+        directions = weights["directions"][[row_of[c] for c in plan["concept_id"]]]
+        vectors = directions * torch.tensor(plan["strength"].to_numpy(), dtype=directions.dtype)[:, None]
+        steered_prompts = plain_prompts
+    else:
+        plan["strength"] = math.nan
+        vectors = None
+        steered_prompts = [prompt_ids(tokenizer, model_cfg, method.steering_instruction(c, i))
+                           for c, i in zip(plan["concept"], plan["instruction"])]
+
+    start = time.perf_counter()
+    plan["generation"] = generate(model, tokenizer, steered_prompts, layer, vectors, steer_cfg["max_new_tokens"],
+                                  steer_cfg["batch_size"], steer_cfg["temperature"], seed=0)
+    plan["perplexity"] = perplexity(model, tokenizer, plain_prompts, plan["generation"].tolist(), steer_cfg["batch_size"])
+    print(f"steer: {len(plan)} generations in {time.perf_counter() - start:.1f}s")
+    columns = ["concept_id", "concept", "instruction_id", "instruction", "split", "factor", "strength", "generation", "perplexity"]
+    write_parquet(plan[columns], out)

@@ -1,0 +1,231 @@
+"""The generated sources: a tiny random local LM, and a real OpenAI-compatible HTTP server in a thread."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Iterator
+
+import pandas as pd
+import pytest
+
+from interpflow.data.sources import build_source
+from interpflow.data.sources.base import LATENT_EVAL_COLUMNS, TRAIN_COLUMNS
+from interpflow.data.sources.generated import GeneratedSource, parse_related_words
+from interpflow.errors import ConfigError
+
+COUNTS = {"n_train_positive": 2, "n_train_negative": 2, "n_eval_positive": 2, "n_eval_negative": 2}
+CONCEPTS = pd.DataFrame(
+    {
+        "concept_id": [3, 7],
+        "concept": ["references to rivers", "Python list comprehensions"],
+        "genre": ["text", "code"],
+        "source": "inline",
+    }
+)
+RELATED = "1. bank: a company that keeps money\n- current: happening now\nblank: nothing at all\nno colon here"
+
+
+@pytest.fixture()
+def instructions(tmp_path: Path) -> str:
+    path = tmp_path / "instructions.json"
+    path.write_text(json.dumps([f"Describe item number {i} in one sentence." for i in range(12)]))
+    return str(path)
+
+
+def check_frames(train: pd.DataFrame, evaluation: pd.DataFrame, generator: str, max_hard: int) -> None:
+    """Columns, per-concept counts, labels and categories of generated frames (no empty responses)."""
+    assert set(TRAIN_COLUMNS) <= set(train.columns) and set(LATENT_EVAL_COLUMNS) <= set(evaluation.columns)
+    assert (train["generator"] == generator).all() and (evaluation["generator"] == generator).all()
+    for frame in (train, evaluation):
+        assert (frame["output"].str.strip() != "").all()
+        assert ((frame["category"] == "positive") == (frame["label"] == 1)).all()
+    for concept_id, genre in zip(CONCEPTS["concept_id"], CONCEPTS["genre"]):
+        mine = train[train["concept_id"] == concept_id]
+        assert mine["category"].value_counts().to_dict() == {"positive": 2, "negative": 2}
+        assert (mine["genre"] == genre).all()
+        mine = evaluation[evaluation["concept_id"] == concept_id]
+        counts = mine["category"].value_counts().to_dict()
+        assert counts["positive"] == 2 and counts["negative"] == 2
+        assert counts.get("hard_negative", 0) <= max_hard
+        assert set(counts) <= {"positive", "negative", "hard_negative"}
+    assert set(train["concept_id"]) == set(evaluation["concept_id"]) == set(CONCEPTS["concept_id"])
+
+
+def test_parse_related_words() -> None:
+    assert parse_related_words(RELATED, 10) == [
+        ("bank", "a company that keeps money"),
+        ("current", "happening now"),
+        ("blank", "nothing at all"),
+    ]
+    assert len(parse_related_words(RELATED + "\nBank: again", 10)) == 3
+    assert len(parse_related_words(RELATED, 2)) == 2
+
+
+def test_local_backend_with_tiny_model(tmp_path: Path, instructions: str) -> None:
+    cfg = {
+        "name": "local",
+        "model": {
+            "source": "tiny",
+            "prompt_style": "chat",
+            "completion_template": "{instruction}\n",
+            "dtype": "float32",
+            "tiny": {"arch": "llama", "n_layers": 2, "d_model": 32, "n_heads": 2, "seed": 0},
+        },
+        "instructions": instructions,
+        **COUNTS,
+        "n_hard_negative": 2,
+        "max_new_tokens": 6,
+        "temperature": 0.7,
+        "batch_size": 8,
+        "seed": 0,
+    }
+    source = build_source(cfg, tmp_path)
+    assert source.concepts() is None
+    source.check_ready()
+    train, evaluation = source.train_data(CONCEPTS), source.latent_eval_data(CONCEPTS)
+    assert (tmp_path / "generator_model" / "interpflow_model.json").exists()
+    check_frames(train, evaluation, "local:tiny", max_hard=2)
+
+
+class _FakeOpenAI(BaseHTTPRequestHandler):
+    """POST /v1/chat/completions with deterministic answers; counts the requests it gets."""
+
+    requests: list[str] = []
+
+    def do_POST(self) -> None:  # noqa: N802 (http.server's naming)
+        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        prompt = body["messages"][-1]["content"]
+        type(self).requests.append(prompt)
+        if self.path != "/v1/chat/completions":
+            self.send_error(404)
+            return
+        if "Name up to" in prompt:
+            text = RELATED
+        elif '"blank"' in prompt:
+            text = "   "  # an empty answer: the row must be dropped
+        else:
+            text = "Answer " + hashlib.sha256(prompt.encode()).hexdigest()[:12]
+        reply = {
+            "id": "chatcmpl-test",
+            "object": "chat.completion",
+            "created": 0,
+            "model": body["model"],
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}],
+            "usage": {"prompt_tokens": 10, "completion_tokens": 5, "total_tokens": 15},
+        }
+        data = json.dumps(reply).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+@pytest.fixture()
+def server() -> Iterator[str]:
+    _FakeOpenAI.requests = []
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), _FakeOpenAI)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{httpd.server_address[1]}/v1"
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+
+
+def openai_cfg(base_url: str, instructions: str, key_env: str) -> dict:
+    return {
+        "name": "openai",
+        "model": "fake-model",
+        "base_url": base_url,
+        "api_key_env": key_env,
+        "concurrency": 4,
+        "price_per_1m": {"prompt": 0.15, "completion": 0.60},
+        "instructions": instructions,
+        **COUNTS,
+        "n_hard_negative": 3,
+        "max_new_tokens": 32,
+        "temperature": 1.0,
+        "seed": 0,
+    }
+
+
+def test_openai_backend_with_local_server(
+    tmp_path: Path, instructions: str, server: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("INTERPFLOW_TEST_KEY", "local")
+    cfg = openai_cfg(server, instructions, "INTERPFLOW_TEST_KEY")
+    source = build_source(cfg, tmp_path)
+    train, evaluation = source.train_data(CONCEPTS), source.latent_eval_data(CONCEPTS)
+    check_frames(train, evaluation, "openai:fake-model", max_hard=3)
+    # "bank" and "current" make hard negatives; "blank" gets a blank answer and is dropped.
+    hard = evaluation[evaluation["category"] == "hard_negative"]
+    assert hard.groupby("concept_id").size().to_dict() == {3: 2, 7: 2}
+    assert (hard["label"] == 0).all()
+    # 8 positive/negative + 1 word list per concept, then 3 hard negatives per concept
+    assert len(_FakeOpenAI.requests) == 2 * (8 + 1 + 3)
+    assert (tmp_path / "llm_cache.sqlite").exists()
+
+    again = build_source(cfg, tmp_path)
+    train2, evaluation2 = again.train_data(CONCEPTS), again.latent_eval_data(CONCEPTS)
+    assert len(_FakeOpenAI.requests) == 24  # every answer came from the cache
+    pd.testing.assert_frame_equal(train, train2)
+    pd.testing.assert_frame_equal(evaluation, evaluation2)
+
+
+def test_openai_missing_key_fails_before_any_request(
+    tmp_path: Path, instructions: str, server: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("INTERPFLOW_TEST_MISSING_KEY", raising=False)
+    source = build_source(openai_cfg(server, instructions, "INTERPFLOW_TEST_MISSING_KEY"), tmp_path)
+    with pytest.raises(ConfigError, match="INTERPFLOW_TEST_MISSING_KEY"):
+        source.check_ready()
+    with pytest.raises(ConfigError):
+        source.train_data(CONCEPTS)
+    assert _FakeOpenAI.requests == []
+
+
+def test_no_positives_is_a_config_error(instructions: str) -> None:
+    class Silent:
+        backend_id = "silent"
+
+        def check_ready(self) -> None:
+            pass
+
+        def complete(self, prompts: list[str]) -> list[str]:
+            return ["" for _ in prompts]
+
+    source = GeneratedSource({"instructions": instructions, **COUNTS, "n_hard_negative": 1, "seed": 0}, Silent())
+    with pytest.raises(ConfigError, match="no positive examples for concept 'references to rivers'"):
+        source.train_data(CONCEPTS)
+
+
+def test_short_instruction_list_still_gives_distinct_prompts(tmp_path: Path) -> None:
+    class Echo:
+        backend_id = "echo"
+
+        def check_ready(self) -> None:
+            pass
+
+        def complete(self, prompts: list[str]) -> list[str]:
+            return list(prompts)
+
+    path = tmp_path / "few.txt"
+    path.write_text("Say hi.\nSay bye.\n")
+    source = GeneratedSource({"instructions": str(path), **COUNTS, "n_hard_negative": 0, "seed": 0}, Echo())
+    train = source.train_data(CONCEPTS)
+    assert len(train) == 8 and train["output"].is_unique
+    assert set(train["input"]) == {"Say hi.", "Say bye."}
+
+
+def test_unknown_generator_lists_known_names(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="dataset, local, openai"):
+        build_source({"name": "nope"}, tmp_path)

@@ -1,0 +1,240 @@
+"""Unit tests for rating parsing, the call cache, the chat client and the OpenAI judge."""
+
+from __future__ import annotations
+
+import json
+import math
+import multiprocessing
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+
+from interpflow.errors import ConfigError
+from interpflow.judges import build_judge
+from interpflow.judges.base import JudgeItem
+from interpflow.judges.openai_judge import OpenAIJudge, parse_rating
+from interpflow.providers.cache import CallCache, key_for
+from interpflow.providers.openai_chat import ChatClient
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("The concept is clear.\nRating: [[2]]", 2.0),
+        ("Rating: [[0]]", 0.0),
+        ("Rating: [[1]]", 1.0),
+        ("Rating: [[ 1 ]]", 1.0),
+        ("Rating: [[1.5]]", 1.5),
+        ("Rating: [[2.0]]", 2.0),
+        ("First I thought [[0]], but on reflection: Rating: [[2]]", 2.0),
+        ("Rating: [[2]]\nCorrection: Rating: [[1]]", 1.0),
+        ("Rating: [[1]] then a bad final [[3]]", None),
+        ("Rating: [[3]]", None),
+        ("Rating: [[2.5]]", None),
+        ("Rating: [[-1]]", None),
+        ("Rating: [[-0]]", None),
+        ("Rating: [[n]]", None),
+        ("Rating: [[]]", None),
+        ("Rating: [[one]]", None),
+        ("Rating: [[1/2]]", None),
+        ("Rating: [2]", None),
+        ("Rating: 2", None),
+        ("Rating: [[2", None),
+        ("", None),
+        (None, None),
+    ],
+)
+def test_parse_rating(text: str | None, expected: float | None) -> None:
+    assert parse_rating(text) == expected
+
+
+def test_key_for_is_stable_and_order_independent() -> None:
+    messages = [{"role": "user", "content": "hi"}]
+    a = key_for(provider="p", model="m", messages=messages, temperature=0.0, sample_index=0)
+    b = key_for(sample_index=0, temperature=0.0, messages=messages, model="m", provider="p")
+    assert a == b
+    assert len(a) == 64 and all(c in "0123456789abcdef" for c in a)
+    # Pinned value: the key must not change between versions, or old caches go unused.
+    assert key_for(model="m", prompt="x") == (
+        "81f6468c39f5e99e8dfebf5967e2f23fac4fd692542f5c189118d7d2268f2adf"
+    )
+    assert CallCache.key_for(model="m") == key_for(model="m")
+
+
+def test_key_for_differs_when_any_part_differs() -> None:
+    base = {
+        "provider": "openai_chat",
+        "base_url": None,
+        "model": "gpt-4o-mini",
+        "messages": [{"role": "user", "content": "hi"}],
+        "temperature": 0.0,
+        "max_tokens": 256,
+        "sample_index": 0,
+    }
+    variants = [
+        {"provider": "other"},
+        {"base_url": "http://localhost:8000/v1"},
+        {"model": "gpt-4o"},
+        {"messages": [{"role": "user", "content": "hi!"}]},
+        {"temperature": 0.7},
+        {"max_tokens": 128},
+        {"sample_index": 1},
+    ]
+    keys = {key_for(**base)} | {key_for(**{**base, **change}) for change in variants}
+    assert len(keys) == 1 + len(variants)
+
+
+def test_cache_roundtrip_and_persistence(tmp_path: Path) -> None:
+    path = tmp_path / "sub" / "calls.sqlite"
+    cache = CallCache(path)
+    assert cache.get("missing") is None
+    cache.put("k", {"text": "hello", "n": [1, 2]})
+    cache.put("k", {"text": "replaced"})
+    assert CallCache(path).get("k") == {"text": "replaced"}
+    assert "k" in cache and "missing" not in cache
+    assert len(cache) == 1
+
+
+def _write_keys(path: str, prefix: str, count: int) -> None:
+    """Child-process worker: write `count` keys into the shared cache."""
+    cache = CallCache(path)
+    for i in range(count):
+        cache.put(f"{prefix}-{i}", {"i": i, "who": prefix})
+
+
+def test_cache_two_processes_write_concurrently(tmp_path: Path) -> None:
+    path = str(tmp_path / "shared.sqlite")
+    ctx = multiprocessing.get_context("spawn")
+    workers = [ctx.Process(target=_write_keys, args=(path, name, 200)) for name in ("a", "b")]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(timeout=120)
+        assert worker.exitcode == 0
+    cache = CallCache(path)
+    assert len(cache) == 400
+    for name in ("a", "b"):
+        for i in range(200):
+            assert cache.get(f"{name}-{i}") == {"i": i, "who": name}
+
+
+def test_missing_api_key_raises_config_error(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.delenv("INTERPFLOW_TEST_KEY", raising=False)
+    with pytest.raises(ConfigError, match="INTERPFLOW_TEST_KEY"):
+        ChatClient(model="gpt-4o-mini", api_key_env="INTERPFLOW_TEST_KEY")
+    monkeypatch.setenv("INTERPFLOW_TEST_KEY", "   ")
+    with pytest.raises(ConfigError, match="INTERPFLOW_TEST_KEY"):
+        OpenAIJudge({"name": "openai", "api_key_env": "INTERPFLOW_TEST_KEY"}, tmp_path)
+
+
+def test_cost_is_nan_without_price_table(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("INTERPFLOW_TEST_KEY", "local")
+    client = ChatClient(model="m", base_url="http://127.0.0.1:9/v1", api_key_env="INTERPFLOW_TEST_KEY")
+    assert math.isnan(client.usage()["cost_usd"])
+    assert client.complete_many([], temperature=0.0, max_tokens=8) == []
+
+
+def test_build_judge_rejects_unknown_name(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="offline, openai"):
+        build_judge({"name": "nope"}, tmp_path)
+
+
+class _FakeChatServer(ThreadingHTTPServer):
+    """A real HTTP server speaking the chat-completions protocol; counts the requests it gets."""
+
+    request_count = 0
+    lock = threading.Lock()
+
+
+class _ChatHandler(BaseHTTPRequestHandler):
+    server: _FakeChatServer
+
+    def do_POST(self) -> None:  # noqa: N802 - name fixed by http.server
+        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        if self.path != "/v1/chat/completions" or "messages" not in body:
+            self.send_error(404)
+            return
+        with self.server.lock:
+            self.server.request_count += 1
+        payload = json.dumps(
+            {
+                "id": "chatcmpl-test",
+                "object": "chat.completion",
+                "created": 0,
+                "model": body["model"],
+                "choices": [
+                    {
+                        "index": 0,
+                        "message": {"role": "assistant", "content": "Looks fine.\nRating: [[2]]"},
+                        "finish_reason": "stop",
+                    }
+                ],
+                "usage": {"prompt_tokens": 10, "completion_tokens": 5, "total_tokens": 15},
+            }
+        ).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(payload)))
+        self.end_headers()
+        self.wfile.write(payload)
+
+    def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - keep test output quiet
+        pass
+
+
+@pytest.fixture
+def chat_server() -> Iterator[_FakeChatServer]:
+    server = _FakeChatServer(("127.0.0.1", 0), _ChatHandler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield server
+    server.shutdown()
+    server.server_close()
+
+
+def test_openai_judge_against_local_server(
+    chat_server: _FakeChatServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("INTERPFLOW_LOCAL_KEY", "local")
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
+    monkeypatch.setenv("no_proxy", "127.0.0.1,localhost")
+    cfg = {
+        "name": "openai",
+        "model": "judge-model",
+        "base_url": f"http://127.0.0.1:{chat_server.server_address[1]}/v1",
+        "api_key_env": "INTERPFLOW_LOCAL_KEY",
+        "concurrency": 4,
+        "price_per_1m": {"prompt": 0.15, "completion": 0.60},
+    }
+    items = [
+        JudgeItem("the ocean", "Write about your day.", "I walked by the sea.", 12.0),
+        JudgeItem("music", "Name a fruit.", "An apple, hummed like a song.", 20.0),
+        JudgeItem("music", "Name a fruit.", "   ", float("nan")),
+    ]
+    judge = build_judge(cfg, tmp_path)
+    assert judge.judge_id == "openai:judge-model"
+    assert judge.score([]) == []
+
+    scores = judge.score(items)
+    assert [s.concept_score for s in scores] == [2.0, 2.0, 0.0]
+    assert [s.fluency_score for s in scores] == [2.0, 2.0, 0.0]
+    assert scores[0].instruction_raw.endswith("Rating: [[2]]")
+    assert chat_server.request_count == 6  # 3 rubrics x 2 non-empty generations
+    usage = judge.usage()
+    assert usage["requests"] == 6 and usage["cached"] == 0
+    assert usage["prompt_tokens"] == 60 and usage["completion_tokens"] == 30
+    assert math.isclose(usage["cost_usd"], (60 * 0.15 + 30 * 0.60) / 1e6)
+
+    # The same call again is answered from the cache: no new HTTP requests.
+    assert judge.score(items) == scores
+    assert chat_server.request_count == 6
+    assert judge.usage()["requests"] == 6 and judge.usage()["cached"] == 6
+
+    # So is a fresh judge on the same cache folder (the cache is on disk).
+    again = build_judge(cfg, tmp_path)
+    assert again.score(items) == scores
+    assert chat_server.request_count == 6
+    assert again.usage()["requests"] == 0 and again.usage()["cached"] == 6

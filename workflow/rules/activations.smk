@@ -1,0 +1,22 @@
+# One forward pass (stopped after block L) per (model, layer, split, shard), read by every activation method.
+
+
+rule cache_activations:
+    input:
+        model=rules.prepare_model.output[0],
+        data=f"{RESULTS}/data/{{split}}/{{shard}}.parquet",
+    output:
+        acts=f"{RESULTS}/acts/{{model}}/L{{layer}}/{{split}}/{{shard}}.safetensors",
+        index=f"{RESULTS}/acts/{{model}}/L{{layer}}/{{split}}/{{shard}}.index.parquet",
+    params:
+        model=lambda w: as_json(config["models"][w.model]),
+        acts=as_json(config["activations"]),
+        folder=lambda w: f"{MODELS_DIR}/{w.model}",
+        code=stage_code("interpflow.stages.activations"),
+    log:
+        f"{RESULTS}/logs/cache_activations/{{model}}/L{{layer}}/{{split}}/{{shard}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/cache_activations/{{model}}/L{{layer}}/{{split}}/{{shard}}.tsv"
+    shell:
+        "interpflow cache-activations --model-dir {params.folder} --model-cfg {params.model:q} --layer {wildcards.layer} "
+        "--act-cfg {params.acts:q} --data {input.data} --out {output.acts} --out-index {output.index} > {log} 2>&1"

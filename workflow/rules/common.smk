@@ -1,0 +1,67 @@
+# Config composition and validation, the experiment's concepts and shards, and input helpers.
+
+import json
+from pathlib import Path
+
+from interpflow.config import compose, validate, write_config
+from interpflow.fingerprint import code_fingerprint
+from interpflow.methods import method_class
+from interpflow.preflight import preflight
+
+# `--config overrides=[...]` holds Hydra overrides; the composed dict then *is* the config.
+_overrides = config.get("overrides", [])
+_overrides = [_overrides] if isinstance(_overrides, str) else list(_overrides)
+_composed = compose(Path(workflow.basedir) / "config", _overrides)
+validate(_composed, Path(workflow.basedir) / "workflow/schemas/config.schema.yaml")
+config.clear()
+config.update(_composed)
+
+RESULTS = f"{config['results_dir']}/{config['experiment']}"
+MODELS_DIR = config["models_dir"]
+CONCEPTS = preflight(config)
+SHARDS = sorted(CONCEPTS["shard"].unique())
+MODELS = list(config["models"])
+METHODS = list(config["methods"])
+write_config(config, f"{RESULTS}/config.yaml")
+
+
+def method_info(name):
+    return method_class(config["methods"][name]["name"])
+
+
+def as_json(obj):
+    return json.dumps(obj, sort_keys=True)
+
+
+def stage_code(*modules):
+    """Fingerprint of the package code a rule runs (Snakemake cannot see it otherwise)."""
+    return code_fingerprint(*modules)
+
+
+def method_code(method):
+    return code_fingerprint(method_info(method).__module__)
+
+
+def model_layers():
+    return [(m, layer) for m in MODELS for layer in config["models"][m]["layers"]]
+
+
+def runs(capability):
+    """(model, layer, method) triples whose method can `capability` ('detects' or 'steers')."""
+    return [(m, l, meth) for m, l in model_layers() for meth in METHODS if getattr(method_info(meth), capability)]
+
+
+wildcard_constraints:
+    model="|".join(MODELS),
+    method="|".join(METHODS),
+    shard="|".join(SHARDS),
+    layer=r"\d+",
+    split="train|latent_eval",
+
+
+LEADERBOARD = [
+    f"{RESULTS}/leaderboard.md",
+    f"{RESULTS}/leaderboard.csv",
+    f"{RESULTS}/plots/detection_auc.png",
+    f"{RESULTS}/plots/steering_vs_factor.png",
+]

@@ -1,0 +1,58 @@
+# The concept list, training data, evaluation data (with hard negatives) and steering prompts.
+
+
+rule concepts:
+    output:
+        f"{RESULTS}/concepts.parquet",
+    params:
+        cfg=as_json({k: config[k] for k in ("experiment", "results_dir", "concepts", "generator")}),
+        code=stage_code("interpflow.stages.data"),
+    log:
+        f"{RESULTS}/logs/concepts.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/concepts.tsv"
+    shell:
+        "interpflow concepts --cfg {params.cfg:q} --out {output} > {log} 2>&1"
+
+
+rule train_data:
+    input:
+        concepts=rules.concepts.output[0],
+    output:
+        f"{RESULTS}/data/train/{{shard}}.parquet",
+    params:
+        cfg=as_json({k: config[k] for k in ("experiment", "results_dir", "generator", "seed")}),
+        code=stage_code("interpflow.stages.data"),
+    log:
+        f"{RESULTS}/logs/train_data/{{shard}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/train_data/{{shard}}.tsv"
+    shell:
+        "interpflow train-data --cfg {params.cfg:q} --concepts {input.concepts} --shard {wildcards.shard} "
+        "--out {output} > {log} 2>&1"
+
+
+rule eval_data:
+    input:
+        concepts=rules.concepts.output[0],
+    output:
+        latent=f"{RESULTS}/data/latent_eval/{{shard}}.parquet",
+        prompts=f"{RESULTS}/data/steer_prompts/{{shard}}.parquet",
+    params:
+        cfg=as_json(
+            {
+                "experiment": config["experiment"],
+                "results_dir": config["results_dir"],
+                "generator": config["generator"],
+                "seed": config["seed"],
+                "steering": {"instructions_per_concept": config["steering"]["instructions_per_concept"]},
+            }
+        ),
+        code=stage_code("interpflow.stages.data"),
+    log:
+        f"{RESULTS}/logs/eval_data/{{shard}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/eval_data/{{shard}}.tsv"
+    shell:
+        "interpflow eval-data --cfg {params.cfg:q} --concepts {input.concepts} --shard {wildcards.shard} "
+        "--out-latent {output.latent} --out-steer {output.prompts} > {log} 2>&1"

@@ -1,0 +1,16 @@
+# Convert each configured model once into a folder later jobs load in seconds.
+
+
+rule prepare_model:
+    output:
+        f"{MODELS_DIR}/{{model}}/interpflow_model.json",
+    params:
+        model=lambda w: as_json(config["models"][w.model]),
+        folder=lambda w: f"{MODELS_DIR}/{w.model}",
+        code=stage_code("interpflow.stages.prepare"),
+    log:
+        f"{RESULTS}/logs/prepare_model/{{model}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/prepare_model/{{model}}.tsv"
+    shell:
+        "interpflow prepare-model --model-cfg {params.model:q} --out-dir {params.folder} > {log} 2>&1"

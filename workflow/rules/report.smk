@@ -1,0 +1,30 @@
+# The leaderboard: every (model, layer, method), detection and steering side by side, and plots.
+
+
+def _paths(template, capability):
+    return [template.format(model=m, layer=l, method=meth) for m, l, meth in runs(capability)]
+
+
+rule leaderboard:
+    input:
+        detection=_paths(f"{RESULTS}/eval/detection/{{model}}/L{{layer}}/{{method}}.parquet", "detects"),
+        steering=_paths(f"{RESULTS}/eval/steering/{{model}}/L{{layer}}/{{method}}.parquet", "steers"),
+        curves=_paths(f"{RESULTS}/eval/steering_curve/{{model}}/L{{layer}}/{{method}}.parquet", "steers"),
+        usage=[
+            f"{RESULTS}/judged/{m}/L{l}/{meth}/{s}.usage.json" for m, l, meth in runs("steers") for s in SHARDS
+        ],
+    output:
+        md=report(f"{RESULTS}/leaderboard.md", category="Leaderboard"),
+        csv=report(f"{RESULTS}/leaderboard.csv", category="Leaderboard"),
+        detection_plot=report(f"{RESULTS}/plots/detection_auc.png", category="Plots"),
+        steering_plot=report(f"{RESULTS}/plots/steering_vs_factor.png", category="Plots"),
+    params:
+        code=stage_code("interpflow.report.leaderboard"),
+    log:
+        f"{RESULTS}/logs/leaderboard.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/leaderboard.tsv"
+    shell:
+        "interpflow leaderboard --detection {input.detection} --steering {input.steering} --curves {input.curves} "
+        "--usage {input.usage} --out-md {output.md} --out-csv {output.csv} "
+        "--out-detection-plot {output.detection_plot} --out-steering-plot {output.steering_plot} > {log} 2>&1"

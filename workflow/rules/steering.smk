@@ -1,0 +1,77 @@
+# Steered generation, judging, and steering metrics (factor chosen on `select`, reported on `test`).
+
+
+def steer_inputs(w):
+    inputs = {
+        "model": rules.prepare_model.output[0].format(model=w.model),
+        "concepts": rules.concepts.output[0],
+        "prompts": f"{RESULTS}/data/steer_prompts/{w.shard}.parquet",
+    }
+    if method_info(w.method).uses_factor:  # strength = factor x a_c needs the artifact and its eval scores
+        inputs["weights"] = f"{RESULTS}/methods/{w.model}/L{w.layer}/{w.method}/{w.shard}.safetensors"
+        inputs["latent"] = f"{RESULTS}/latent/{w.model}/L{w.layer}/{w.method}/{w.shard}.parquet"
+    return inputs
+
+
+def steer_artifact_args(w, input):
+    if "weights" in input.keys():
+        return f"--artifact {input.weights} --latent {input.latent}"
+    return ""
+
+
+rule steer:
+    input:
+        unpack(steer_inputs),
+    output:
+        f"{RESULTS}/steering/{{model}}/L{{layer}}/{{method}}/{{shard}}.parquet",
+    params:
+        method=lambda w: as_json(config["methods"][w.method]),
+        model=lambda w: as_json(config["models"][w.model]),
+        steering=as_json(config["steering"]),
+        folder=lambda w: f"{MODELS_DIR}/{w.model}",
+        artifact=steer_artifact_args,
+        code=lambda w: stage_code("interpflow.stages.steer") + method_code(w.method),
+    log:
+        f"{RESULTS}/logs/steer/{{model}}/L{{layer}}/{{method}}/{{shard}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/steer/{{model}}/L{{layer}}/{{method}}/{{shard}}.tsv"
+    shell:
+        "interpflow steer --method-cfg {params.method:q} --model-dir {params.folder} --model-cfg {params.model:q} "
+        "--layer {wildcards.layer} --steer-cfg {params.steering:q} --concepts {input.concepts} --shard {wildcards.shard} "
+        "--prompts {input.prompts} {params.artifact} --out {output} > {log} 2>&1"
+
+
+rule judge:
+    input:
+        rules.steer.output[0],
+    output:
+        judged=f"{RESULTS}/judged/{{model}}/L{{layer}}/{{method}}/{{shard}}.parquet",
+        usage=f"{RESULTS}/judged/{{model}}/L{{layer}}/{{method}}/{{shard}}.usage.json",
+    params:
+        judge=as_json(config["judge"]),
+        cache=f"{config['results_dir']}/cache/judge",
+        code=stage_code("interpflow.stages.judge"),
+    log:
+        f"{RESULTS}/logs/judge/{{model}}/L{{layer}}/{{method}}/{{shard}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/judge/{{model}}/L{{layer}}/{{method}}/{{shard}}.tsv"
+    shell:
+        "interpflow judge --judge-cfg {params.judge:q} --cache-dir {params.cache} --steering {input} "
+        "--out {output.judged} --out-usage {output.usage} > {log} 2>&1"
+
+
+rule evaluate_steering:
+    input:
+        expand(f"{RESULTS}/judged/{{{{model}}}}/L{{{{layer}}}}/{{{{method}}}}/{{shard}}.parquet", shard=SHARDS),
+    output:
+        table=f"{RESULTS}/eval/steering/{{model}}/L{{layer}}/{{method}}.parquet",
+        curve=f"{RESULTS}/eval/steering_curve/{{model}}/L{{layer}}/{{method}}.parquet",
+    params:
+        code=stage_code("interpflow.stages.evaluate"),
+    log:
+        f"{RESULTS}/logs/evaluate_steering/{{model}}/L{{layer}}/{{method}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/evaluate_steering/{{model}}/L{{layer}}/{{method}}.tsv"
+    shell:
+        "interpflow evaluate-steering --model {wildcards.model} --layer {wildcards.layer} --method {wildcards.method} "
+        "--judged {input} --out {output.table} --out-curve {output.curve} > {log} 2>&1"
