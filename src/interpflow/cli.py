@@ -8,29 +8,36 @@ too, to run one stage by hand.
 from __future__ import annotations
 
 import argparse
+import importlib
 import inspect
 import json
+import os
 import sys
 import typing
 
 from interpflow.errors import InterpflowError
-from interpflow.report.leaderboard import leaderboard
-from interpflow.stages import activations, data, detect, evaluate, judge, prepare, steer, train
 
+# sub-command -> "module:function"; imported only when that stage runs (torch and transformers
+# take seconds to import, and most jobs need neither)
 STAGES = {
-    "prepare-model": prepare.prepare,
-    "concepts": data.concepts,
-    "train-data": data.train_data,
-    "eval-data": data.eval_data,
-    "cache-activations": activations.cache_activations,
-    "train": train.train,
-    "detect": detect.detect,
-    "evaluate-detection": evaluate.evaluate_detection,
-    "steer": steer.steer,
-    "judge": judge.judge,
-    "evaluate-steering": evaluate.evaluate_steering,
-    "leaderboard": leaderboard,
+    "prepare-model": "interpflow.stages.prepare:prepare",
+    "concepts": "interpflow.stages.data:concepts",
+    "train-data": "interpflow.stages.data:train_data",
+    "eval-data": "interpflow.stages.data:eval_data",
+    "cache-activations": "interpflow.stages.activations:cache_activations",
+    "train": "interpflow.stages.train:train",
+    "detect": "interpflow.stages.detect:detect",
+    "evaluate-detection": "interpflow.stages.evaluate:evaluate_detection",
+    "steer": "interpflow.stages.steer:steer",
+    "judge": "interpflow.stages.judge:judge",
+    "evaluate-steering": "interpflow.stages.evaluate:evaluate_steering",
+    "leaderboard": "interpflow.report.leaderboard:leaderboard",
 }
+
+
+def stage_function(stage: str):
+    module, _, name = STAGES[stage].partition(":")
+    return getattr(importlib.import_module(module), name)
 
 
 def _add_option(parser: argparse.ArgumentParser, name: str, param: inspect.Parameter, hint) -> None:
@@ -47,20 +54,32 @@ def _add_option(parser: argparse.ArgumentParser, name: str, param: inspect.Param
         parser.add_argument(flag, required=required, default=None if required else param.default)
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="interpflow", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    commands = parser.add_subparsers(dest="stage", required=True)
-    for stage, function in STAGES.items():
-        sub = commands.add_parser(stage, help=(function.__doc__ or "").strip().splitlines()[0] if function.__doc__ else None)
-        hints = typing.get_type_hints(function)
-        for name, param in inspect.signature(function).parameters.items():
-            _add_option(sub, name, param, hints.get(name))
+def stage_parser(stage: str, function) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog=f"interpflow {stage}", description=function.__doc__)
+    hints = typing.get_type_hints(function)
+    for name, param in inspect.signature(function).parameters.items():
+        _add_option(parser, name, param, hints.get(name))
     return parser
 
 
+def _take_threads(argv: list[str]) -> list[str]:
+    """`--threads N` (Snakemake's {threads}) caps torch's threads; it must be set before torch loads,
+    or two jobs on two cores each spin two threads and run several times slower."""
+    if "--threads" not in argv:
+        return argv
+    at = argv.index("--threads")
+    for variable in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ[variable] = argv[at + 1]
+    return argv[:at] + argv[at + 2 :]
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = vars(build_parser().parse_args(argv))
-    function = STAGES[args.pop("stage")]
+    argv = _take_threads(sys.argv[1:] if argv is None else list(argv))
+    if not argv or argv[0] not in STAGES:
+        print(f"usage: interpflow <stage> [--help]\n\nstages: {', '.join(STAGES)}\n\n{__doc__}", file=sys.stderr)
+        return 0 if argv and argv[0] in ("-h", "--help") else 2
+    function = stage_function(argv[0])
+    args = vars(stage_parser(argv[0], function).parse_args(argv[1:]))
     try:
         function(**args)
     except InterpflowError as err:

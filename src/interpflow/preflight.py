@@ -43,7 +43,7 @@ def preflight(cfg: dict) -> pd.DataFrame:
     """Validate everything that can be checked cheaply; return the concept table (with shards)."""
     for model_cfg in cfg["models"].values():
         check_layers(model_cfg, known_layer_count(model_cfg))
-    source = build_source(cfg["generator"], Path(cfg["results_dir"]) / cfg["experiment"] / "generator")
+    source = build_source(cfg["generator"], Path(cfg["results_dir"]) / cfg["run_name"] / "generator")
     source.check_ready()  # missing data files, missing API keys
     concepts = build_concepts(cfg, source.concepts())
     if cfg["generator"]["name"] == "dataset":  # ready-made data is cheap to read now

@@ -13,10 +13,11 @@ rule cache_activations:
         acts=as_json(config["activations"]),
         folder=lambda w: f"{MODELS_DIR}/{w.model}",
         code=stage_code("interpflow.stages.activations"),
+    threads: MODEL_THREADS
     log:
         f"{RESULTS}/logs/cache_activations/{{model}}/L{{layer}}/{{split}}/{{shard}}.log",
     benchmark:
         f"{RESULTS}/benchmarks/cache_activations/{{model}}/L{{layer}}/{{split}}/{{shard}}.tsv"
     shell:
-        "interpflow cache-activations --model-dir {params.folder} --model-cfg {params.model:q} --layer {wildcards.layer} "
+        "interpflow cache-activations --threads {threads} --model-dir {params.folder} --model-cfg {params.model:q} --layer {wildcards.layer} "
         "--act-cfg {params.acts:q} --data {input.data} --out {output.acts} --out-index {output.index} > {log} 2>&1"

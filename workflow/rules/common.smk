@@ -16,12 +16,13 @@ validate(_composed, Path(workflow.basedir) / "workflow/schemas/config.schema.yam
 config.clear()
 config.update(_composed)
 
-RESULTS = f"{config['results_dir']}/{config['experiment']}"
+RESULTS = f"{config['results_dir']}/{config['run_name']}"
 MODELS_DIR = config["models_dir"]
 CONCEPTS = preflight(config)
 SHARDS = sorted(CONCEPTS["shard"].unique())
 MODELS = list(config["models"])
 METHODS = list(config["methods"])
+MODEL_THREADS = config["model_threads"]
 write_config(config, f"{RESULTS}/config.yaml")
 
 

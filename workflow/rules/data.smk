@@ -5,14 +5,15 @@ rule concepts:
     output:
         f"{RESULTS}/concepts.parquet",
     params:
-        cfg=as_json({k: config[k] for k in ("experiment", "results_dir", "concepts", "generator")}),
+        cfg=as_json({k: config[k] for k in ("run_name", "results_dir", "concepts", "generator")}),
         code=stage_code("interpflow.stages.data"),
+    threads: 1
     log:
         f"{RESULTS}/logs/concepts.log",
     benchmark:
         f"{RESULTS}/benchmarks/concepts.tsv"
     shell:
-        "interpflow concepts --cfg {params.cfg:q} --out {output} > {log} 2>&1"
+        "interpflow concepts --threads {threads} --cfg {params.cfg:q} --out {output} > {log} 2>&1"
 
 
 rule train_data:
@@ -21,14 +22,15 @@ rule train_data:
     output:
         f"{RESULTS}/data/train/{{shard}}.parquet",
     params:
-        cfg=as_json({k: config[k] for k in ("experiment", "results_dir", "generator", "seed")}),
+        cfg=as_json({k: config[k] for k in ("run_name", "results_dir", "generator", "seed")}),
         code=stage_code("interpflow.stages.data"),
+    threads: 1
     log:
         f"{RESULTS}/logs/train_data/{{shard}}.log",
     benchmark:
         f"{RESULTS}/benchmarks/train_data/{{shard}}.tsv"
     shell:
-        "interpflow train-data --cfg {params.cfg:q} --concepts {input.concepts} --shard {wildcards.shard} "
+        "interpflow train-data --threads {threads} --cfg {params.cfg:q} --concepts {input.concepts} --shard {wildcards.shard} "
         "--out {output} > {log} 2>&1"
 
 
@@ -41,7 +43,7 @@ rule eval_data:
     params:
         cfg=as_json(
             {
-                "experiment": config["experiment"],
+                "run_name": config["run_name"],
                 "results_dir": config["results_dir"],
                 "generator": config["generator"],
                 "seed": config["seed"],
@@ -49,10 +51,11 @@ rule eval_data:
             }
         ),
         code=stage_code("interpflow.stages.data"),
+    threads: 1
     log:
         f"{RESULTS}/logs/eval_data/{{shard}}.log",
     benchmark:
         f"{RESULTS}/benchmarks/eval_data/{{shard}}.tsv"
     shell:
-        "interpflow eval-data --cfg {params.cfg:q} --concepts {input.concepts} --shard {wildcards.shard} "
+        "interpflow eval-data --threads {threads} --cfg {params.cfg:q} --concepts {input.concepts} --shard {wildcards.shard} "
         "--out-latent {output.latent} --out-steer {output.prompts} > {log} 2>&1"

@@ -13,12 +13,13 @@ rule train:
     params:
         method=lambda w: as_json(config["methods"][w.method]),
         code=lambda w: stage_code("interpflow.stages.train") + method_code(w.method),
+    threads: 1
     log:
         f"{RESULTS}/logs/train/{{model}}/L{{layer}}/{{method}}/{{shard}}.log",
     benchmark:
         f"{RESULTS}/benchmarks/train/{{model}}/L{{layer}}/{{method}}/{{shard}}.tsv"
     shell:
-        "interpflow train --method-cfg {params.method:q} --concepts {input.concepts} --shard {wildcards.shard} "
+        "interpflow train --threads {threads} --method-cfg {params.method:q} --concepts {input.concepts} --shard {wildcards.shard} "
         "--acts {input.acts} --index {input.index} --out {output.weights} --out-cfg {output.cfg} > {log} 2>&1"
 
 
@@ -31,12 +32,13 @@ rule detect:
         f"{RESULTS}/latent/{{model}}/L{{layer}}/{{method}}/{{shard}}.parquet",
     params:
         code=lambda w: stage_code("interpflow.stages.detect") + method_code(w.method),
+    threads: 1
     log:
         f"{RESULTS}/logs/detect/{{model}}/L{{layer}}/{{method}}/{{shard}}.log",
     benchmark:
         f"{RESULTS}/benchmarks/detect/{{model}}/L{{layer}}/{{method}}/{{shard}}.tsv"
     shell:
-        "interpflow detect --artifact {input.weights} --acts {input.acts} --index {input.index} --out {output} > {log} 2>&1"
+        "interpflow detect --threads {threads} --artifact {input.weights} --acts {input.acts} --index {input.index} --out {output} > {log} 2>&1"
 
 
 rule evaluate_detection:
@@ -49,11 +51,12 @@ rule evaluate_detection:
         detection=as_json(config["detection"]),
         seed=config["seed"],
         code=stage_code("interpflow.stages.evaluate"),
+    threads: 1
     log:
         f"{RESULTS}/logs/evaluate_detection/{{model}}/L{{layer}}/{{method}}.log",
     benchmark:
         f"{RESULTS}/benchmarks/evaluate_detection/{{model}}/L{{layer}}/{{method}}.tsv"
     shell:
-        "interpflow evaluate-detection --model {wildcards.model} --layer {wildcards.layer} --method {wildcards.method} "
+        "interpflow evaluate-detection --threads {threads} --model {wildcards.model} --layer {wildcards.layer} --method {wildcards.method} "
         "--latent {input.latent} --concepts {input.concepts} --detection-cfg {params.detection:q} --seed {params.seed} "
         "--out {output} > {log} 2>&1"

@@ -8,9 +8,10 @@ rule prepare_model:
         model=lambda w: as_json(config["models"][w.model]),
         folder=lambda w: f"{MODELS_DIR}/{w.model}",
         code=stage_code("interpflow.stages.prepare"),
+    threads: MODEL_THREADS
     log:
         f"{RESULTS}/logs/prepare_model/{{model}}.log",
     benchmark:
         f"{RESULTS}/benchmarks/prepare_model/{{model}}.tsv"
     shell:
-        "interpflow prepare-model --model-cfg {params.model:q} --out-dir {params.folder} > {log} 2>&1"
+        "interpflow prepare-model --threads {threads} --model-cfg {params.model:q} --out-dir {params.folder} > {log} 2>&1"

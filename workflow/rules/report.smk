@@ -20,11 +20,12 @@ rule leaderboard:
         steering_plot=report(f"{RESULTS}/plots/steering_vs_factor.png", category="Plots"),
     params:
         code=stage_code("interpflow.report.leaderboard"),
+    threads: 1
     log:
         f"{RESULTS}/logs/leaderboard.log",
     benchmark:
         f"{RESULTS}/benchmarks/leaderboard.tsv"
     shell:
-        "interpflow leaderboard --detection {input.detection} --steering {input.steering} --curves {input.curves} "
+        "interpflow leaderboard --threads {threads} --detection {input.detection} --steering {input.steering} --curves {input.curves} "
         "--usage {input.usage} --out-md {output.md} --out-csv {output.csv} "
         "--out-detection-plot {output.detection_plot} --out-steering-plot {output.steering_plot} > {log} 2>&1"

@@ -31,12 +31,13 @@ rule steer:
         folder=lambda w: f"{MODELS_DIR}/{w.model}",
         artifact=steer_artifact_args,
         code=lambda w: stage_code("interpflow.stages.steer") + method_code(w.method),
+    threads: MODEL_THREADS
     log:
         f"{RESULTS}/logs/steer/{{model}}/L{{layer}}/{{method}}/{{shard}}.log",
     benchmark:
         f"{RESULTS}/benchmarks/steer/{{model}}/L{{layer}}/{{method}}/{{shard}}.tsv"
     shell:
-        "interpflow steer --method-cfg {params.method:q} --model-dir {params.folder} --model-cfg {params.model:q} "
+        "interpflow steer --threads {threads} --method-cfg {params.method:q} --model-dir {params.folder} --model-cfg {params.model:q} "
         "--layer {wildcards.layer} --steer-cfg {params.steering:q} --concepts {input.concepts} --shard {wildcards.shard} "
         "--prompts {input.prompts} {params.artifact} --out {output} > {log} 2>&1"
 
@@ -51,12 +52,13 @@ rule judge:
         judge=as_json(config["judge"]),
         cache=f"{config['results_dir']}/cache/judge",
         code=stage_code("interpflow.stages.judge"),
+    threads: MODEL_THREADS
     log:
         f"{RESULTS}/logs/judge/{{model}}/L{{layer}}/{{method}}/{{shard}}.log",
     benchmark:
         f"{RESULTS}/benchmarks/judge/{{model}}/L{{layer}}/{{method}}/{{shard}}.tsv"
     shell:
-        "interpflow judge --judge-cfg {params.judge:q} --cache-dir {params.cache} --steering {input} "
+        "interpflow judge --threads {threads} --judge-cfg {params.judge:q} --cache-dir {params.cache} --steering {input} "
         "--out {output.judged} --out-usage {output.usage} > {log} 2>&1"
 
 
@@ -68,10 +70,11 @@ rule evaluate_steering:
         curve=f"{RESULTS}/eval/steering_curve/{{model}}/L{{layer}}/{{method}}.parquet",
     params:
         code=stage_code("interpflow.stages.evaluate"),
+    threads: 1
     log:
         f"{RESULTS}/logs/evaluate_steering/{{model}}/L{{layer}}/{{method}}.log",
     benchmark:
         f"{RESULTS}/benchmarks/evaluate_steering/{{model}}/L{{layer}}/{{method}}.tsv"
     shell:
-        "interpflow evaluate-steering --model {wildcards.model} --layer {wildcards.layer} --method {wildcards.method} "
+        "interpflow evaluate-steering --threads {threads} --model {wildcards.model} --layer {wildcards.layer} --method {wildcards.method} "
         "--judged {input} --out {output.table} --out-curve {output.curve} > {log} 2>&1"

@@ -14,7 +14,7 @@ from interpflow.errors import ConfigError
 
 
 def source_for(cfg: dict):
-    source = build_source(cfg["generator"], Path(cfg["results_dir"]) / cfg["experiment"] / "generator")
+    source = build_source(cfg["generator"], Path(cfg["results_dir"]) / cfg["run_name"] / "generator")
     source.check_ready()
     return source
 

@@ -1,0 +1,97 @@
+"""Throughput of the activation-caching stage against a bare forward pass to block L.
+
+Both run on the same texts (the demo training set), same batches, same model and layer:
+  bare:    the model's forward pass stopped after block L, outputs discarded
+  caching: interpflow.stages.activations.activations_for (tokenise, batch by length, forward to
+           block L, slice the scored tokens out)
+Prints tokens/s of each and their ratio (target >= 0.8), plus full-depth forward for reference.
+
+  python benchmarks/activation_caching.py [--model smollm2_135m] [--layer 15] [--batch-size 8]
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+from interpflow.config import compose
+from interpflow.data.sources.dataset import DatasetSource
+from interpflow.models.formatting import scored_tokens
+from interpflow.models.hooks import residual_after_block
+from interpflow.models.loading import MANIFEST, load_model, prepare_model
+from interpflow.stages.activations import activations_for
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def batches(examples, batch_size, pad_id):
+    order = sorted(range(len(examples)), key=lambda i: len(examples[i].input_ids))
+    for start in range(0, len(order), batch_size):
+        rows = [examples[i].input_ids for i in order[start : start + batch_size]]
+        width = max(len(r) for r in rows)
+        ids = torch.full((len(rows), width), pad_id)
+        mask = torch.zeros((len(rows), width), dtype=torch.long)
+        for r, row in enumerate(rows):
+            ids[r, : len(row)] = torch.tensor(row)
+            mask[r, : len(row)] = 1
+        yield ids, mask
+
+
+@torch.no_grad()
+def timed(function) -> float:
+    start = time.perf_counter()
+    function()
+    return time.perf_counter() - start
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", default="smollm2_135m")
+    parser.add_argument("--layer", type=int, default=None)
+    parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--models-dir", default=str(REPO / "results" / "models"))
+    args = parser.parse_args()
+    torch.set_grad_enabled(False)
+
+    cfg = compose(REPO / "config", [f"+model@models.{args.model}={args.model}"] if args.model != "smollm2_135m" else [])
+    model_cfg = cfg["models"][args.model]
+    layer = args.layer if args.layer is not None else model_cfg["layers"][0]
+    model_dir = Path(args.models_dir) / args.model
+    if not (model_dir / MANIFEST).exists():
+        prepare_model(model_cfg, model_dir)
+    model, tokenizer = load_model(model_dir)
+
+    source = DatasetSource(cfg["generator"])
+    data = source.train_data(source.concepts())
+    inputs, outputs = data["input"].tolist(), data["output"].tolist()
+    examples = [scored_tokens(tokenizer, model_cfg, i, o, cfg["activations"]["max_length"]) for i, o in zip(inputs, outputs)]
+    n_tokens = sum(len(e.input_ids) for e in examples)
+
+    def bare():
+        for ids, mask in batches(examples, args.batch_size, tokenizer.pad_token_id):
+            residual_after_block(model, layer, ids, mask)
+
+    def full():
+        for ids, mask in batches(examples, args.batch_size, tokenizer.pad_token_id):
+            model(input_ids=ids, attention_mask=mask, use_cache=False)
+
+    def caching():
+        activations_for(model, tokenizer, model_cfg, layer, inputs, outputs, args.batch_size, cfg["activations"]["max_length"])
+
+    bare()  # warm-up
+    t_bare, t_cache, t_full = timed(bare), timed(caching), timed(full)
+    n_layers = model.config.num_hidden_layers
+    print(f"model {args.model}, layer {layer} of {n_layers}, {len(examples)} texts, {n_tokens} tokens, "
+          f"batch {args.batch_size}, {torch.get_num_threads()} threads")
+    print(f"full-depth forward (with LM head): {n_tokens / t_full:8.0f} tok/s")
+    print(f"bare forward to block {layer}:        {n_tokens / t_bare:8.0f} tok/s")
+    print(f"caching stage:                    {n_tokens / t_cache:8.0f} tok/s")
+    print(f"caching / bare ratio:             {t_bare / t_cache:8.2f}  (target >= 0.8)")
+
+
+if __name__ == "__main__":
+    main()

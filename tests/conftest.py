@@ -1,0 +1,50 @@
+"""Shared fixtures: the repository root and one tiny random Llama prepared once per session."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+# No network in tests: every model and tokenizer comes from local files.
+os.environ["HF_HUB_OFFLINE"] = "1"
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+TINY_LLAMA = {
+    "name": "tiny",
+    "source": "tiny",
+    "id": None,
+    "prompt_style": "chat",
+    "completion_template": "{instruction}\n",
+    "score_context": "response",
+    "dtype": "float32",
+    "layers": [2],
+    "tiny": {"arch": "llama", "n_layers": 4, "d_model": 64, "n_heads": 4, "seed": 0},
+}
+
+
+@pytest.fixture(scope="session")
+def repo_root() -> Path:
+    """The repository root (the folder holding config/, workflow/ and src/)."""
+    assert (REPO_ROOT / "config" / "config.yaml").is_file()
+    return REPO_ROOT
+
+
+@pytest.fixture(scope="session")
+def tiny_model_cfg() -> dict:
+    """The model config the tiny Llama was prepared from (a copy, so tests may change it)."""
+    return {**TINY_LLAMA, "tiny": dict(TINY_LLAMA["tiny"])}
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A 4-block, d_model 64 random Llama with SmolLM2's tokenizer, prepared once per session."""
+    from interpflow.models.loading import MANIFEST, prepare_model
+
+    out = tmp_path_factory.mktemp("tiny_llama")
+    prepare_model(TINY_LLAMA, out)
+    assert (out / MANIFEST).is_file()
+    return out

@@ -1,0 +1,85 @@
+"""Artifact I/O: atomic writes and round trips."""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import pytest
+import torch
+from safetensors import safe_open
+
+from interpflow.artifacts import (
+    atomic_path,
+    read_parquet,
+    read_tensors,
+    write_json,
+    write_parquet,
+    write_tensors,
+    write_text,
+)
+
+
+def test_failed_write_leaves_nothing(tmp_path):
+    target = tmp_path / "sub" / "out.parquet"
+    with pytest.raises(RuntimeError, match="killed"):
+        with atomic_path(target) as tmp:
+            assert tmp.parent == target.parent and tmp != target
+            tmp.write_bytes(b"half a file")
+            raise RuntimeError("killed")
+    assert not target.exists()
+    assert list(target.parent.iterdir()) == []  # no temp file either
+
+
+def test_failed_write_keeps_the_old_file(tmp_path):
+    target = tmp_path / "out.txt"
+    write_text("complete", target)
+    with pytest.raises(ValueError):
+        with atomic_path(target) as tmp:
+            tmp.write_text("partial")
+            raise ValueError
+    assert target.read_text() == "complete"
+    assert [p.name for p in tmp_path.iterdir()] == ["out.txt"]
+
+
+def test_success_renames_into_place(tmp_path):
+    target = tmp_path / "out.txt"
+    with atomic_path(target) as tmp:
+        tmp.write_text("done")
+        assert not target.exists()  # nothing visible until the block ends
+    assert target.read_text() == "done"
+    assert [p.name for p in tmp_path.iterdir()] == ["out.txt"]
+
+
+def test_parquet_round_trip(tmp_path):
+    frame = pd.DataFrame(
+        {"example_id": [3, 1, 2], "concept": ["a", "b", "c"], "score": [0.5, -1.0, 2.25]}, index=[10, 20, 30]
+    )
+    path = tmp_path / "f.parquet"
+    write_parquet(frame, path)
+    back = read_parquet(path)
+    pd.testing.assert_frame_equal(back, frame.reset_index(drop=True))
+
+
+def test_tensors_round_trip_with_metadata(tmp_path):
+    tensors = {
+        "acts": torch.randn(5, 4),
+        "offsets": torch.tensor([0, 2, 5]),
+        "transposed": torch.arange(6.0).reshape(2, 3).T,  # not contiguous: written anyway
+    }
+    path = tmp_path / "t.safetensors"
+    write_tensors(tensors, path, metadata={"model": "tiny", "layer": 2})
+    back = read_tensors(path)
+    assert set(back) == set(tensors)
+    for key, value in tensors.items():
+        assert back[key].dtype == value.dtype
+        assert torch.equal(back[key], value)
+    with safe_open(str(path), "pt") as handle:
+        assert handle.metadata() == {"model": "tiny", "layer": "2"}  # values are stored as strings
+
+
+def test_json_and_text(tmp_path):
+    write_json({"b": 1, "a": [1, 2]}, tmp_path / "x.json")
+    assert json.loads((tmp_path / "x.json").read_text()) == {"a": [1, 2], "b": 1}
+    write_text("hello\n", tmp_path / "deep" / "x.txt")
+    assert (tmp_path / "deep" / "x.txt").read_text() == "hello\n"

@@ -1,0 +1,252 @@
+"""Config composition, schema validation and preflight: every bad input stops with one ConfigError
+whose message names the problem."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from interpflow.config import compose, validate, write_config
+from interpflow.errors import ConfigError
+from interpflow.preflight import preflight
+
+
+@pytest.fixture(scope="module")
+def paths(repo_root: Path) -> tuple[Path, Path]:
+    return repo_root / "config", repo_root / "workflow" / "schemas" / "config.schema.yaml"
+
+
+def composed(paths, overrides: list[str], tmp_path: Path | None = None) -> dict:
+    config_dir, _ = paths
+    extra = [f"results_dir={tmp_path / 'results'}"] if tmp_path is not None else []
+    return compose(config_dir, [*overrides, *extra])
+
+
+def checked(paths, overrides: list[str], tmp_path: Path | None = None) -> dict:
+    cfg = composed(paths, overrides, tmp_path)
+    validate(cfg, paths[1])
+    return cfg
+
+
+def config_error(paths, overrides: list[str], tmp_path: Path | None = None, run_preflight: bool = False) -> str:
+    """The message of the one ConfigError raised by compose + validate (+ preflight)."""
+    with pytest.raises(ConfigError) as info:
+        cfg = checked(paths, overrides, tmp_path)
+        if run_preflight:
+            preflight(cfg)
+    assert type(info.value) is ConfigError
+    return str(info.value)
+
+
+# --- good configs --------------------------------------------------------------------------
+
+
+def test_default_config_composes_and_validates(paths, tmp_path):
+    cfg = checked(paths, [], tmp_path)
+    assert cfg["run_name"] == "demo"
+    assert list(cfg["models"]) == ["smollm2_135m"]
+    assert cfg["models"]["smollm2_135m"]["name"] == "smollm2_135m"  # compose adds the key as the name
+    assert cfg["models"]["smollm2_135m"]["source"] == "smollm2_gguf"
+    assert set(cfg["methods"]) == {"diffmean", "pca", "lat", "probe", "prompt"}
+    assert all(m["name"] == key for key, m in cfg["methods"].items())
+    assert cfg["generator"]["name"] == "dataset" and cfg["judge"]["name"] == "offline"
+    concepts = preflight(cfg)
+    assert list(concepts.columns) == ["concept_id", "concept", "genre", "shard", "source"]
+    assert len(concepts) == 8  # the shipped demo set
+    assert concepts["shard"].tolist() == ["s0000"] * 8  # shard_size 8
+
+
+def test_demo_two_models_has_two_models(paths, tmp_path):
+    cfg = checked(paths, ["experiment=demo_two_models"], tmp_path)
+    assert set(cfg["models"]) == {"smollm2_135m", "gemma3_270m"}
+    assert cfg["models"]["gemma3_270m"]["source"] == "gemma3_gguf"
+    assert cfg["models"]["gemma3_270m"]["name"] == "gemma3_270m"
+    assert cfg["run_name"] == "demo_two_models"
+
+
+def test_overrides_apply(paths, tmp_path):
+    default = checked(paths, [], tmp_path)
+    changed = checked(paths, ["steering.max_new_tokens=5", "models.smollm2_135m.layers=[3,7]"], tmp_path)
+    assert default["steering"]["max_new_tokens"] == 48
+    assert changed["steering"]["max_new_tokens"] == 5
+    assert changed["models"]["smollm2_135m"]["layers"] == [3, 7]
+    # nothing else moved
+    assert {k: v for k, v in changed["steering"].items() if k != "max_new_tokens"} == {
+        k: v for k, v in default["steering"].items() if k != "max_new_tokens"
+    }
+
+
+def test_write_config_round_trips_and_keeps_mtime(paths, tmp_path):
+    import os
+
+    import yaml
+
+    cfg = checked(paths, [], tmp_path)
+    target = tmp_path / "out" / "config.yaml"
+    write_config(cfg, target)
+    assert yaml.safe_load(target.read_text()) == cfg
+    os.utime(target, (1_000_000, 1_000_000))
+    write_config(cfg, target)  # unchanged: not rewritten
+    assert target.stat().st_mtime == 1_000_000
+
+
+# --- schema failures -----------------------------------------------------------------------
+
+
+def test_schema_failure_names_key_and_allowed_values(paths):
+    message = config_error(paths, ["judge.name=nope"])
+    assert "judge.name" in message
+    assert "nope" in message
+    assert "offline" in message and "openai" in message
+    assert message.count("config key") == 1  # one problem, one line
+
+
+def test_negative_temperature_is_rejected(paths):
+    message = config_error(paths, ["steering.temperature=-1"])
+    assert "steering.temperature" in message
+    assert "minimum of 0" in message
+
+
+def test_layer_must_be_non_negative(paths):
+    message = config_error(paths, ["models.smollm2_135m.layers=[-1]"])
+    assert "models.smollm2_135m.layers.0" in message
+
+
+def test_unknown_override_key_is_a_config_error(paths):
+    message = config_error(paths, ["no_such_key=1"])
+    assert "no_such_key" in message
+
+
+# --- semantic checks -----------------------------------------------------------------------
+
+
+def test_unknown_method_lists_known_methods(paths):
+    message = config_error(paths, ["+methods.nope.name=nope"])
+    assert "'nope'" in message
+    for known in ("diffmean", "lat", "pca", "probe", "prompt"):
+        assert known in message
+
+
+def test_layer_outside_model_names_block_count(paths, tmp_path):
+    cfg = checked(paths, ["models.smollm2_135m.layers=[40]"], tmp_path)  # the schema cannot know
+    with pytest.raises(ConfigError) as info:
+        preflight(cfg)
+    message = str(info.value)
+    assert "models.smollm2_135m.layers" in message
+    assert "[40]" in message
+    assert "30 decoder blocks" in message
+    assert "0..29" in message
+
+
+def test_last_valid_layer_passes_preflight(paths, tmp_path):
+    cfg = checked(paths, ["models.smollm2_135m.layers=[0,29]"], tmp_path)
+    preflight(cfg)
+
+
+def test_tiny_model_layer_count_comes_from_its_config(paths, tmp_path):
+    cfg = checked(paths, ["experiment=tiny", "models.tiny_llama.layers=[4]"], tmp_path)
+    with pytest.raises(ConfigError, match="4 decoder blocks"):
+        preflight(cfg)
+
+
+def test_empty_inline_concept_list(paths):
+    message = config_error(paths, ["concepts.source=inline", "concepts.names=[]"])
+    assert "concepts.names is empty" in message
+
+
+def test_missing_concept_file(paths, tmp_path):
+    message = config_error(
+        paths, ["concepts.source=file", "concepts.path=/nonexistent.txt"], tmp_path, run_preflight=True
+    )
+    assert "/nonexistent.txt" in message
+    assert "does not exist" in message
+
+
+def test_concept_file_source_without_path(paths):
+    message = config_error(paths, ["concepts.source=file"])
+    assert "concepts.path is not set" in message
+
+
+def test_axbench_import_without_data_dir(paths):
+    message = config_error(paths, ["experiment=axbench_import"])
+    assert "data_dir" in message
+    assert "generator.path" in message
+
+
+def test_axbench_import_with_missing_folder(paths, tmp_path):
+    message = config_error(
+        paths, ["experiment=axbench_import", f"data_dir={tmp_path / 'nowhere'}"], tmp_path, run_preflight=True
+    )
+    assert "nowhere" in message and "not a folder" in message
+
+
+def write_axbench(folder: Path, positives_in_train: dict[int, bool]) -> None:
+    """A minimal AxBench-format folder with concepts 0 (ocean) and 1 (music)."""
+    names = {0: "references to the ocean", 1: "musical instruments"}
+    (folder / "generate").mkdir(parents=True)
+    (folder / "inference").mkdir(parents=True)
+    (folder / "generate" / "metadata.jsonl").write_text(
+        "\n".join(
+            json.dumps({"concept_id": cid, "concept": name, "concept_genres_map": {name: ["text"]}})
+            for cid, name in names.items()
+        )
+        + "\n"
+    )
+    train_rows, eval_rows = [], []
+    for cid in names:
+        if positives_in_train[cid]:
+            train_rows.append({"concept_id": cid, "input": "q", "output": f"positive {cid}",
+                               "category": "positive", "concept_genre": "text"})
+        eval_rows.append({"concept_id": cid, "input": "q", "output": f"eval positive {cid}",
+                          "category": "positive", "concept_genre": "text"})
+        eval_rows.append({"concept_id": cid, "input": "q", "output": f"hard {cid}",
+                          "category": "hard negative", "concept_genre": "text"})
+    train_rows.append({"concept_id": -1, "input": "q", "output": "shared negative",
+                       "category": "negative", "concept_genre": "text"})
+    pd.DataFrame(train_rows).to_parquet(folder / "generate" / "train_data.parquet")
+    pd.DataFrame(eval_rows).to_parquet(folder / "inference" / "latent_eval_data.parquet")
+
+
+def test_axbench_folder_reads(paths, tmp_path):
+    data = tmp_path / "axbench"
+    write_axbench(data, {0: True, 1: True})
+    cfg = checked(paths, ["experiment=axbench_import", f"data_dir={data}"], tmp_path)
+    assert cfg["generator"]["path"] == str(data)  # ${data_dir} resolved
+    concepts = preflight(cfg)
+    assert concepts["concept"].tolist() == ["references to the ocean", "musical instruments"]
+    assert concepts["concept_id"].tolist() == [0, 1]
+
+
+def test_concept_without_positives(paths, tmp_path):
+    data = tmp_path / "axbench"
+    write_axbench(data, {0: True, 1: False})
+    message = config_error(paths, ["experiment=axbench_import", f"data_dir={data}"], tmp_path, run_preflight=True)
+    assert "no positive training examples" in message
+    assert "musical instruments" in message
+    assert "references to the ocean" not in message
+
+
+def test_missing_api_key_names_the_variable(paths, tmp_path, monkeypatch):
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    overrides = ["generator=openai", "concepts.source=inline", "concepts.names=[rivers]"]
+    cfg = checked(paths, overrides, tmp_path)
+    assert cfg["generator"]["name"] == "openai"  # the command line wins over the experiment's default
+    with pytest.raises(ConfigError) as info:
+        preflight(cfg)
+    assert "OPENAI_API_KEY" in str(info.value)
+
+
+def test_api_key_present_passes_preflight(paths, tmp_path, monkeypatch):
+    monkeypatch.setenv("OPENAI_API_KEY", "test-key")
+    cfg = checked(paths, ["generator=openai", "concepts.source=inline", "concepts.names=[rivers,lakes]"], tmp_path)
+    concepts = preflight(cfg)  # no request is sent: generated sources check only their key here
+    assert concepts["concept"].tolist() == ["rivers", "lakes"]
+
+
+def test_dataset_concepts_with_openai_generator(paths, tmp_path, monkeypatch):
+    monkeypatch.setenv("OPENAI_API_KEY", "test-key")
+    message = config_error(paths, ["generator=openai"], tmp_path, run_preflight=True)
+    assert "concepts.source is 'dataset'" in message

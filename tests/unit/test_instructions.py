@@ -1,0 +1,111 @@
+"""Steering instructions: loading every file format, and the per-concept select/test split."""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import pytest
+
+from interpflow.data.instructions import load_instructions, steer_prompts
+from interpflow.errors import ConfigError
+
+INSTRUCTIONS = [f"Instruction number {i}." for i in range(20)]
+CONCEPTS = pd.DataFrame({"concept_id": [0, 1, 5], "concept": ["a", "b", "c"]})
+
+
+def test_split_sizes_half_select_half_test():
+    prompts = steer_prompts(CONCEPTS, INSTRUCTIONS, per_concept=6, seed=0)
+    assert list(prompts.columns) == ["concept_id", "instruction_id", "instruction", "split"]
+    assert len(prompts) == 3 * 6
+    for concept_id, group in prompts.groupby("concept_id"):
+        assert (group["split"] == "select").sum() == 3
+        assert (group["split"] == "test").sum() == 3
+        assert group["instruction_id"].is_unique  # drawn without replacement
+        # the first half is select, the rest test
+        assert group["split"].tolist() == ["select"] * 3 + ["test"] * 3
+    assert set(prompts["concept_id"]) == {0, 1, 5}
+
+
+def test_odd_count_puts_the_extra_one_in_test():
+    prompts = steer_prompts(CONCEPTS.head(1), INSTRUCTIONS, per_concept=5, seed=0)
+    assert prompts["split"].tolist() == ["select"] * 2 + ["test"] * 3
+
+
+def test_instruction_text_matches_its_id():
+    prompts = steer_prompts(CONCEPTS, INSTRUCTIONS, per_concept=4, seed=3)
+    for row in prompts.itertuples():
+        assert row.instruction == INSTRUCTIONS[row.instruction_id]
+
+
+def test_reproducible_with_the_same_seed():
+    first = steer_prompts(CONCEPTS, INSTRUCTIONS, per_concept=6, seed=7)
+    second = steer_prompts(CONCEPTS, INSTRUCTIONS, per_concept=6, seed=7)
+    pd.testing.assert_frame_equal(first, second)
+
+
+def test_seed_changes_the_draw():
+    first = steer_prompts(CONCEPTS, INSTRUCTIONS, per_concept=6, seed=0)
+    other = steer_prompts(CONCEPTS, INSTRUCTIONS, per_concept=6, seed=1)
+    assert first["instruction_id"].tolist() != other["instruction_id"].tolist()
+
+
+def test_draws_differ_across_concepts():
+    prompts = steer_prompts(CONCEPTS, INSTRUCTIONS, per_concept=6, seed=0)
+    draws = [tuple(g["instruction_id"]) for _, g in prompts.groupby("concept_id")]
+    assert len(set(draws)) == len(draws)
+
+
+def test_draw_depends_on_concept_id_not_position():
+    """A concept keeps its instructions whatever shard (or neighbours) it is listed with."""
+    alone = steer_prompts(CONCEPTS[CONCEPTS["concept_id"] == 5], INSTRUCTIONS, per_concept=6, seed=0)
+    together = steer_prompts(CONCEPTS, INSTRUCTIONS, per_concept=6, seed=0)
+    assert alone["instruction_id"].tolist() == together.loc[together["concept_id"] == 5, "instruction_id"].tolist()
+
+
+def test_too_few_instructions():
+    with pytest.raises(ConfigError) as info:
+        steer_prompts(CONCEPTS, INSTRUCTIONS[:3], per_concept=4, seed=0)
+    assert "instructions_per_concept is 4" in str(info.value)
+    assert "only 3" in str(info.value)
+
+
+def test_exactly_enough_instructions_uses_each_once():
+    prompts = steer_prompts(CONCEPTS.head(1), INSTRUCTIONS[:4], per_concept=4, seed=0)
+    assert sorted(prompts["instruction_id"]) == [0, 1, 2, 3]
+
+
+def test_load_demo():
+    demo = load_instructions("demo")
+    assert len(demo) >= 10
+    assert all(isinstance(i, str) and i for i in demo)
+
+
+def test_load_json(tmp_path):
+    path = tmp_path / "i.json"
+    path.write_text(json.dumps(["one", "two", 3]))
+    assert load_instructions(str(path)) == ["one", "two", "3"]
+
+
+def test_load_jsonl(tmp_path):
+    path = tmp_path / "i.jsonl"
+    path.write_text('{"instruction": "one", "id": 1}\n\n{"instruction": "two"}\n')
+    assert load_instructions(str(path)) == ["one", "two"]
+
+
+def test_load_txt(tmp_path):
+    path = tmp_path / "i.txt"
+    path.write_text("  one  \n\ntwo\n   \nthree\n")
+    assert load_instructions(str(path)) == ["one", "two", "three"]
+
+
+def test_load_missing_file(tmp_path):
+    with pytest.raises(ConfigError, match="does not exist"):
+        load_instructions(str(tmp_path / "absent.json"))
+
+
+def test_load_unsupported_suffix(tmp_path):
+    path = tmp_path / "i.csv"
+    path.write_text("one\n")
+    with pytest.raises(ConfigError, match=r"\.json, \.jsonl or \.txt"):
+        load_instructions(str(path))

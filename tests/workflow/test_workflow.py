@@ -1,0 +1,146 @@
+"""The real Snakefile, end to end, on tiny random models and the shipped demo data."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from safetensors import safe_open
+
+pytestmark = pytest.mark.workflow
+
+REPO = Path(__file__).resolve().parents[2]
+METHODS = ["diffmean", "pca", "lat", "probe", "prompt"]
+DETECTORS = ["diffmean", "pca", "lat", "probe"]
+
+
+def snakemake(workdir: Path, overrides: list[str], *args: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
+    command = [
+        sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "--directory", str(workdir),
+        "--cores", "2", *args, "--config", f"overrides={json.dumps(overrides)}",
+    ]
+    return subprocess.run(command, capture_output=True, text=True, env=env, timeout=1200)
+
+
+def columns(path: Path) -> set[str]:
+    return set(pd.read_parquet(path).columns)
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    workdir = tmp_path_factory.mktemp("tiny")
+    overrides = ["experiment=tiny"]
+    result = snakemake(workdir, overrides)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    return workdir, overrides
+
+
+def test_every_artifact_has_its_schema(tiny_run):
+    workdir, _ = tiny_run
+    run = workdir / "results" / "tiny"
+    concepts = pd.read_parquet(run / "concepts.parquet")
+    assert set(concepts.columns) == {"concept_id", "concept", "genre", "shard", "source"}
+    assert len(concepts) == 3 and sorted(concepts["shard"].unique()) == ["s0000", "s0001"]
+    for shard in ("s0000", "s0001"):
+        assert {"concept_id", "input", "output", "label", "category", "genre"} <= columns(run / f"data/train/{shard}.parquet")
+        latent_eval = pd.read_parquet(run / f"data/latent_eval/{shard}.parquet")
+        assert set(latent_eval["category"]) == {"positive", "negative", "hard_negative"}
+        prompts = pd.read_parquet(run / f"data/steer_prompts/{shard}.parquet")
+        assert {"concept_id", "instruction_id", "instruction", "split"} <= set(prompts.columns)
+        assert set(prompts["split"]) == {"select", "test"}
+        for split in ("train", "latent_eval"):
+            acts = run / f"acts/tiny_llama/L2/{split}/{shard}.safetensors"
+            with safe_open(str(acts), "pt") as f:
+                assert set(f.keys()) == {"acts", "offsets"}
+                n_tokens, d_model = f.get_tensor("acts").shape
+            index = pd.read_parquet(run / f"acts/tiny_llama/L2/{split}/{shard}.index.parquet")
+            assert d_model == 64 and index["n_tokens"].sum() == n_tokens and (index["n_tokens"] > 0).all()
+        for method in DETECTORS:
+            with safe_open(str(run / f"methods/tiny_llama/L2/{method}/{shard}.safetensors"), "pt") as f:
+                directions = f.get_tensor("directions")
+            assert directions.shape[1] == 64
+            assert json.loads((run / f"methods/tiny_llama/L2/{method}/{shard}.cfg.json").read_text())["method"]["name"] == method
+            latent = pd.read_parquet(run / f"latent/tiny_llama/L2/{method}/{shard}.parquet")
+            assert {"concept_id", "example_id", "example_concept_id", "category", "label", "max_score", "mean_score"} <= set(latent.columns)
+        for method in METHODS:
+            steering = pd.read_parquet(run / f"steering/tiny_llama/L2/{method}/{shard}.parquet")
+            assert {"concept", "instruction", "split", "factor", "strength", "generation", "perplexity"} <= set(steering.columns)
+            judged = pd.read_parquet(run / f"judged/tiny_llama/L2/{method}/{shard}.parquet")
+            assert {"concept_score", "instruction_score", "fluency_score", "judge_id"} <= set(judged.columns)
+            assert judged[["concept_score", "instruction_score", "fluency_score"]].stack().between(0, 2).all()
+    # two factors per steering prompt for vector methods, one row per prompt for prompting
+    steer = pd.read_parquet(run / "steering/tiny_llama/L2/diffmean/s0000.parquet")
+    assert sorted(steer["factor"].unique()) == [0.0, 1.0] and len(steer) == 2 * 2 * 4
+    assert pd.read_parquet(run / "steering/tiny_llama/L2/prompt/s0000.parquet")["factor"].isna().all()
+    for method in DETECTORS:
+        detection = pd.read_parquet(run / f"eval/detection/tiny_llama/L2/{method}.parquet")
+        assert len(detection) == 3 and detection["roc_auc"].between(0, 1).all()
+    for method in METHODS:
+        steering_eval = pd.read_parquet(run / f"eval/steering/tiny_llama/L2/{method}.parquet")
+        assert len(steering_eval) == 3 and {"best_factor", "overall", "concept_score"} <= set(steering_eval.columns)
+    assert (run / "config.yaml").exists()
+    assert list((run / "benchmarks").rglob("*.tsv")), "every rule has a benchmark file"
+
+
+def test_leaderboard_lists_every_method(tiny_run):
+    workdir, _ = tiny_run
+    run = workdir / "results" / "tiny"
+    board = pd.read_csv(run / "leaderboard.csv")
+    assert sorted(board["method"]) == sorted(METHODS)
+    assert board.set_index("method").loc["prompt", "roc_auc"] != board.set_index("method").loc["prompt", "roc_auc"]  # NaN
+    text = (run / "leaderboard.md").read_text()
+    assert "—" in text and all(m in text for m in METHODS)
+    for plot in ("detection_auc.png", "steering_vs_factor.png"):
+        assert (run / "plots" / plot).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_second_run_does_nothing(tiny_run):
+    workdir, overrides = tiny_run
+    result = snakemake(workdir, overrides, "-n")
+    assert result.returncode == 0
+    assert "Nothing to be done" in result.stdout + result.stderr
+
+
+def scheduled_jobs(output: str) -> list[tuple[str, dict]]:
+    """(rule, wildcards) of every job in a dry-run's output."""
+    jobs = []
+    for block in re.split(r"\n(?=(?:local)?rule \w+:)", output):
+        match = re.match(r"(?:local)?rule (\w+):", block.strip())
+        if match:
+            found = re.search(r"wildcards: (.*)", block)
+            wildcards = dict(p.split("=", 1) for p in found.group(1).split(", ")) if found else {}
+            jobs.append((match.group(1), wildcards))
+    return jobs
+
+
+def test_changing_one_hyperparameter_reruns_only_that_method(tiny_run):
+    workdir, overrides = tiny_run
+    result = snakemake(workdir, [*overrides, "methods.probe.lr=0.02"], "-n")
+    assert result.returncode == 0, result.stderr[-2000:]
+    jobs = scheduled_jobs(result.stdout)
+    rules = {rule for rule, _ in jobs}
+    assert rules == {"train", "detect", "evaluate_detection", "steer", "judge", "evaluate_steering", "leaderboard", "all"}
+    assert {w.get("method") for rule, w in jobs if rule not in ("leaderboard", "all")} == {"probe"}
+
+
+def test_bad_config_stops_before_any_job(tmp_path):
+    result = snakemake(tmp_path, ["experiment=tiny", "models.tiny_llama.layers=[7]"], "-n")
+    assert result.returncode != 0
+    assert "4 decoder blocks" in result.stdout + result.stderr
+    assert not (tmp_path / "results").exists()
+
+
+def test_two_models_in_one_dag(tmp_path):
+    overrides = ["experiment=tiny_two_models", "~methods.pca", "~methods.lat", "~methods.probe", "concepts.limit=2"]
+    result = snakemake(tmp_path, overrides)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    board = pd.read_csv(tmp_path / "results" / "tiny_two_models" / "leaderboard.csv")
+    assert set(zip(board["model"], board["layer"])) == {("tiny_llama", 2), ("tiny_gemma3", 1)}
+    assert sorted(board["method"].unique()) == ["diffmean", "prompt"]
