@@ -44,7 +44,7 @@ def config_error(paths, overrides: list[str], tmp_path: Path | None = None, run_
 # --- good configs --------------------------------------------------------------------------
 
 
-def test_default_config_composes_and_validates(paths, tmp_path):
+def test_default_config_composes_and_validates(paths, tmp_path, repo_root):
     cfg = checked(paths, [], tmp_path)
     assert cfg["run_name"] == "demo"
     assert list(cfg["models"]) == ["smollm2_135m"]
@@ -55,8 +55,10 @@ def test_default_config_composes_and_validates(paths, tmp_path):
     assert cfg["generator"]["name"] == "dataset" and cfg["judge"]["name"] == "offline"
     concepts = preflight(cfg)
     assert list(concepts.columns) == ["concept_id", "concept", "genre", "shard", "source"]
-    assert len(concepts) == 8  # the shipped demo set
-    assert concepts["shard"].tolist() == ["s0000"] * 8  # shard_size 8
+    demo = sorted((repo_root / "src" / "interpflow" / "data" / "demo" / "concepts").glob("*.json"))
+    assert len(concepts) == len(demo) > 0  # the shipped demo set
+    size = cfg["concepts"]["shard_size"]
+    assert concepts["shard"].tolist() == [f"s{i // size:04d}" for i in range(len(demo))]
 
 
 def test_demo_two_models_has_two_models(paths, tmp_path):
@@ -70,7 +72,7 @@ def test_demo_two_models_has_two_models(paths, tmp_path):
 def test_overrides_apply(paths, tmp_path):
     default = checked(paths, [], tmp_path)
     changed = checked(paths, ["steering.max_new_tokens=5", "models.smollm2_135m.layers=[3,7]"], tmp_path)
-    assert default["steering"]["max_new_tokens"] == 48
+    assert default["steering"]["max_new_tokens"] != 5
     assert changed["steering"]["max_new_tokens"] == 5
     assert changed["models"]["smollm2_135m"]["layers"] == [3, 7]
     # nothing else moved

@@ -9,7 +9,7 @@ rule cache_activations:
         acts=f"{RESULTS}/acts/{{model}}/L{{layer}}/{{split}}/{{shard}}.safetensors",
         index=f"{RESULTS}/acts/{{model}}/L{{layer}}/{{split}}/{{shard}}.index.parquet",
     params:
-        model=lambda w: as_json(config["models"][w.model]),
+        model=lambda w: model_params(w.model),
         acts=as_json(config["activations"]),
         folder=lambda w: f"{MODELS_DIR}/{w.model}",
         code=stage_code("interpflow.stages.activations"),

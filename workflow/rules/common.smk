@@ -26,6 +26,16 @@ MODEL_THREADS = config["model_threads"]
 write_config(config, f"{RESULTS}/config.yaml")
 
 
+def model_params(model):
+    """A model's config minus its layer list: adding a layer must not re-run the other layers' jobs."""
+    return as_json({k: v for k, v in config["models"][model].items() if k != "layers"})
+
+
+def conversion_params(model):
+    """What determines a converted model folder (prompt formats and layers do not)."""
+    return as_json({k: v for k, v in config["models"][model].items() if k in ("name", "source", "id", "tiny")})
+
+
 def method_info(name):
     return method_class(config["methods"][name]["name"])
 
@@ -50,6 +60,29 @@ def model_layers():
 def runs(capability):
     """(model, layer, method) triples whose method can `capability` ('detects' or 'steers')."""
     return [(m, l, meth) for m, l in model_layers() for meth in METHODS if getattr(method_info(meth), capability)]
+
+
+def steer_inputs(w):
+    inputs = {
+        "model": rules.prepare_model.output[0].format(model=w.model),
+        "concepts": rules.concepts.output[0],
+        "prompts": f"{RESULTS}/data/steer_prompts/{w.shard}.parquet",
+    }
+    if method_info(w.method).uses_factor:  # strength = factor x a_c needs the artifact and its eval scores
+        inputs["weights"] = f"{RESULTS}/methods/{w.model}/L{w.layer}/{w.method}/{w.shard}.safetensors"
+        inputs["latent"] = f"{RESULTS}/latent/{w.model}/L{w.layer}/{w.method}/{w.shard}.parquet"
+    return inputs
+
+
+def steer_artifact_args(w, input):
+    if "weights" in input.keys():
+        return f"--artifact {input.weights} --latent {input.latent}"
+    return ""
+
+
+def run_paths(template, capability):
+    """`template` filled for every (model, layer, method) whose method can `capability`."""
+    return [template.format(model=m, layer=l, method=meth) for m, l, meth in runs(capability)]
 
 
 wildcard_constraints:

@@ -5,7 +5,7 @@ rule prepare_model:
     output:
         f"{MODELS_DIR}/{{model}}/interpflow_model.json",
     params:
-        model=lambda w: as_json(config["models"][w.model]),
+        model=lambda w: conversion_params(w.model),
         folder=lambda w: f"{MODELS_DIR}/{w.model}",
         code=stage_code("interpflow.stages.prepare"),
     threads: MODEL_THREADS

@@ -1,15 +1,11 @@
 # The leaderboard: every (model, layer, method), detection and steering side by side, and plots.
 
 
-def _paths(template, capability):
-    return [template.format(model=m, layer=l, method=meth) for m, l, meth in runs(capability)]
-
-
 rule leaderboard:
     input:
-        detection=_paths(f"{RESULTS}/eval/detection/{{model}}/L{{layer}}/{{method}}.parquet", "detects"),
-        steering=_paths(f"{RESULTS}/eval/steering/{{model}}/L{{layer}}/{{method}}.parquet", "steers"),
-        curves=_paths(f"{RESULTS}/eval/steering_curve/{{model}}/L{{layer}}/{{method}}.parquet", "steers"),
+        detection=run_paths(f"{RESULTS}/eval/detection/{{model}}/L{{layer}}/{{method}}.parquet", "detects"),
+        steering=run_paths(f"{RESULTS}/eval/steering/{{model}}/L{{layer}}/{{method}}.parquet", "steers"),
+        curves=run_paths(f"{RESULTS}/eval/steering_curve/{{model}}/L{{layer}}/{{method}}.parquet", "steers"),
         usage=[
             f"{RESULTS}/judged/{m}/L{l}/{meth}/{s}.usage.json" for m, l, meth in runs("steers") for s in SHARDS
         ],

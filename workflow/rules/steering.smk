@@ -1,24 +1,6 @@
 # Steered generation, judging, and steering metrics (factor chosen on `select`, reported on `test`).
 
 
-def steer_inputs(w):
-    inputs = {
-        "model": rules.prepare_model.output[0].format(model=w.model),
-        "concepts": rules.concepts.output[0],
-        "prompts": f"{RESULTS}/data/steer_prompts/{w.shard}.parquet",
-    }
-    if method_info(w.method).uses_factor:  # strength = factor x a_c needs the artifact and its eval scores
-        inputs["weights"] = f"{RESULTS}/methods/{w.model}/L{w.layer}/{w.method}/{w.shard}.safetensors"
-        inputs["latent"] = f"{RESULTS}/latent/{w.model}/L{w.layer}/{w.method}/{w.shard}.parquet"
-    return inputs
-
-
-def steer_artifact_args(w, input):
-    if "weights" in input.keys():
-        return f"--artifact {input.weights} --latent {input.latent}"
-    return ""
-
-
 rule steer:
     input:
         unpack(steer_inputs),
@@ -26,7 +8,7 @@ rule steer:
         f"{RESULTS}/steering/{{model}}/L{{layer}}/{{method}}/{{shard}}.parquet",
     params:
         method=lambda w: as_json(config["methods"][w.method]),
-        model=lambda w: as_json(config["models"][w.model]),
+        model=lambda w: model_params(w.model),
         steering=as_json(config["steering"]),
         folder=lambda w: f"{MODELS_DIR}/{w.model}",
         artifact=steer_artifact_args,

@@ -15,7 +15,7 @@ from typing import Any
 from interpflow.errors import ConfigError
 from interpflow.judges.base import JudgeItem, JudgeScores
 from interpflow.providers.cache import CallCache
-from interpflow.providers.openai_chat import ChatClient, Messages
+from interpflow.providers.openai_chat import ChatClient, Messages, require_api_key
 
 DEFAULTS: dict[str, Any] = {
     "name": "openai",
@@ -118,6 +118,7 @@ class OpenAIJudge:
         self.cfg = _checked_config(cfg)
         self.judge_id = f"openai:{self.cfg['model']}"
         self.unparsed = 0
+        require_api_key(self.cfg["api_key_env"], "judge")  # before the cache file is created
         self.client = ChatClient(
             model=self.cfg["model"],
             base_url=self.cfg["base_url"],

@@ -62,5 +62,8 @@ def scored_tokens(tokenizer, model_cfg: dict, instruction: str, response: str, m
     else:
         raise ConfigError(f"score_context must be one of {SCORE_CONTEXTS}, got {context!r}")
     body = tokenizer(response, add_special_tokens=False).input_ids
-    ids = (prefix + body)[:max_length]
-    return ScoredTokens(ids, max(1, len(prefix)))
+    if not body:
+        raise ConfigError(f"an example has an empty response (instruction: {instruction[:80]!r}); drop it from the data")
+    # Cut the response, never the prefix, and keep at least one scored token.
+    body = body[: max(1, max_length - len(prefix))]
+    return ScoredTokens(prefix + body, max(1, len(prefix)))

@@ -5,7 +5,6 @@ from __future__ import annotations
 import math
 
 import torch
-from torch.nn.utils.rnn import pad_sequence
 
 from interpflow.models.hooks import add_to_residual
 
@@ -20,6 +19,16 @@ def _left_pad(sequences: list[list[int]], pad_id: int) -> tuple[torch.Tensor, to
     return ids, mask
 
 
+def _trim(tokens: torch.Tensor, stop_ids: set[int]) -> list[int]:
+    """Generated ids up to (not including) the first end-of-sequence or pad token."""
+    out = []
+    for token in tokens.tolist():
+        if token in stop_ids:
+            break
+        out.append(token)
+    return out
+
+
 @torch.no_grad()
 def generate(
     model,
@@ -31,15 +40,17 @@ def generate(
     batch_size: int,
     temperature: float = 0.0,
     seed: int = 0,
-) -> list[str]:
+) -> list[list[int]]:
     """Continue each prompt; row i is steered by adding vectors[i] after block `layer` at every position.
 
-    Rows are batched by prompt length. Greedy when temperature is 0; otherwise sampled with a
-    fixed seed per batch, so a re-run reproduces the same texts.
+    Returns the generated token ids of each row (up to its end-of-sequence token). Rows are
+    batched by prompt length. Greedy when temperature is 0; otherwise sampled with a fixed seed
+    per batch, so a re-run reproduces the same texts.
     """
     device = model.device
+    stop_ids = {tokenizer.eos_token_id, tokenizer.pad_token_id} - {None}
     order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))
-    texts: list[str] = [""] * len(prompts)
+    generated: list[list[int]] = [[] for _ in prompts]
     for start in range(0, len(order), batch_size):
         rows = order[start : start + batch_size]
         ids, mask = _left_pad([prompts[i] for i in rows], tokenizer.pad_token_id)
@@ -61,29 +72,34 @@ def generate(
             with add_to_residual(model, layer, vectors[rows].to(device)):
                 out = model.generate(**kwargs)
         for row, seq in zip(rows, out[:, ids.shape[1] :]):
-            texts[row] = tokenizer.decode(seq, skip_special_tokens=True).strip()
-    return texts
+            generated[row] = _trim(seq, stop_ids)
+    return generated
+
+
+def decode(tokenizer, generated: list[list[int]]) -> list[str]:
+    return [tokenizer.decode(ids, skip_special_tokens=True).strip() for ids in generated]
 
 
 @torch.no_grad()
-def perplexity(model, tokenizer, prompts: list[list[int]], generations: list[str], batch_size: int) -> list[float]:
-    """exp(mean NLL) of each generation's tokens given its prompt, under the (unsteered) model."""
+def perplexity(model, prompts: list[list[int]], generations: list[list[int]], batch_size: int, pad_id: int) -> list[float]:
+    """exp(mean NLL) of each generation's tokens given its prompt, under the (unsteered) model.
+
+    Sequences are left-padded so every generation ends at the right edge; only the positions that
+    predict generated tokens go through the LM head.
+    """
     results = [math.nan] * len(prompts)
-    items = []
-    for i, (prompt, text) in enumerate(zip(prompts, generations)):
-        gen_ids = tokenizer(text, add_special_tokens=False).input_ids
-        if gen_ids:
-            items.append((i, prompt, gen_ids))
-    items.sort(key=lambda item: len(item[1]) + len(item[2]))
+    items = sorted((i for i in range(len(prompts)) if generations[i]), key=lambda i: len(prompts[i]) + len(generations[i]))
     for start in range(0, len(items), batch_size):
         batch = items[start : start + batch_size]
-        seqs = [torch.tensor(p + g) for _, p, g in batch]
-        ids = pad_sequence(seqs, batch_first=True, padding_value=tokenizer.pad_token_id).to(model.device)
-        mask = pad_sequence([torch.ones(len(s), dtype=torch.long) for s in seqs], batch_first=True).to(model.device)
-        logits = model(input_ids=ids, attention_mask=mask, use_cache=False).logits.float()
+        ids, mask = _left_pad([prompts[i] + generations[i] for i in batch], pad_id)
+        ids, mask = ids.to(model.device), mask.to(model.device)
+        positions = (mask.cumsum(-1) - 1).clamp(min=0)
+        n_keep = max(len(generations[i]) for i in batch) + 1
+        logits = model(input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=False,
+                       logits_to_keep=n_keep).logits.float()
         logprobs = torch.log_softmax(logits[:, :-1], dim=-1)
-        token_lp = logprobs.gather(-1, ids[:, 1:, None])[..., 0]
-        for row, (i, prompt, gen) in enumerate(batch):
-            first, last = len(prompt) - 1, len(prompt) - 1 + len(gen)
-            results[i] = math.exp(-token_lp[row, first:last].mean().item())
+        targets = ids[:, -(n_keep - 1) :]
+        token_lp = logprobs.gather(-1, targets[..., None])[..., 0]
+        for row, i in enumerate(batch):
+            results[i] = math.exp(-token_lp[row, -len(generations[i]) :].mean().item())
     return results

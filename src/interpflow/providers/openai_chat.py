@@ -31,6 +31,15 @@ class Completion:
     cached: bool
 
 
+def require_api_key(api_key_env: str, section: str) -> None:
+    """Raise ConfigError naming the variable when it is unset or empty (call before any work)."""
+    if not os.environ.get(api_key_env, "").strip():
+        raise ConfigError(
+            f"the API key variable {api_key_env} is not set; set {api_key_env} or {section}.api_key_env; "
+            "for a local server without auth set it to any value, e.g. 'local'"
+        )
+
+
 class ChatClient:
     """Send many chat requests concurrently, caching every answer as soon as it arrives.
 
@@ -50,15 +59,17 @@ class ChatClient:
         max_retries: int = 5,
         cache: CallCache | None = None,
         price_per_1m: dict[str, float] | None = None,
+        config_section: str = "judge",
     ) -> None:
+        self.section = config_section  # named in error messages: the config block to fix
         if not model:
-            raise ConfigError("the chat model name is empty; set judge.model, e.g. 'gpt-4o-mini'")
+            raise ConfigError(f"the chat model name is empty; set {config_section}.model, e.g. 'gpt-4o-mini'")
         if concurrency < 1:
-            raise ConfigError(f"concurrency must be at least 1 (got {concurrency}); fix judge.concurrency")
+            raise ConfigError(f"concurrency must be at least 1 (got {concurrency}); fix {config_section}.concurrency")
         if price_per_1m is not None and not {"prompt", "completion"} <= set(price_per_1m):
             raise ConfigError(
                 "price_per_1m needs both 'prompt' and 'completion' (USD per million tokens); "
-                "fix judge.price_per_1m or set it to null"
+                f"fix {config_section}.price_per_1m or set it to null"
             )
         self.model = model
         self.base_url = base_url
@@ -78,12 +89,7 @@ class ChatClient:
 
     def check_ready(self) -> None:
         """Raise ConfigError when the API key environment variable is unset or empty."""
-        if not os.environ.get(self.api_key_env, "").strip():
-            raise ConfigError(
-                f"the API key variable {self.api_key_env} is not set; set {self.api_key_env} "
-                "or judge.api_key_env; for a local server without auth set it to any value, "
-                "e.g. 'local'"
-            )
+        require_api_key(self.api_key_env, self.section)
 
     def _key(self, messages: Messages, temperature: float, max_tokens: int, sample_index: int) -> str:
         return key_for(
@@ -112,12 +118,12 @@ class ChatClient:
         except openai.NotFoundError as exc:
             raise ConfigError(
                 f"model {self.model!r} or the endpoint was not found at "
-                f"{self.base_url or 'the OpenAI API'}: {exc}; check judge.model and judge.base_url"
+                f"{self.base_url or 'the OpenAI API'}: {exc}; check {self.section}.model and {self.section}.base_url"
             ) from exc
         except openai.APIConnectionError as exc:
             raise ConfigError(
                 f"cannot reach {self.base_url or 'the OpenAI API'}: {exc}; "
-                "check judge.base_url and the network"
+                f"check {self.section}.base_url and the network"
             ) from exc
         text = response.choices[0].message.content if response.choices else None
         usage = response.usage

@@ -21,7 +21,7 @@ from interpflow.artifacts import read_parquet, read_tensors, write_parquet
 from interpflow.methods import build_method
 from interpflow.models.architectures import check_layer
 from interpflow.models.formatting import prompt_ids
-from interpflow.models.generation import generate, perplexity
+from interpflow.models.generation import decode, generate, perplexity
 from interpflow.models.loading import load_model
 
 
@@ -64,9 +64,10 @@ def steer(method_cfg: dict, model_dir: str, model_cfg: dict, layer: int, steer_c
                            for c, i in zip(plan["concept"], plan["instruction"])]
 
     start = time.perf_counter()
-    plan["generation"] = generate(model, tokenizer, steered_prompts, layer, vectors, steer_cfg["max_new_tokens"],
-                                  steer_cfg["batch_size"], steer_cfg["temperature"], seed=0)
-    plan["perplexity"] = perplexity(model, tokenizer, plain_prompts, plan["generation"].tolist(), steer_cfg["batch_size"])
+    generated = generate(model, tokenizer, steered_prompts, layer, vectors, steer_cfg["max_new_tokens"],
+                         steer_cfg["batch_size"], steer_cfg["temperature"], seed=0)
+    plan["generation"] = decode(tokenizer, generated)
+    plan["perplexity"] = perplexity(model, plain_prompts, generated, steer_cfg["batch_size"], tokenizer.pad_token_id)
     print(f"steer: {len(plan)} generations in {time.perf_counter() - start:.1f}s")
     columns = ["concept_id", "concept", "instruction_id", "instruction", "split", "factor", "strength", "generation", "perplexity"]
     write_parquet(plan[columns], out)

@@ -12,6 +12,7 @@ import torch
 
 from interpflow.artifacts import read_parquet, read_tensors, write_json, write_tensors
 from interpflow.data.sources.base import SHARED_NEGATIVE
+from interpflow.errors import ConfigError
 from interpflow.methods import build_method
 
 
@@ -28,8 +29,12 @@ def training_sets(acts: torch.Tensor, index, concept_id: int, genre: str):
     positive = (index["concept_id"] == concept_id) & (index["label"] == 1)
     own = (index["concept_id"] == concept_id) & (index["label"] == 0)
     shared = (index["concept_id"] == SHARED_NEGATIVE) & (index["genre"] == genre)
+    negative = own | shared
+    if not positive.any() or not negative.any():
+        missing = "positive" if not positive.any() else f"negative (own, or shared of genre {genre!r})"
+        raise ConfigError(f"concept {concept_id} has no {missing} training examples; the data source must provide them")
     pos, pos_example = tokens_of(acts, index, positive)
-    neg, _ = tokens_of(acts, index, own | shared)
+    neg, _ = tokens_of(acts, index, negative)
     return pos, neg, pos_example
 
 

@@ -88,7 +88,9 @@ class DatasetSource:
 
     def _frames(self) -> tuple[pd.DataFrame, pd.DataFrame]:
         self.check_ready()
-        return self._demo_frames() if self.format == "demo" else self._axbench_frames()
+        frames = self._demo_frames() if self.format == "demo" else self._axbench_frames()
+        # Examples with no response text have no tokens to score.
+        return tuple(f[f["output"].fillna("").str.strip() != ""] for f in frames)
 
     def train_data(self, concepts: pd.DataFrame) -> pd.DataFrame:
         train, _ = self._frames()

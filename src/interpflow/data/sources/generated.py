@@ -146,13 +146,13 @@ class LocalLMBackend:
 
     def complete(self, prompts: list[str]) -> list[str]:
         from interpflow.models.formatting import prompt_ids
-        from interpflow.models.generation import generate
+        from interpflow.models.generation import decode, generate
 
         if not prompts:
             return []
         model, tokenizer = self._model()
         ids = [prompt_ids(tokenizer, self.model_cfg, p) for p in prompts]
-        return generate(
+        return decode(tokenizer, generate(
             model,
             tokenizer,
             ids,
@@ -162,7 +162,7 @@ class LocalLMBackend:
             batch_size=int(self.cfg.get("batch_size", 16)),
             temperature=float(self.cfg.get("temperature", 0.0)),
             seed=int(self.cfg.get("seed", 0)),
-        )
+        ))
 
 
 class OpenAIBackend:
@@ -178,9 +178,10 @@ class OpenAIBackend:
     def client(self):
         """The ChatClient, built on first use (building it fails with ConfigError when the key is unset)."""
         from interpflow.providers.cache import CallCache
-        from interpflow.providers.openai_chat import ChatClient
+        from interpflow.providers.openai_chat import ChatClient, require_api_key
 
         if self._client is None:
+            require_api_key(self.cfg.get("api_key_env", "OPENAI_API_KEY"), "generator")
             self._client = ChatClient(
                 self.cfg["model"],
                 base_url=self.cfg.get("base_url"),
@@ -188,6 +189,7 @@ class OpenAIBackend:
                 concurrency=int(self.cfg.get("concurrency", 8)),
                 cache=CallCache(self.cache_path),
                 price_per_1m=self.cfg.get("price_per_1m"),
+                config_section="generator",
             )
         return self._client
 
