@@ -32,7 +32,7 @@ def check_layers(model_cfg: dict, n_layers: int | None) -> None:
         )
 
 
-def _check_positives(frame: pd.DataFrame, concepts: pd.DataFrame, what: str) -> None:
+def check_positives(frame: pd.DataFrame, concepts: pd.DataFrame, what: str) -> None:
     have = set(frame.loc[frame["label"] == 1, "concept_id"])
     lacking = concepts.loc[~concepts["concept_id"].isin(have), "concept"].tolist()
     if lacking:
@@ -47,6 +47,6 @@ def preflight(cfg: dict) -> pd.DataFrame:
     source.check_ready()  # missing data files, missing API keys
     concepts = build_concepts(cfg, source.concepts())
     if cfg["generator"]["name"] == "dataset":  # ready-made data is cheap to read now
-        _check_positives(source.train_data(concepts), concepts, "training")
-        _check_positives(source.latent_eval_data(concepts), concepts, "evaluation")
+        check_positives(source.train_data(concepts), concepts, "training")
+        check_positives(source.latent_eval_data(concepts), concepts, "evaluation")
     return concepts

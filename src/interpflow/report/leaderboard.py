@@ -33,6 +33,7 @@ def summary(detection: pd.DataFrame, steering: pd.DataFrame) -> pd.DataFrame:
 
 def _markdown(table: pd.DataFrame, usage: dict) -> str:
     shown = table.rename(columns={**DETECTION, **STEERING})
+    shown = shown.astype(object).where(shown.notna(), None)  # tabulate writes "—" only for None
     text = shown.to_markdown(index=False, floatfmt=".3f", missingval="—")
     lines = [
         "# interpflow leaderboard", "",

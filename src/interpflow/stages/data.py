@@ -11,6 +11,7 @@ from interpflow.data.concepts import build_concepts
 from interpflow.data.instructions import load_instructions, steer_prompts
 from interpflow.data.sources import build_source
 from interpflow.errors import ConfigError
+from interpflow.preflight import check_positives
 
 
 def source_for(cfg: dict):
@@ -31,17 +32,10 @@ def _shard_concepts(concepts_path: str, shard: str) -> pd.DataFrame:
     return frame
 
 
-def _check_positives(frame: pd.DataFrame, concepts: pd.DataFrame, what: str) -> None:
-    have = set(frame.loc[frame["label"] == 1, "concept_id"])
-    lacking = concepts[~concepts["concept_id"].isin(have)]["concept"].tolist()
-    if lacking:
-        raise ConfigError(f"no positive {what} examples for concept(s) {lacking}: the data source has none for them")
-
-
 def train_data(cfg: dict, concepts_path: str, shard: str, out: str) -> None:
     shard_concepts = _shard_concepts(concepts_path, shard)
     frame = source_for(cfg).train_data(shard_concepts)
-    _check_positives(frame, shard_concepts, "training")
+    check_positives(frame, shard_concepts, "training")
     frame.insert(0, "example_id", range(len(frame)))
     write_parquet(frame, out)
 
@@ -50,7 +44,7 @@ def eval_data(cfg: dict, concepts_path: str, shard: str, out_latent: str, out_st
     shard_concepts = _shard_concepts(concepts_path, shard)
     source = source_for(cfg)
     latent = source.latent_eval_data(shard_concepts)
-    _check_positives(latent, shard_concepts, "evaluation")
+    check_positives(latent, shard_concepts, "evaluation")
     latent.insert(0, "example_id", range(len(latent)))
     instructions = load_instructions(cfg["generator"].get("instructions", "demo"))
     prompts = steer_prompts(shard_concepts, instructions, cfg["steering"]["instructions_per_concept"], cfg["seed"])
