@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import random
 import sqlite3
+import time
 from contextlib import closing
 from pathlib import Path
 from typing import Any
@@ -48,11 +50,22 @@ class CallCache:
                 f"cannot create the cache folder {self.path.parent}: {exc}; "
                 "choose a writable cache directory"
             ) from exc
-        with closing(self._connect()) as conn:
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute(
-                "CREATE TABLE IF NOT EXISTS calls (key TEXT PRIMARY KEY, value TEXT NOT NULL)"
-            )
+        self._initialise()
+
+    def _initialise(self) -> None:
+        """Switch to WAL and create the table. SQLite answers "database is locked" at once (without
+        waiting for the busy timeout) when two processes switch the journal mode together, so retry."""
+        deadline = time.monotonic() + _BUSY_TIMEOUT_S
+        while True:
+            try:
+                with closing(self._connect()) as conn:
+                    conn.execute("PRAGMA journal_mode=WAL")
+                    conn.execute("CREATE TABLE IF NOT EXISTS calls (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+                return
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05 + random.random() * 0.1)
 
     def _connect(self) -> sqlite3.Connection:
         """Open a new autocommit connection that waits for locks held by other writers."""

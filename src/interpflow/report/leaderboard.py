@@ -97,6 +97,7 @@ def _plot_factor_curves(curves: pd.DataFrame, path: str) -> None:
 
 def leaderboard(detection: list[str], steering: list[str], curves: list[str], usage: list[str],
                 out_md: str, out_csv: str, out_detection_plot: str, out_steering_plot: str) -> None:
+    """Write the leaderboard (markdown, CSV) and its two plots from the evaluation tables."""
     detection_frame, steering_frame = _concat(detection), _concat(steering)
     table = summary(detection_frame, steering_frame)
     with atomic_path(out_csv) as tmp:

@@ -44,6 +44,7 @@ def activations_for(model, tokenizer, model_cfg: dict, layer: int, inputs: list[
 
 
 def cache_activations(model_dir: str, model_cfg: dict, layer: int, act_cfg: dict, data: str, out: str, out_index: str) -> None:
+    """Cache the scored-token activations after block `layer` for every example of a data file."""
     frame = read_parquet(data)
     model, tokenizer = load_model(model_dir, model_cfg["dtype"])
     check_layer(model, layer)

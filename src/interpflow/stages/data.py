@@ -21,6 +21,7 @@ def source_for(cfg: dict):
 
 
 def concepts(cfg: dict, out: str) -> None:
+    """Write the experiment's concept table (concept_id, concept, genre, shard, source)."""
     write_parquet(build_concepts(cfg, source_for(cfg).concepts()), out)
 
 
@@ -33,6 +34,7 @@ def _shard_concepts(concepts_path: str, shard: str) -> pd.DataFrame:
 
 
 def train_data(cfg: dict, concepts_path: str, shard: str, out: str) -> None:
+    """Write the training examples of one shard's concepts."""
     shard_concepts = _shard_concepts(concepts_path, shard)
     frame = source_for(cfg).train_data(shard_concepts)
     check_positives(frame, shard_concepts, "training")
@@ -41,6 +43,7 @@ def train_data(cfg: dict, concepts_path: str, shard: str, out: str) -> None:
 
 
 def eval_data(cfg: dict, concepts_path: str, shard: str, out_latent: str, out_steer: str) -> None:
+    """Write one shard's detection evaluation examples (with hard negatives) and its steering prompts."""
     shard_concepts = _shard_concepts(concepts_path, shard)
     source = source_for(cfg)
     latent = source.latent_eval_data(shard_concepts)

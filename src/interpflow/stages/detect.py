@@ -24,6 +24,7 @@ def example_scores(token_scores: torch.Tensor, lengths: torch.Tensor) -> tuple[t
 
 
 def detect(artifact: str, acts: str, index: str, out: str) -> None:
+    """Score every evaluation example of a shard with every concept's direction."""
     weights = read_tensors(artifact)
     directions, concept_ids = weights["directions"], weights["concept_ids"].tolist()
     examples = read_parquet(index)

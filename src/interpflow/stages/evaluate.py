@@ -15,6 +15,7 @@ def _label(frame: pd.DataFrame, model: str, layer: int, method: str) -> pd.DataF
 
 def evaluate_detection(model: str, layer: int, method: str, latent: list[str], concepts: str, detection_cfg: dict,
                        seed: int, out: str) -> None:
+    """Per-concept detection metrics of one (model, layer, method) over all shards."""
     tables = []
     for path in latent:  # example ids are per shard, so the imbalanced pool is built per shard
         scores = read_parquet(path).rename(columns={"max_score": "score"})
@@ -27,6 +28,7 @@ def evaluate_detection(model: str, layer: int, method: str, latent: list[str], c
 
 
 def evaluate_steering(model: str, layer: int, method: str, judged: list[str], out: str, out_curve: str) -> None:
+    """Per-concept steering scores (factor chosen on select, reported on test) and the score-vs-factor curve."""
     frame = pd.concat([read_parquet(p) for p in judged], ignore_index=True)
     names = frame[["concept_id", "concept"]].drop_duplicates()
     write_parquet(_label(names.merge(steering_table(frame), on="concept_id"), model, layer, method), out)

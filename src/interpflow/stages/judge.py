@@ -15,6 +15,7 @@ from interpflow.judges.base import JudgeItem
 
 
 def judge(judge_cfg: dict, cache_dir: str, steering: str, out: str, out_usage: str) -> None:
+    """Judge every steered generation of a shard and record the judge's usage."""
     judge_impl = build_judge(judge_cfg, Path(cache_dir))
     frame = read_parquet(steering)
     items = [JudgeItem(concept=r.concept, instruction=r.instruction, generation=r.generation, perplexity=float(r.perplexity))

@@ -42,6 +42,7 @@ def steering_plan(method, concepts: pd.DataFrame, prompts: pd.DataFrame, factors
 
 def steer(method_cfg: dict, model_dir: str, model_cfg: dict, layer: int, steer_cfg: dict, concepts: str, shard: str,
           prompts: str, out: str, artifact: str | None = None, latent: str | None = None) -> None:
+    """Generate steered answers for every concept of a shard, factor and steering prompt."""
     method = build_method(method_cfg)
     shard_concepts = read_parquet(concepts).query("shard == @shard")
     plan = steering_plan(method, shard_concepts, read_parquet(prompts), steer_cfg["factors"])

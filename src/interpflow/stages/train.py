@@ -39,6 +39,7 @@ def training_sets(acts: torch.Tensor, index, concept_id: int, genre: str):
 
 
 def train(method_cfg: dict, concepts: str, shard: str, acts: str, index: str, out: str, out_cfg: str) -> None:
+    """Train one method for every concept of a shard from cached activations."""
     method = build_method(method_cfg)
     shard_concepts = read_parquet(concepts).query("shard == @shard")
     activations = read_tensors(acts)["acts"]
