@@ -90,6 +90,13 @@ def test_local_backend_with_tiny_model(tmp_path: Path, instructions: str) -> Non
     assert (tmp_path / "generator_model" / "interpflow_model.json").exists()
     check_frames(train, evaluation, "local:tiny", max_hard=2)
 
+    # A second job (a fresh source, as the eval_data rule builds) reads every answer from the
+    # on-disk cache: same frames, and the model is never loaded.
+    again = build_source(cfg, tmp_path)
+    pd.testing.assert_frame_equal(again.train_data(CONCEPTS), train)
+    pd.testing.assert_frame_equal(again.latent_eval_data(CONCEPTS), evaluation)
+    assert again.backend._loaded is None
+
 
 class _FakeOpenAI(BaseHTTPRequestHandler):
     """POST /v1/chat/completions with deterministic answers; counts the requests it gets."""

@@ -37,6 +37,8 @@ rule train_data:
 rule eval_data:
     input:
         concepts=rules.concepts.output[0],
+        # after train_data: a generator's cached answers are then reused, not generated twice
+        train=rules.train_data.output[0],
     output:
         latent=f"{RESULTS}/data/latent_eval/{{shard}}.parquet",
         prompts=f"{RESULTS}/data/steer_prompts/{{shard}}.parquet",

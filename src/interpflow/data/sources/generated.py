@@ -145,24 +145,36 @@ class LocalLMBackend:
         return self._loaded
 
     def complete(self, prompts: list[str]) -> list[str]:
+        """Answers from the on-disk cache where present; the rest generated in one batched pass and cached."""
         from interpflow.models.formatting import prompt_ids
         from interpflow.models.generation import decode, generate
+        from interpflow.providers.cache import CallCache, key_for
 
         if not prompts:
             return []
-        model, tokenizer = self._model()
-        ids = [prompt_ids(tokenizer, self.model_cfg, p) for p in prompts]
-        return decode(tokenizer, generate(
-            model,
-            tokenizer,
-            ids,
-            layer=0,
-            vectors=None,
-            max_new_tokens=int(self.cfg["max_new_tokens"]),
-            batch_size=int(self.cfg.get("batch_size", 16)),
-            temperature=float(self.cfg.get("temperature", 0.0)),
-            seed=int(self.cfg.get("seed", 0)),
-        ))
+        cache = CallCache(self.prepared_dir.parent / "local_llm_cache.sqlite")
+        params = {k: self.cfg.get(k) for k in ("max_new_tokens", "temperature", "seed")}
+        keys = [key_for(provider="local", model=self.model_cfg, prompt=p, params=params) for p in prompts]
+        answers = [cache.get(k) for k in keys]
+        missing = [i for i, a in enumerate(answers) if a is None]
+        if missing:
+            model, tokenizer = self._model()
+            ids = [prompt_ids(tokenizer, self.model_cfg, prompts[i]) for i in missing]
+            texts = decode(tokenizer, generate(
+                model,
+                tokenizer,
+                ids,
+                layer=0,
+                vectors=None,
+                max_new_tokens=int(self.cfg["max_new_tokens"]),
+                batch_size=int(self.cfg.get("batch_size", 16)),
+                temperature=float(self.cfg.get("temperature", 0.0)),
+                seed=int(self.cfg.get("seed", 0)),
+            ))
+            for i, text in zip(missing, texts):
+                cache.put(keys[i], text)
+                answers[i] = text
+        return answers
 
 
 class OpenAIBackend:
