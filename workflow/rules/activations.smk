@@ -10,7 +10,7 @@ rule cache_activations:
         index=f"{RESULTS}/acts/{{model}}/L{{layer}}/{{split}}/{{shard}}.index.parquet",
     params:
         model=lambda w: model_params(w.model),
-        acts=as_json(config["activations"]),
+        acts=json_param(config["activations"]),
         folder=lambda w: f"{MODELS_DIR}/{w.model}",
         code=stage_code("interpflow.stages.activations"),
     threads: MODEL_THREADS

@@ -44,6 +44,13 @@ def as_json(obj):
     return json.dumps(obj, sort_keys=True)
 
 
+def json_param(obj):
+    """A JSON params value, wrapped in a function so Snakemake does not read braces in it
+    (e.g. a template's "{instruction}") as wildcards."""
+    text = as_json(obj)
+    return lambda wildcards: text
+
+
 def stage_code(*modules):
     """Fingerprint of the package code a rule runs (Snakemake cannot see it otherwise)."""
     return code_fingerprint(*modules)

@@ -5,7 +5,7 @@ rule concepts:
     output:
         f"{RESULTS}/concepts.parquet",
     params:
-        cfg=as_json({k: config[k] for k in ("run_name", "results_dir", "concepts", "generator")}),
+        cfg=json_param({k: config[k] for k in ("run_name", "results_dir", "concepts", "generator")}),
         code=stage_code("interpflow.stages.data"),
     threads: 1
     log:
@@ -22,7 +22,7 @@ rule train_data:
     output:
         f"{RESULTS}/data/train/{{shard}}.parquet",
     params:
-        cfg=as_json({k: config[k] for k in ("run_name", "results_dir", "generator", "seed")}),
+        cfg=json_param({k: config[k] for k in ("run_name", "results_dir", "generator", "seed")}),
         code=stage_code("interpflow.stages.data"),
     threads: 1
     log:
@@ -43,7 +43,7 @@ rule eval_data:
         latent=f"{RESULTS}/data/latent_eval/{{shard}}.parquet",
         prompts=f"{RESULTS}/data/steer_prompts/{{shard}}.parquet",
     params:
-        cfg=as_json(
+        cfg=json_param(
             {
                 "run_name": config["run_name"],
                 "results_dir": config["results_dir"],

@@ -48,7 +48,7 @@ rule evaluate_detection:
     output:
         f"{RESULTS}/eval/detection/{{model}}/L{{layer}}/{{method}}.parquet",
     params:
-        detection=as_json(config["detection"]),
+        detection=json_param(config["detection"]),
         seed=config["seed"],
         code=stage_code("interpflow.stages.evaluate"),
     threads: 1

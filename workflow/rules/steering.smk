@@ -9,7 +9,7 @@ rule steer:
     params:
         method=lambda w: as_json(config["methods"][w.method]),
         model=lambda w: model_params(w.model),
-        steering=as_json(config["steering"]),
+        steering=json_param(config["steering"]),
         folder=lambda w: f"{MODELS_DIR}/{w.model}",
         artifact=steer_artifact_args,
         code=lambda w: stage_code("interpflow.stages.steer") + method_code(w.method),
@@ -31,7 +31,7 @@ rule judge:
         judged=f"{RESULTS}/judged/{{model}}/L{{layer}}/{{method}}/{{shard}}.parquet",
         usage=f"{RESULTS}/judged/{{model}}/L{{layer}}/{{method}}/{{shard}}.usage.json",
     params:
-        judge=as_json(config["judge"]),
+        judge=json_param(config["judge"]),
         cache=f"{config['results_dir']}/cache/judge",
         code=stage_code("interpflow.stages.judge"),
     threads: MODEL_THREADS
