@@ -144,3 +144,12 @@ def test_two_models_in_one_dag(tmp_path):
     board = pd.read_csv(tmp_path / "results" / "tiny_two_models" / "leaderboard.csv")
     assert set(zip(board["model"], board["layer"])) == {("tiny_llama", 2), ("tiny_gemma3", 1)}
     assert sorted(board["method"].unique()) == ["diffmean", "prompt"]
+
+
+def test_generated_data_sources_plan_a_dag(tmp_path):
+    """Generator configs carry templates with braces; they must reach the rules as text, not wildcards."""
+    overrides = ["experiment=tiny", "generator=local", "concepts.source=inline", "concepts.names=[rain,dogs]"]
+    result = snakemake(tmp_path, overrides, "-n")
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    jobs = {rule for rule, _ in scheduled_jobs(result.stdout)}
+    assert {"train_data", "eval_data", "steer", "leaderboard"} <= jobs
