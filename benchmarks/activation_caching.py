@@ -12,7 +12,6 @@ Prints tokens/s of each and their ratio (target >= 0.8), plus full-depth forward
 from __future__ import annotations
 
 import argparse
-import tempfile
 import time
 from pathlib import Path
 

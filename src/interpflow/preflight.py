@@ -39,12 +39,18 @@ def check_positives(frame: pd.DataFrame, concepts: pd.DataFrame, what: str) -> N
         raise ConfigError(f"the data set has no positive {what} examples for concept(s) {lacking}")
 
 
+def data_source(cfg: dict):
+    """The configured data source, checked ready (missing data files and API keys fail here)."""
+    source = build_source(cfg["generator"], Path(cfg["results_dir"]) / cfg["run_name"] / "generator")
+    source.check_ready()
+    return source
+
+
 def preflight(cfg: dict) -> pd.DataFrame:
     """Validate everything that can be checked cheaply; return the concept table (with shards)."""
     for model_cfg in cfg["models"].values():
         check_layers(model_cfg, known_layer_count(model_cfg))
-    source = build_source(cfg["generator"], Path(cfg["results_dir"]) / cfg["run_name"] / "generator")
-    source.check_ready()  # missing data files, missing API keys
+    source = data_source(cfg)
     concepts = build_concepts(cfg, source.concepts())
     if cfg["generator"]["name"] == "dataset":  # ready-made data is cheap to read now
         check_positives(source.train_data(concepts), concepts, "training")

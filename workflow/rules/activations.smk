@@ -12,7 +12,7 @@ rule cache_activations:
         model=lambda w: model_params(w.model),
         acts=json_param(config["activations"]),
         folder=lambda w: f"{MODELS_DIR}/{w.model}",
-        code=stage_code("interpflow.stages.activations"),
+        code=code_fingerprint("interpflow.stages.activations"),
     threads: MODEL_THREADS
     log:
         f"{RESULTS}/logs/cache_activations/{{model}}/L{{layer}}/{{split}}/{{shard}}.log",

@@ -51,11 +51,7 @@ def json_param(obj):
     return lambda wildcards: text
 
 
-def stage_code(*modules):
-    """Fingerprint of the package code a rule runs (Snakemake cannot see it otherwise)."""
-    return code_fingerprint(*modules)
-
-
+# Package code is invisible to Snakemake: each rule's params carry code_fingerprint(<its stage module>).
 def method_code(method):
     return code_fingerprint(method_info(method).__module__)
 

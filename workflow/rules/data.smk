@@ -6,7 +6,7 @@ rule concepts:
         f"{RESULTS}/concepts.parquet",
     params:
         cfg=json_param({k: config[k] for k in ("run_name", "results_dir", "concepts", "generator")}),
-        code=stage_code("interpflow.stages.data"),
+        code=code_fingerprint("interpflow.stages.data"),
     threads: 1
     log:
         f"{RESULTS}/logs/concepts.log",
@@ -23,7 +23,7 @@ rule train_data:
         f"{RESULTS}/data/train/{{shard}}.parquet",
     params:
         cfg=json_param({k: config[k] for k in ("run_name", "results_dir", "generator", "seed")}),
-        code=stage_code("interpflow.stages.data"),
+        code=code_fingerprint("interpflow.stages.data"),
     threads: 1
     log:
         f"{RESULTS}/logs/train_data/{{shard}}.log",
@@ -52,7 +52,7 @@ rule eval_data:
                 "steering": {"instructions_per_concept": config["steering"]["instructions_per_concept"]},
             }
         ),
-        code=stage_code("interpflow.stages.data"),
+        code=code_fingerprint("interpflow.stages.data"),
     threads: 1
     log:
         f"{RESULTS}/logs/eval_data/{{shard}}.log",

@@ -12,7 +12,7 @@ rule train:
         cfg=f"{RESULTS}/methods/{{model}}/L{{layer}}/{{method}}/{{shard}}.cfg.json",
     params:
         method=lambda w: as_json(config["methods"][w.method]),
-        code=lambda w: stage_code("interpflow.stages.train") + method_code(w.method),
+        code=lambda w: code_fingerprint("interpflow.stages.train") + method_code(w.method),
     threads: 1
     log:
         f"{RESULTS}/logs/train/{{model}}/L{{layer}}/{{method}}/{{shard}}.log",
@@ -31,7 +31,7 @@ rule detect:
     output:
         f"{RESULTS}/latent/{{model}}/L{{layer}}/{{method}}/{{shard}}.parquet",
     params:
-        code=lambda w: stage_code("interpflow.stages.detect") + method_code(w.method),
+        code=lambda w: code_fingerprint("interpflow.stages.detect") + method_code(w.method),
     threads: 1
     log:
         f"{RESULTS}/logs/detect/{{model}}/L{{layer}}/{{method}}/{{shard}}.log",
@@ -50,7 +50,7 @@ rule evaluate_detection:
     params:
         detection=json_param(config["detection"]),
         seed=config["seed"],
-        code=stage_code("interpflow.stages.evaluate"),
+        code=code_fingerprint("interpflow.stages.evaluate"),
     threads: 1
     log:
         f"{RESULTS}/logs/evaluate_detection/{{model}}/L{{layer}}/{{method}}.log",

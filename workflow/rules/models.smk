@@ -7,7 +7,7 @@ rule prepare_model:
     params:
         model=lambda w: conversion_params(w.model),
         folder=lambda w: f"{MODELS_DIR}/{w.model}",
-        code=stage_code("interpflow.stages.prepare"),
+        code=code_fingerprint("interpflow.stages.prepare"),
     threads: MODEL_THREADS
     log:
         f"{RESULTS}/logs/prepare_model/{{model}}.log",

@@ -15,7 +15,7 @@ rule leaderboard:
         detection_plot=report(f"{RESULTS}/plots/detection_auc.png", category="Plots"),
         steering_plot=report(f"{RESULTS}/plots/steering_vs_factor.png", category="Plots"),
     params:
-        code=stage_code("interpflow.report.leaderboard"),
+        code=code_fingerprint("interpflow.report.leaderboard"),
     threads: 1
     log:
         f"{RESULTS}/logs/leaderboard.log",

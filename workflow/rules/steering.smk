@@ -12,7 +12,7 @@ rule steer:
         steering=json_param(config["steering"]),
         folder=lambda w: f"{MODELS_DIR}/{w.model}",
         artifact=steer_artifact_args,
-        code=lambda w: stage_code("interpflow.stages.steer") + method_code(w.method),
+        code=lambda w: code_fingerprint("interpflow.stages.steer") + method_code(w.method),
     threads: MODEL_THREADS
     log:
         f"{RESULTS}/logs/steer/{{model}}/L{{layer}}/{{method}}/{{shard}}.log",
@@ -33,7 +33,7 @@ rule judge:
     params:
         judge=json_param(config["judge"]),
         cache=f"{config['results_dir']}/cache/judge",
-        code=stage_code("interpflow.stages.judge"),
+        code=code_fingerprint("interpflow.stages.judge"),
     threads: MODEL_THREADS
     log:
         f"{RESULTS}/logs/judge/{{model}}/L{{layer}}/{{method}}/{{shard}}.log",
@@ -51,7 +51,7 @@ rule evaluate_steering:
         table=f"{RESULTS}/eval/steering/{{model}}/L{{layer}}/{{method}}.parquet",
         curve=f"{RESULTS}/eval/steering_curve/{{model}}/L{{layer}}/{{method}}.parquet",
     params:
-        code=stage_code("interpflow.stages.evaluate"),
+        code=code_fingerprint("interpflow.stages.evaluate"),
     threads: 1
     log:
         f"{RESULTS}/logs/evaluate_steering/{{model}}/L{{layer}}/{{method}}.log",

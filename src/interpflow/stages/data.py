@@ -2,27 +2,18 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pandas as pd
 
 from interpflow.artifacts import read_parquet, write_parquet
 from interpflow.data.concepts import build_concepts
 from interpflow.data.instructions import load_instructions, steer_prompts
-from interpflow.data.sources import build_source
 from interpflow.errors import ConfigError
-from interpflow.preflight import check_positives
-
-
-def source_for(cfg: dict):
-    source = build_source(cfg["generator"], Path(cfg["results_dir"]) / cfg["run_name"] / "generator")
-    source.check_ready()
-    return source
+from interpflow.preflight import check_positives, data_source
 
 
 def concepts(cfg: dict, out: str) -> None:
     """Write the experiment's concept table (concept_id, concept, genre, shard, source)."""
-    write_parquet(build_concepts(cfg, source_for(cfg).concepts()), out)
+    write_parquet(build_concepts(cfg, data_source(cfg).concepts()), out)
 
 
 def _shard_concepts(concepts_path: str, shard: str) -> pd.DataFrame:
@@ -36,7 +27,7 @@ def _shard_concepts(concepts_path: str, shard: str) -> pd.DataFrame:
 def train_data(cfg: dict, concepts_path: str, shard: str, out: str) -> None:
     """Write the training examples of one shard's concepts."""
     shard_concepts = _shard_concepts(concepts_path, shard)
-    frame = source_for(cfg).train_data(shard_concepts)
+    frame = data_source(cfg).train_data(shard_concepts)
     check_positives(frame, shard_concepts, "training")
     frame.insert(0, "example_id", range(len(frame)))
     write_parquet(frame, out)
@@ -45,7 +36,7 @@ def train_data(cfg: dict, concepts_path: str, shard: str, out: str) -> None:
 def eval_data(cfg: dict, concepts_path: str, shard: str, out_latent: str, out_steer: str) -> None:
     """Write one shard's detection evaluation examples (with hard negatives) and its steering prompts."""
     shard_concepts = _shard_concepts(concepts_path, shard)
-    source = source_for(cfg)
+    source = data_source(cfg)
     latent = source.latent_eval_data(shard_concepts)
     check_positives(latent, shard_concepts, "evaluation")
     latent.insert(0, "example_id", range(len(latent)))
