@@ -62,3 +62,30 @@ def add_to_residual(model: nn.Module, layer: int, vectors: torch.Tensor) -> Iter
         yield
     finally:
         handle.remove()
+
+
+@contextmanager
+def clamp_residual(model: nn.Module, layer: int, directions: torch.Tensor, strength: torch.Tensor, read: torch.Tensor,
+                   read_bias: torch.Tensor, threshold: torch.Tensor) -> Iterator[None]:
+    """Set each row's latent to `strength` after block `layer`, at every position.
+
+    Row b's latent is z(h) = pre if pre > threshold[b] else 0, pre = h . read[b] + read_bias[b];
+    the hidden state becomes h + (strength[b] - z(h)) * directions[b]. For an SAE latent this is
+    "set the latent, decode, add back the SAE error"; for a unit direction it sets the projection.
+    """
+
+    def hook(_module, _inputs, output):
+        hidden = _hidden(output)
+        h = hidden.float()
+        pre = torch.einsum("btd,bd->bt", h, read.to(h)) + read_bias.to(h)[:, None]
+        z = torch.where(pre > threshold.to(h)[:, None], pre, torch.zeros_like(pre))
+        steered = (h + (strength.to(h)[:, None] - z)[..., None] * directions.to(h)[:, None, :]).to(hidden.dtype)
+        if isinstance(output, tuple):
+            return (steered, *output[1:])
+        return steered
+
+    handle = decoder_blocks(model)[layer].register_forward_hook(hook)
+    try:
+        yield
+    finally:
+        handle.remove()
