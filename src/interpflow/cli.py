@@ -13,6 +13,7 @@ import inspect
 import json
 import os
 import sys
+import types
 import typing
 
 from interpflow.errors import InterpflowError
@@ -25,6 +26,8 @@ STAGES = {
     "train-data": "interpflow.stages.data:train_data",
     "eval-data": "interpflow.stages.data:eval_data",
     "cache-activations": "interpflow.stages.activations:cache_activations",
+    "pairs": "interpflow.stages.pairs:pairs",
+    "sae": "interpflow.sae.stage:sae",
     "train": "interpflow.stages.train:train",
     "detect": "interpflow.stages.detect:detect",
     "evaluate-detection": "interpflow.stages.evaluate:evaluate_detection",
@@ -40,16 +43,25 @@ def stage_function(stage: str):
     return getattr(importlib.import_module(module), name)
 
 
+def _without_none(hint):
+    """`X | None` -> X (an optional option is simply not required)."""
+    args = [a for a in typing.get_args(hint) if a is not type(None)]
+    if typing.get_origin(hint) in (typing.Union, types.UnionType) and len(args) == 1:
+        return args[0]
+    return hint
+
+
 def _add_option(parser: argparse.ArgumentParser, name: str, param: inspect.Parameter, hint) -> None:
     flag = "--" + name.replace("_", "-")
     required = param.default is inspect.Parameter.empty
+    hint = _without_none(hint)
     origin = typing.get_origin(hint)
     if hint is dict:
         parser.add_argument(flag, type=json.loads, required=required, help="JSON object")
     elif origin is list:
         parser.add_argument(flag, nargs="*", required=required, default=[] if not required else None)
     elif hint in (int, float):
-        parser.add_argument(flag, type=hint, required=required)
+        parser.add_argument(flag, type=hint, required=required, default=None if required else param.default)
     else:
         parser.add_argument(flag, required=required, default=None if required else param.default)
 

@@ -46,8 +46,24 @@ def data_source(cfg: dict):
     return source
 
 
+def check_methods(cfg: dict) -> None:
+    """Every method is registered, and its intervention is one the method can do."""
+    from interpflow.methods import method_class
+    from interpflow.methods.base import INTERVENTIONS, VectorMethod
+
+    for key, method_cfg in cfg["methods"].items():
+        cls = method_class(method_cfg["name"])
+        intervention = method_cfg.get("intervention")
+        if intervention is not None and (not issubclass(cls, VectorMethod) or intervention not in INTERVENTIONS):
+            allowed = f"one of {', '.join(INTERVENTIONS)}" if issubclass(cls, VectorMethod) else "not set (it does not steer with a vector)"
+            raise ConfigError(f"methods.{key}.intervention is {intervention!r}; for {cls.name} it must be {allowed}")
+        if cls.uses_sae and not cfg.get("sae"):
+            raise ConfigError(f"method {key} reads a sparse autoencoder; add an `sae` config (e.g. sae=trained_topk)")
+
+
 def preflight(cfg: dict) -> pd.DataFrame:
     """Validate everything that can be checked cheaply; return the concept table (with shards)."""
+    check_methods(cfg)
     for model_cfg in cfg["models"].values():
         check_layers(model_cfg, known_layer_count(model_cfg))
     source = data_source(cfg)

@@ -21,8 +21,7 @@ from interpflow.methods import build_method
 from interpflow.metrics.detection import detection_table
 from interpflow.models.loading import load_model, prepare_model
 from interpflow.stages.activations import activations_for
-from interpflow.stages.detect import example_scores
-from interpflow.stages.train import training_sets
+from interpflow.methods.data import EvalData, TrainingData
 
 REPO = Path(__file__).resolve().parents[2]
 CANDIDATES = [os.environ.get("INTERPFLOW_AXBENCH_DIR", ""), REPO.parent / "shared/axbench/concept10", "/work/shared/axbench/concept10"]
@@ -61,9 +60,9 @@ def test_diffmean_detects_axbench_concepts_on_smollm2(tmp_path_factory):
     train_acts, train_index = flat(train, acts(train))
     eval_acts, eval_index = flat(evaluation, acts(evaluation))
     diffmean = build_method(cfg["methods"]["diffmean"])
-    directions = torch.stack([diffmean.train_direction(*training_sets(train_acts, train_index, c.concept_id, c.genre))
-                              for c in concepts.itertuples()])
-    max_scores, _ = example_scores(eval_acts @ directions.T, torch.tensor(eval_index["n_tokens"].to_numpy()))
+    training = TrainingData(concepts=concepts, examples=train_index, acts=train_acts, index=train_index)
+    directions = diffmean.train(training)["directions"]
+    max_scores, _ = EvalData(examples=eval_index, acts=eval_acts).reduce_tokens(eval_acts @ directions.T)
     column = {c: i for i, c in enumerate(concepts["concept_id"])}
     scores = [float(max_scores[row, column[c]]) for row, c in enumerate(eval_index["concept_id"])]
     rows = pd.DataFrame({"concept_id": eval_index["concept_id"], "category": eval_index["category"], "score": scores})

@@ -9,8 +9,8 @@ import torch
 from interpflow.errors import ConfigError
 from interpflow.models.architectures import check_layer, decoder_blocks
 from interpflow.models.formatting import prompt_ids
-from interpflow.models.generation import decode, generate, perplexity
-from interpflow.models.hooks import add_to_residual, residual_after_block
+from interpflow.models.generation import adding, decode, generate, perplexity
+from interpflow.models.hooks import add_to_residual, clamp_residual, residual_after_block
 from interpflow.models.loading import load_model
 
 N_LAYERS = 4
@@ -186,7 +186,7 @@ def test_vector_added_during_cached_generation(tiny):
     outputs, out_handle = capture_outputs(model, layer)
     inputs, in_handle = capture_inputs(model, layer + 1)
     try:
-        generate(model, tokenizer, [prompt], layer=layer, vectors=vector, max_new_tokens=3, batch_size=1)
+        generate(model, tokenizer, [prompt], intervene=adding(model, layer, vector), max_new_tokens=3, batch_size=1)
     finally:
         out_handle.remove()
         in_handle.remove()
@@ -209,8 +209,8 @@ def test_batched_generation_matches_one_at_a_time(tiny):
     ]
     prompts = [prompt_ids(tokenizer, cfg, i) for i in instructions]
     assert len({len(p) for p in prompts}) == len(prompts)  # all lengths differ: left padding is exercised
-    single = decode(tokenizer, generate(model, tokenizer, prompts, layer=1, vectors=None, max_new_tokens=5, batch_size=1))
-    batched = decode(tokenizer, generate(model, tokenizer, prompts, layer=1, vectors=None, max_new_tokens=5, batch_size=4))
+    single = decode(tokenizer, generate(model, tokenizer, prompts, intervene=None, max_new_tokens=5, batch_size=1))
+    batched = decode(tokenizer, generate(model, tokenizer, prompts, intervene=None, max_new_tokens=5, batch_size=4))
     assert single == batched
     assert all(text for text in single)
     assert len(set(single)) > 1  # the outputs are not all the same text (order is kept per prompt)
@@ -223,10 +223,10 @@ def test_batched_steered_generation_matches_one_at_a_time(tiny):
     instructions = ["A long question about oceans, rivers and lakes of the world?", "Short?", "Medium length one?"]
     prompts = [prompt_ids(tokenizer, cfg, i) for i in instructions]
     vectors = torch.randn(3, D_MODEL, generator=torch.Generator().manual_seed(3)) * 8
-    single = decode(tokenizer, generate(model, tokenizer, prompts, layer=1, vectors=vectors, max_new_tokens=4, batch_size=1))
-    batched = decode(tokenizer, generate(model, tokenizer, prompts, layer=1, vectors=vectors, max_new_tokens=4, batch_size=3))
+    single = decode(tokenizer, generate(model, tokenizer, prompts, intervene=adding(model, 1, vectors), max_new_tokens=4, batch_size=1))
+    batched = decode(tokenizer, generate(model, tokenizer, prompts, intervene=adding(model, 1, vectors), max_new_tokens=4, batch_size=3))
     assert single == batched
-    unsteered = decode(tokenizer, generate(model, tokenizer, prompts, layer=1, vectors=None, max_new_tokens=4, batch_size=3))
+    unsteered = decode(tokenizer, generate(model, tokenizer, prompts, intervene=None, max_new_tokens=4, batch_size=3))
     assert unsteered != batched
 
 
@@ -249,3 +249,40 @@ def test_perplexity_is_exact_and_independent_of_batching(tiny):
     assert all(abs(a - b) < 1e-3 * b for a, b in zip(batched, single))
     assert perplexity(model, prompts[:1], [[]], batch_size=1, pad_id=tokenizer.pad_token_id)[0] != perplexity(
         model, prompts[:1], [[]], batch_size=1, pad_id=tokenizer.pad_token_id)[0]  # empty generation: NaN
+
+
+def test_clamping_sets_each_rows_latent(tiny):
+    """After clamp_residual, every position's latent equals its row's strength (linear and gated latents)."""
+    model, tokenizer = tiny
+    layer = 1
+    g = torch.Generator().manual_seed(7)
+    ids = torch.randint(10, 1000, (2, 6), generator=g)
+    mask = torch.ones_like(ids)
+    directions = torch.nn.functional.normalize(torch.randn(2, D_MODEL, generator=g), dim=-1)
+    strength = torch.tensor([5.0, -2.0])
+    captured = []
+    handle = decoder_blocks(model)[layer + 1].register_forward_pre_hook(lambda m, args: captured.append(args[0]))
+    try:
+        with clamp_residual(model, layer, directions, strength, directions, torch.zeros(2), torch.full((2,), float("-inf"))):
+            model(input_ids=ids, attention_mask=mask)
+    finally:
+        handle.remove()
+    latent = torch.einsum("btd,bd->bt", captured[0], directions)
+    torch.testing.assert_close(latent, strength[:, None].expand_as(latent), atol=1e-4, rtol=0)
+
+
+def test_generation_batches_never_mix_groups(tiny):
+    model, tokenizer = tiny
+    cfg = {"name": "tiny", "prompt_style": "chat", "completion_template": "{instruction}\n"}
+    prompts = [prompt_ids(tokenizer, cfg, text) for text in ["a", "bb bb", "c", "dd dd dd", "e"]]
+    groups = ["x", "y", "x", "y", "x"]
+    seen = []
+
+    def intervene(rows):
+        seen.append(list(rows))
+        return add_to_residual(model, 1, torch.zeros(len(rows), D_MODEL))
+
+    generate(model, tokenizer, prompts, intervene, max_new_tokens=2, batch_size=8, groups=groups)
+    assert sorted(i for batch in seen for i in batch) == list(range(5))
+    assert all(len({groups[i] for i in batch}) == 1 for batch in seen)
+    assert len(seen) == 2

@@ -14,8 +14,16 @@ from interpflow.errors import ConfigError
 from interpflow.methods import METHODS, build_method, method_class
 from interpflow.methods.base import DirectionMethod
 from interpflow.metrics.detection import roc_auc
-from interpflow.stages.detect import detect, example_scores
-from interpflow.stages.train import train, training_sets
+from interpflow.methods.data import EvalData, TrainingData
+from interpflow.stages.detect import detect
+from interpflow.stages.train import train
+
+
+def training_sets(acts, index, concept_id, genre):
+    """The concept's positive and negative token activations, as a per-concept method sees them."""
+    concepts = pd.DataFrame({"concept_id": [concept_id], "concept": ["c"], "genre": [genre]})
+    concept = TrainingData(concepts=concepts, examples=index, acts=acts, index=index).concept(concept_id)
+    return concept.pos, concept.neg, concept.pos_example
 
 D = 64
 TOKENS = 6  # tokens per example
@@ -165,9 +173,11 @@ def write_cache(folder, examples: pd.DataFrame, per_example: list[torch.Tensor],
     index["n_tokens"] = lengths.numpy()
     index["offset"] = offsets[:-1].numpy()
     acts_path, index_path = folder / f"{name}.safetensors", folder / f"{name}.index.parquet"
+    data_path = folder / f"{name}.data.parquet"
     write_tensors({"acts": torch.cat(per_example), "offsets": offsets}, acts_path, metadata={"layer": 2})
     write_parquet(index, index_path)
-    return str(acts_path), str(index_path)
+    write_parquet(examples, data_path)  # the data file (text columns are not needed by activation methods)
+    return {"acts": str(acts_path), "index": str(index_path), "data": str(data_path)}
 
 
 @pytest.fixture()
@@ -212,8 +222,8 @@ def stage_files(tmp_path):
 
 
 def test_training_sets_pick_positives_and_shared_negatives(stage_files):
-    acts = read_tensors(stage_files["train"][0])["acts"]
-    index = read_parquet(stage_files["train"][1])
+    acts = read_tensors(stage_files["train"]["acts"])["acts"]
+    index = read_parquet(stage_files["train"]["index"])
     pos, neg, pos_example = training_sets(acts, index, 8, "text")
     frame, per_example = stage_files["train_frame"], stage_files["train_acts"]
     want_pos = [per_example[i] for i in frame.index[(frame["concept_id"] == 8) & (frame["label"] == 1)]]
@@ -236,7 +246,7 @@ def test_training_sets_pick_positives_and_shared_negatives(stage_files):
 def test_train_and_detect_stages(stage_files, name):
     tmp = stage_files["tmp"]
     artifact, artifact_cfg, scores = tmp / f"{name}.safetensors", tmp / f"{name}.json", tmp / f"{name}.detect.parquet"
-    train(CFGS[name], stage_files["concepts"], "s0000", *stage_files["train"], str(artifact), str(artifact_cfg))
+    train(CFGS[name], stage_files["concepts"], "s0000", out=str(artifact), out_cfg=str(artifact_cfg), **stage_files["train"])
 
     weights = read_tensors(artifact)
     assert weights["concept_ids"].tolist() == [3, 8]
@@ -246,7 +256,7 @@ def test_train_and_detect_stages(stage_files, name):
         similarity = cosine_similarity(weights["directions"][row], stage_files["directions"][cid], dim=0)
         assert similarity > (0.9 if name == "diffmean" else 0.6)  # the probe takes only a few steps here
 
-    detect(str(artifact), *stage_files["eval"], str(scores))
+    detect(CFGS[name], str(artifact), out=str(scores), **stage_files["eval"])
     out = read_parquet(scores)
     assert list(out.columns) == ["concept_id", "example_id", "example_concept_id", "category", "label",
                                  "max_score", "mean_score"]
@@ -272,6 +282,6 @@ def test_train_and_detect_stages(stage_files, name):
 
 def test_example_scores_segments():
     token_scores = torch.tensor([[1.0], [3.0], [-2.0], [0.5], [0.5], [4.0]])
-    max_s, mean_s = example_scores(token_scores, torch.tensor([2, 1, 3]))
+    max_s, mean_s = EvalData(examples=pd.DataFrame({"n_tokens": [2, 1, 3]})).reduce_tokens(token_scores)
     assert max_s[:, 0].tolist() == [3.0, -2.0, 4.0]
     assert mean_s[:, 0].tolist() == pytest.approx([2.0, -2.0, 5.0 / 3])

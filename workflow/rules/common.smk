@@ -1,6 +1,7 @@
 # Config composition and validation, the experiment's concepts and shards, and input helpers.
 
 import json
+import shlex
 from pathlib import Path
 
 from interpflow.config import compose, validate, write_config
@@ -65,22 +66,75 @@ def runs(capability):
     return [(m, l, meth) for m, l in model_layers() for meth in METHODS if getattr(method_info(meth), capability)]
 
 
+def _acts(w, split):
+    base = f"{RESULTS}/acts/{w.model}/L{w.layer}/{split}/{w.shard}"
+    return {"acts": f"{base}.safetensors", "index": f"{base}.index.parquet"}
+
+
+def _method_reads(w, split):
+    """What a method's job reads besides the data file, from its `needs` and flags."""
+    info = method_info(w.method)
+    inputs = {}
+    if info.needs == "activations":
+        inputs.update(_acts(w, split))
+    if info.needs == "model":
+        inputs["model"] = rules.prepare_model.output[0].format(model=w.model)
+    if split == "train" and info.uses_pairs:
+        inputs["pairs"] = f"{RESULTS}/data/pairs/{w.model}/{w.shard}.parquet"
+    if split == "train" and info.uses_sae:
+        inputs["sae"] = f"{RESULTS}/sae/{w.model}/L{w.layer}.safetensors"
+    return inputs
+
+
+def train_inputs(w):
+    return {"concepts": rules.concepts.output[0], "data": f"{RESULTS}/data/train/{w.shard}.parquet",
+            **_method_reads(w, "train")}
+
+
+def detect_inputs(w):
+    return {"weights": f"{RESULTS}/methods/{w.model}/L{w.layer}/{w.method}/{w.shard}.safetensors",
+            "data": f"{RESULTS}/data/latent_eval/{w.shard}.parquet", **_method_reads(w, "latent_eval")}
+
+
+def method_input_args(w, input):
+    """Command-line options for the optional inputs of a train/detect job, and the model it runs."""
+    args = [f"--{name} {input[name]}" for name in ("acts", "index", "pairs", "sae") if name in input.keys()]
+    if "model" in input.keys():
+        args.append(f"--model-dir {MODELS_DIR}/{w.model}")
+    args.append(f"--model-cfg {shlex.quote(model_params(w.model))} --layer {w.layer}")
+    return " ".join(args)
+
+
+def method_threads(w):
+    """A job with the model in the loop gets a model's threads; the rest are light."""
+    return MODEL_THREADS if method_info(w.method).needs == "model" else 1
+
+
+def sae_training_acts(model, layer):
+    if (config.get("sae") or {}).get("source") != "train":
+        return []
+    return [f"{RESULTS}/acts/{model}/L{layer}/train/{s}.safetensors" for s in SHARDS]
+
+
 def steer_inputs(w):
+    info = method_info(w.method)
     inputs = {
         "model": rules.prepare_model.output[0].format(model=w.model),
         "concepts": rules.concepts.output[0],
         "prompts": f"{RESULTS}/data/steer_prompts/{w.shard}.parquet",
     }
-    if method_info(w.method).uses_factor:  # strength = factor x a_c needs the artifact and its eval scores
+    if info.trains():
         inputs["weights"] = f"{RESULTS}/methods/{w.model}/L{w.layer}/{w.method}/{w.shard}.safetensors"
+    if info.uses_factor and info.detects:  # strength = factor x a_c needs the concept's eval scores
         inputs["latent"] = f"{RESULTS}/latent/{w.model}/L{w.layer}/{w.method}/{w.shard}.parquet"
     return inputs
 
 
 def steer_artifact_args(w, input):
-    if "weights" in input.keys():
-        return f"--artifact {input.weights} --latent {input.latent}"
-    return ""
+    args = [f"--artifact {input.weights}"] if "weights" in input.keys() else []
+    if "latent" in input.keys():
+        args.append(f"--latent {input.latent}")
+    return " ".join(args)
 
 
 def run_paths(template, capability):

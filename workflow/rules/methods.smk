@@ -1,44 +1,49 @@
 # Train each method per shard, score the evaluation examples, and compute detection metrics.
 # Method hyperparameters are params: editing one method re-runs only that method's jobs.
+# What a job reads follows the method's `needs` (activations, text, or the model in the loop).
 
 
 rule train:
     input:
-        concepts=rules.concepts.output[0],
-        acts=f"{RESULTS}/acts/{{model}}/L{{layer}}/train/{{shard}}.safetensors",
-        index=f"{RESULTS}/acts/{{model}}/L{{layer}}/train/{{shard}}.index.parquet",
+        unpack(train_inputs),
     output:
         weights=f"{RESULTS}/methods/{{model}}/L{{layer}}/{{method}}/{{shard}}.safetensors",
         cfg=f"{RESULTS}/methods/{{model}}/L{{layer}}/{{method}}/{{shard}}.cfg.json",
     params:
         method=lambda w: as_json(config["methods"][w.method]),
+        inputs=method_input_args,
+        # per-concept checkpoints of a running job; kept when it dies, removed when it finishes
+        checkpoints=f"{RESULTS}/methods/{{model}}/L{{layer}}/{{method}}/{{shard}}.checkpoints",
+        seed=config["seed"],
         code=lambda w: code_fingerprint("interpflow.stages.train") + method_code(w.method),
-    threads: 1
+    threads: method_threads
     log:
         f"{RESULTS}/logs/train/{{model}}/L{{layer}}/{{method}}/{{shard}}.log",
     benchmark:
         f"{RESULTS}/benchmarks/train/{{model}}/L{{layer}}/{{method}}/{{shard}}.tsv"
     shell:
         "interpflow train --threads {threads} --method-cfg {params.method:q} --concepts {input.concepts} --shard {wildcards.shard} "
-        "--acts {input.acts} --index {input.index} --out {output.weights} --out-cfg {output.cfg} > {log} 2>&1"
+        "--data {input.data} {params.inputs} --checkpoints {params.checkpoints} --seed {params.seed} "
+        "--out {output.weights} --out-cfg {output.cfg} > {log} 2>&1"
 
 
 rule detect:
     input:
-        weights=rules.train.output.weights,
-        acts=f"{RESULTS}/acts/{{model}}/L{{layer}}/latent_eval/{{shard}}.safetensors",
-        index=f"{RESULTS}/acts/{{model}}/L{{layer}}/latent_eval/{{shard}}.index.parquet",
+        unpack(detect_inputs),
     output:
         f"{RESULTS}/latent/{{model}}/L{{layer}}/{{method}}/{{shard}}.parquet",
     params:
+        method=lambda w: as_json(config["methods"][w.method]),
+        inputs=method_input_args,
         code=lambda w: code_fingerprint("interpflow.stages.detect") + method_code(w.method),
-    threads: 1
+    threads: method_threads
     log:
         f"{RESULTS}/logs/detect/{{model}}/L{{layer}}/{{method}}/{{shard}}.log",
     benchmark:
         f"{RESULTS}/benchmarks/detect/{{model}}/L{{layer}}/{{method}}/{{shard}}.tsv"
     shell:
-        "interpflow detect --threads {threads} --artifact {input.weights} --acts {input.acts} --index {input.index} --out {output} > {log} 2>&1"
+        "interpflow detect --threads {threads} --method-cfg {params.method:q} --artifact {input.weights} --data {input.data} "
+        "{params.inputs} --out {output} > {log} 2>&1"
 
 
 rule evaluate_detection:

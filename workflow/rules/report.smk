@@ -15,6 +15,7 @@ rule leaderboard:
         detection_plot=report(f"{RESULTS}/plots/detection_auc.png", category="Plots"),
         steering_plot=report(f"{RESULTS}/plots/steering_vs_factor.png", category="Plots"),
     params:
+        runs=" ".join(f"{m}:{l}:{meth}" for m, l in model_layers() for meth in METHODS),
         code=code_fingerprint("interpflow.report.leaderboard"),
     threads: 1
     log:
@@ -22,6 +23,6 @@ rule leaderboard:
     benchmark:
         f"{RESULTS}/benchmarks/leaderboard.tsv"
     shell:
-        "interpflow leaderboard --threads {threads} --detection {input.detection} --steering {input.steering} --curves {input.curves} "
+        "interpflow leaderboard --threads {threads} --runs {params.runs} --detection {input.detection} --steering {input.steering} --curves {input.curves} "
         "--usage {input.usage} --out-md {output.md} --out-csv {output.csv} "
         "--out-detection-plot {output.detection_plot} --out-steering-plot {output.steering_plot} > {log} 2>&1"

@@ -38,6 +38,8 @@ class Method:
     uses_pairs: ClassVar[bool] = False
     # steering batches never mix values of this plan column (e.g. one fine-tuned model per concept)
     batch_key: ClassVar[str | None] = None
+    # training reads the experiment's sparse autoencoder for this model and layer (config `sae`)
+    uses_sae: ClassVar[bool] = False
 
     def __init__(self, cfg: dict):
         self.cfg = cfg
@@ -47,6 +49,10 @@ class Method:
         return cls.needs != "nothing"
 
     # --- training ---------------------------------------------------------------------------
+    def selected_concepts(self, concept_ids: list[int]) -> list[int]:
+        """The concepts this method trains and is evaluated on (all, unless its config restricts them)."""
+        return concept_ids
+
     def train(self, data: TrainingData) -> dict[str, torch.Tensor]:
         """The artifact for every concept of the shard: tensors whose first dim is the concept row."""
         raise NotImplementedError

@@ -48,6 +48,7 @@ class ConceptData:
     pos_example: torch.Tensor | None = None  # example number of each positive token
     pairs: pd.DataFrame | None = None  # input, concept_output, plain_output (uses_pairs)
     model: ModelHandle | None = None
+    sae: dict[str, torch.Tensor] | None = None  # the experiment's SAE (uses_sae), see interpflow.sae
     seed: int = 0
 
 
@@ -61,6 +62,7 @@ class TrainingData:
     index: pd.DataFrame | None = None
     model: ModelHandle | None = None
     pairs: pd.DataFrame | None = None
+    sae: dict[str, torch.Tensor] | None = None
     checkpoint_dir: Path | None = None
     checkpoint_key: str = ""  # what the checkpoints were trained from; a mismatch retrains
     seed: int = 0
@@ -68,6 +70,7 @@ class TrainingData:
 
     @property
     def concept_ids(self) -> list[int]:
+        """The concepts to train (the stage has already applied the method's selection)."""
         return [int(c) for c in self.concepts["concept_id"]]
 
     def _masks(self, frame: pd.DataFrame, concept_id: int, genre: str):
@@ -86,7 +89,7 @@ class TrainingData:
             concept_id=concept_id, concept=row["concept"], genre=row["genre"],
             positives=self.examples[positive].reset_index(drop=True),
             negatives=self.examples[negative].reset_index(drop=True),
-            model=self.model, seed=self.seed,
+            model=self.model, sae=self.sae, seed=self.seed,
         )
         if self.acts is not None:
             pos_mask, neg_mask = self._masks(self.index, concept_id, row["genre"])

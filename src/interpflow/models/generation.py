@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 import math
+from contextlib import nullcontext
+from typing import Callable, ContextManager
 
 import torch
 
 from interpflow.models.hooks import add_to_residual
+
+# intervene(rows) -> the context a batch of those rows (indices into the prompts) is generated in
+Intervene = Callable[[list[int]], ContextManager]
 
 
 def _left_pad(sequences: list[list[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -29,34 +34,49 @@ def _trim(tokens: torch.Tensor, stop_ids: set[int]) -> list[int]:
     return out
 
 
+def adding(model, layer: int, vectors: torch.Tensor) -> Intervene:
+    """An `intervene` for generate(): row i gets vectors[i] added after block `layer`."""
+    return lambda rows: add_to_residual(model, layer, vectors[rows].to(model.device))
+
+
+def _batches(order: list[int], batch_size: int, groups: list | None) -> list[list[int]]:
+    """Consecutive runs of `order`, at most batch_size long, never mixing two groups."""
+    batches: list[list[int]] = []
+    for i in order:
+        if batches and len(batches[-1]) < batch_size and (groups is None or groups[batches[-1][0]] == groups[i]):
+            batches[-1].append(i)
+        else:
+            batches.append([i])
+    return batches
+
+
 @torch.no_grad()
 def generate(
     model,
     tokenizer,
     prompts: list[list[int]],
-    layer: int,
-    vectors: torch.Tensor | None,
+    intervene: Intervene | None,
     max_new_tokens: int,
     batch_size: int,
     temperature: float = 0.0,
     seed: int = 0,
+    groups: list | None = None,
 ) -> list[list[int]]:
-    """Continue each prompt; row i is steered by adding vectors[i] after block `layer` at every position.
+    """Continue each prompt; each batch of rows is generated inside intervene(rows) (None: unsteered).
 
     Returns the generated token ids of each row (up to its end-of-sequence token). Rows are
-    batched by prompt length. Greedy when temperature is 0; otherwise sampled with a fixed seed
-    per batch, so a re-run reproduces the same texts.
+    batched by prompt length and never mix two values of `groups`. Greedy when temperature is 0;
+    otherwise sampled with a fixed seed per batch, so a re-run reproduces the same texts.
     """
     device = model.device
     stop_ids = {tokenizer.eos_token_id, tokenizer.pad_token_id} - {None}
-    order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))
+    key = (lambda i: (str(groups[i]), len(prompts[i]))) if groups is not None else (lambda i: len(prompts[i]))
     generated: list[list[int]] = [[] for _ in prompts]
-    for start in range(0, len(order), batch_size):
-        rows = order[start : start + batch_size]
+    for number, rows in enumerate(_batches(sorted(range(len(prompts)), key=key), batch_size, groups)):
         ids, mask = _left_pad([prompts[i] for i in rows], tokenizer.pad_token_id)
         ids, mask = ids.to(device), mask.to(device)
         sampling = {"do_sample": False} if temperature == 0 else {"do_sample": True, "temperature": temperature}
-        torch.manual_seed(seed + start)
+        torch.manual_seed(seed + number)
         kwargs = dict(
             input_ids=ids,
             attention_mask=mask,
@@ -66,11 +86,8 @@ def generate(
             top_k=None,
             **sampling,
         )
-        if vectors is None:
+        with intervene(rows) if intervene is not None else nullcontext():
             out = model.generate(**kwargs)
-        else:
-            with add_to_residual(model, layer, vectors[rows].to(device)):
-                out = model.generate(**kwargs)
         for row, seq in zip(rows, out[:, ids.shape[1] :]):
             generated[row] = _trim(seq, stop_ids)
     return generated

@@ -24,24 +24,47 @@ def _concat(paths: list[str]) -> pd.DataFrame:
     return pd.concat([read_parquet(p) for p in paths], ignore_index=True) if paths else pd.DataFrame(columns=KEYS)
 
 
-def summary(detection: pd.DataFrame, steering: pd.DataFrame) -> pd.DataFrame:
-    det = detection.groupby(KEYS)[list(DETECTION)].mean() if len(detection) else pd.DataFrame(columns=list(DETECTION))
-    steer = steering.groupby(KEYS)[list(STEERING)].mean() if len(steering) else pd.DataFrame(columns=list(STEERING))
-    table = det.join(steer, how="outer").reset_index()
-    return table.sort_values(["model", "layer", "overall"], ascending=[True, True, False], na_position="last")
+def _table(frame: pd.DataFrame, columns: dict, runs: pd.DataFrame, sort_by: str) -> pd.DataFrame:
+    """Per-run means of `columns` and the number of concepts, one row for every run ("—" where it does not apply)."""
+    if len(frame):
+        means = frame.groupby(KEYS)[list(columns)].mean()
+        means["concepts"] = frame.groupby(KEYS)["concept_id"].nunique()
+        means = means.reset_index()
+    else:
+        means = pd.DataFrame(columns=[*KEYS, *columns, "concepts"])
+    table = runs.merge(means, on=KEYS, how="left")
+    return table.sort_values(["model", "layer", sort_by], ascending=[True, True, False], na_position="last")
 
 
-def _markdown(table: pd.DataFrame, usage: dict) -> str:
-    shown = table.rename(columns={**DETECTION, **STEERING})
+def summary(detection: pd.DataFrame, steering: pd.DataFrame, runs: pd.DataFrame) -> pd.DataFrame:
+    """One row per run, detection and steering columns side by side (the CSV)."""
+    det = _table(detection, DETECTION, runs, "roc_auc").rename(columns={"concepts": "detection_concepts"})
+    steer = _table(steering, STEERING, runs, "overall").rename(columns={"concepts": "steering_concepts"})
+    table = det.merge(steer, on=KEYS)
+    return table.sort_values(["model", "layer", "overall", "roc_auc"], ascending=[True, True, False, False],
+                             na_position="last")
+
+
+def _markdown_table(table: pd.DataFrame, columns: dict) -> str:
+    shown = table[[*KEYS, *columns, "concepts"]].rename(columns=columns)
     shown = shown.astype(object).where(shown.notna(), None)  # tabulate writes "—" only for None
-    text = shown.to_markdown(index=False, floatfmt=".3f", missingval="—")
+    shown["concepts"] = [None if n is None else str(int(n)) for n in shown["concepts"]]
+    return shown.to_markdown(index=False, floatfmt=".3f", missingval="—")
+
+
+def _markdown(detection: pd.DataFrame, steering: pd.DataFrame, usage: dict) -> str:
     lines = [
         "# interpflow leaderboard", "",
-        "Detection: mean over concepts of per-concept metrics on the latent evaluation split "
-        "(ROC AUC positives vs negatives; hard-negative accuracy at the Youden threshold; best-threshold F1; "
-        "imbalanced F1 against pooled negatives). Steering: test-split means at each concept's factor chosen on "
-        "the select split; scores 0-2, overall = harmonic mean of the three. — : the method does not do this.",
-        "", text, "",
+        "— : the method does not do this. `concepts`: how many concepts the row averages over.", "",
+        "## Concept detection", "",
+        "Mean over concepts of per-concept metrics on the latent evaluation split: ROC AUC positives vs "
+        "negatives; hard-negative accuracy at the Youden threshold; best-threshold F1; imbalanced F1 against "
+        "pooled negatives.", "",
+        _markdown_table(detection, DETECTION), "",
+        "## Steering", "",
+        "Test-split means at each concept's factor chosen on the select split (methods without a factor: "
+        "their one setting); scores 0-2, overall = harmonic mean of the three.", "",
+        _markdown_table(steering, STEERING), "",
         f"Judge calls: {usage.get('requests', 0)} requests ({usage.get('cached', 0)} from cache), "
         f"{usage.get('prompt_tokens', 0)} prompt + {usage.get('completion_tokens', 0)} completion tokens, "
         f"cost ${usage.get('cost_usd', 0.0):.4f}.", "",
@@ -59,7 +82,8 @@ def _sum_usage(paths: list[str]) -> dict:
 
 
 def _plot_detection(detection: pd.DataFrame, path: str) -> None:
-    fig, ax = plt.subplots(figsize=(7, 3.5))
+    n_runs = detection.groupby(KEYS).ngroups if len(detection) else 0
+    fig, ax = plt.subplots(figsize=(max(7, 0.8 * n_runs), 4))
     if len(detection):
         labels = detection.assign(run=detection["model"] + " L" + detection["layer"].astype(str) + " " + detection["method"])
         groups = labels.groupby("run")["roc_auc"]
@@ -75,7 +99,7 @@ def _plot_detection(detection: pd.DataFrame, path: str) -> None:
 
 
 def _plot_factor_curves(curves: pd.DataFrame, path: str) -> None:
-    fig, ax = plt.subplots(figsize=(7, 3.5))
+    fig, ax = plt.subplots(figsize=(9, 4.5))
     test = curves[curves["split"] == "test"] if len(curves) else curves
     for (model, layer, method), group in test.groupby(KEYS):
         label = f"{model} L{layer} {method}"
@@ -88,20 +112,28 @@ def _plot_factor_curves(curves: pd.DataFrame, path: str) -> None:
     ax.set_ylabel("overall score (test split)")
     ax.set_title("Steering score vs factor")
     if len(test):
-        ax.legend(fontsize=7)
+        ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5))
     fig.tight_layout()
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png", dpi=120)
     plt.close(fig)
 
 
-def leaderboard(detection: list[str], steering: list[str], curves: list[str], usage: list[str],
+def parse_runs(runs: list[str]) -> pd.DataFrame:
+    """"model:layer:method" strings -> a frame of KEYS."""
+    rows = [run.split(":") for run in runs]
+    return pd.DataFrame({"model": [r[0] for r in rows], "layer": [int(r[1]) for r in rows], "method": [r[2] for r in rows]})
+
+
+def leaderboard(runs: list[str], detection: list[str], steering: list[str], curves: list[str], usage: list[str],
                 out_md: str, out_csv: str, out_detection_plot: str, out_steering_plot: str) -> None:
     """Write the leaderboard (markdown, CSV) and its two plots from the evaluation tables."""
+    every_run = parse_runs(runs)
     detection_frame, steering_frame = _concat(detection), _concat(steering)
-    table = summary(detection_frame, steering_frame)
     with atomic_path(out_csv) as tmp:
-        table.to_csv(tmp, index=False)
-    write_text(_markdown(table, _sum_usage(usage)), out_md)
+        summary(detection_frame, steering_frame, every_run).to_csv(tmp, index=False)
+    text = _markdown(_table(detection_frame, DETECTION, every_run, "roc_auc"),
+                     _table(steering_frame, STEERING, every_run, "overall"), _sum_usage(usage))
+    write_text(text, out_md)
     _plot_detection(detection_frame, out_detection_plot)
     _plot_factor_curves(_concat(curves), out_steering_plot)

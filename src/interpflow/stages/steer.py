@@ -1,8 +1,11 @@
 """Stage: steered generation for every concept of a shard, every factor and every steering prompt.
 
-Vector methods add strength * w after block L at every position, where strength = factor * a_c
-and a_c is the concept's largest detection score on its own evaluation examples (so factors mean
-the same across methods). Methods without a factor (prompting) change the prompt instead.
+Each method steers its own way inside a context around generation (methods/base.py): vector
+methods add strength * w after block L at every position (or clamp their latent to strength),
+where strength = factor * a_c for methods that detect (a_c: the concept's largest latent on its
+own evaluation examples, so factors mean the same across methods) and = factor for trained
+vectors, whose own magnitude is the unit. Methods without a factor (prompting, LoRA, ...) make one
+generation per prompt.
 Each generation's perplexity under the unsteered model (given the plain prompt) is recorded.
 
 Artifact columns: concept_id, concept, instruction_id, instruction, split, factor, strength,
@@ -33,11 +36,11 @@ def max_activations(latent: str) -> dict[int, float]:
 
 
 def steering_plan(method, concepts: pd.DataFrame, prompts: pd.DataFrame, factors: list[float]) -> pd.DataFrame:
-    """One row per generation to make: the prompt rows crossed with the factors (or no factor)."""
+    """One row per generation to make: the prompt rows crossed with the method's factors (or no factor)."""
     plan = prompts.merge(concepts[["concept_id", "concept"]], on="concept_id")
     if not method.uses_factor:
         return plan.assign(factor=math.nan)
-    return plan.merge(pd.DataFrame({"factor": factors}), how="cross")
+    return plan.merge(pd.DataFrame({"factor": method.factors(factors)}), how="cross")
 
 
 def steer(method_cfg: dict, model_dir: str, model_cfg: dict, layer: int, steer_cfg: dict, concepts: str, shard: str,
@@ -45,28 +48,35 @@ def steer(method_cfg: dict, model_dir: str, model_cfg: dict, layer: int, steer_c
     """Generate steered answers for every concept of a shard, factor and steering prompt."""
     method = build_method(method_cfg)
     shard_concepts = read_parquet(concepts).query("shard == @shard")
+    tensors: dict[str, torch.Tensor] = {}
+    if artifact is not None:
+        tensors = read_tensors(artifact)
+        trained = tensors.pop("concept_ids").tolist()
+        shard_concepts = shard_concepts[shard_concepts["concept_id"].isin(trained)]  # a method may train a subset
     plan = steering_plan(method, shard_concepts, read_parquet(prompts), steer_cfg["factors"])
-    model, tokenizer = load_model(model_dir, model_cfg["dtype"])
-    check_layer(model, layer)
-
-    plain_prompts = [prompt_ids(tokenizer, model_cfg, text) for text in plan["instruction"]]
-    if method.uses_factor:
-        weights = read_tensors(artifact)
-        row_of = {int(c): i for i, c in enumerate(weights["concept_ids"].tolist())}
+    if artifact is not None:
+        plan["concept_row"] = plan["concept_id"].map({c: row for row, c in enumerate(trained)})
+    if not method.uses_factor:
+        plan["strength"] = math.nan
+    elif latent is not None:  # unit directions: factors are in units of the concept's max latent a_c
         a_c = max_activations(latent)
         plan["strength"] = [f * a_c[c] for f, c in zip(plan["factor"], plan["concept_id"])]
-        directions = weights["directions"][[row_of[c] for c in plan["concept_id"]]]
-        vectors = directions * torch.tensor(plan["strength"].to_numpy(), dtype=directions.dtype)[:, None]
-        steered_prompts = plain_prompts
-    else:
-        plan["strength"] = math.nan
-        vectors = None
-        steered_prompts = [prompt_ids(tokenizer, model_cfg, method.steering_instruction(c, i))
-                           for c, i in zip(plan["concept"], plan["instruction"])]
+    else:  # a trained vector's own magnitude is the unit
+        plan["strength"] = plan["factor"]
 
+    model, tokenizer = load_model(model_dir, model_cfg["dtype"])
+    check_layer(model, layer)
+    plain_prompts = [prompt_ids(tokenizer, model_cfg, text) for text in plan["instruction"]]
+    steered_prompts = [prompt_ids(tokenizer, model_cfg, method.steering_instruction(c, i))
+                       for c, i in zip(plan["concept"], plan["instruction"])]
+
+    def intervene(rows: list[int]):
+        return method.steering(tensors, model, layer, plan.iloc[rows])
+
+    groups = plan[method.batch_key].tolist() if method.batch_key else None
     start = time.perf_counter()
-    generated = generate(model, tokenizer, steered_prompts, layer, vectors, steer_cfg["max_new_tokens"],
-                         steer_cfg["batch_size"], steer_cfg["temperature"], seed=0)
+    generated = generate(model, tokenizer, steered_prompts, intervene, steer_cfg["max_new_tokens"],
+                         steer_cfg["batch_size"], steer_cfg["temperature"], seed=0, groups=groups)
     plan["generation"] = decode(tokenizer, generated)
     plan["perplexity"] = perplexity(model, plain_prompts, generated, steer_cfg["batch_size"], tokenizer.pad_token_id)
     print(f"steer: {len(plan)} generations in {time.perf_counter() - start:.1f}s")

@@ -1,58 +1,76 @@
-"""Stage: train one method for every concept of a shard from the cached activations.
+"""Stage: train one method for every concept of a shard.
 
-Artifact: <out>.safetensors with `directions` [n_concepts, d_model] (unit norm) and
-`concept_ids` [n_concepts]; <out_cfg> (cfg.json) with the method config and provenance.
+What is read depends on the method's `needs`: cached activations, the examples' text, or the
+model itself (loaded here). Methods trained per concept checkpoint each concept under
+`checkpoints`, so a killed job resumes and never trains a finished concept again.
+
+Artifact: <out>.safetensors with the method's tensors (first dim = concept row, unless the method
+trains across concepts) and `concept_ids`; <out_cfg> (cfg.json) with the method config, the
+concepts, and which were trained in this job versus resumed.
 """
 
 from __future__ import annotations
 
+import hashlib
+import shutil
 import time
+from pathlib import Path
 
 import torch
 
 from interpflow.artifacts import read_parquet, read_tensors, write_json, write_tensors
-from interpflow.data.sources.base import SHARED_NEGATIVE
-from interpflow.errors import ConfigError
 from interpflow.methods import build_method
+from interpflow.methods.data import ModelHandle, TrainingData, checkpoint_key
+from interpflow.models.architectures import check_layer
+from interpflow.models.loading import load_model
 
 
-def tokens_of(acts: torch.Tensor, index, mask) -> tuple[torch.Tensor, torch.Tensor]:
-    """The token activations of the examples selected by `mask`, and each token's example number."""
-    rows = index[mask]
-    pieces = [acts[o : o + n] for o, n in zip(rows["offset"], rows["n_tokens"])]
-    example = torch.repeat_interleave(torch.arange(len(rows)), torch.tensor(rows["n_tokens"].to_numpy()))
-    return torch.cat(pieces).float(), example
+def _digest(*paths: str | None) -> str:
+    sha = hashlib.sha256()
+    for path in paths:
+        if path:
+            sha.update(Path(path).read_bytes())
+    return sha.hexdigest()
 
 
-def training_sets(acts: torch.Tensor, index, concept_id: int, genre: str):
-    """Positives of the concept; its own negatives plus shared negatives of its genre."""
-    positive = (index["concept_id"] == concept_id) & (index["label"] == 1)
-    own = (index["concept_id"] == concept_id) & (index["label"] == 0)
-    shared = (index["concept_id"] == SHARED_NEGATIVE) & (index["genre"] == genre)
-    negative = own | shared
-    if not positive.any() or not negative.any():
-        missing = "positive" if not positive.any() else f"negative (own, or shared of genre {genre!r})"
-        raise ConfigError(f"concept {concept_id} has no {missing} training examples; the data source must provide them")
-    pos, pos_example = tokens_of(acts, index, positive)
-    neg, _ = tokens_of(acts, index, negative)
-    return pos, neg, pos_example
+def model_handle(model_dir: str, model_cfg: dict, layer: int) -> ModelHandle:
+    model, tokenizer = load_model(model_dir, model_cfg["dtype"])
+    check_layer(model, layer)
+    return ModelHandle(model, tokenizer, model_cfg, layer)
 
 
-def train(method_cfg: dict, concepts: str, shard: str, acts: str, index: str, out: str, out_cfg: str) -> None:
-    """Train one method for every concept of a shard from cached activations."""
+def train(method_cfg: dict, concepts: str, shard: str, data: str, out: str, out_cfg: str,
+          acts: str | None = None, index: str | None = None, model_dir: str | None = None,
+          model_cfg: dict | None = None, layer: int | None = None, pairs: str | None = None,
+          sae: str | None = None, checkpoints: str | None = None, seed: int = 0) -> None:
+    """Train one method for every concept of a shard."""
     method = build_method(method_cfg)
     shard_concepts = read_parquet(concepts).query("shard == @shard")
-    activations = read_tensors(acts)["acts"]
-    examples = read_parquet(index)
-    start = time.perf_counter()
-    directions = []
-    for concept in shard_concepts.itertuples():
-        pos, neg, pos_example = training_sets(activations, examples, concept.concept_id, concept.genre)
-        directions.append(method.train_direction(pos, neg, pos_example))
-    write_tensors(
-        {"directions": torch.stack(directions), "concept_ids": torch.tensor(shard_concepts["concept_id"].to_numpy())},
-        out,
-        metadata={"method": method_cfg["name"]},
+    selected = method.selected_concepts([int(c) for c in shard_concepts["concept_id"]])
+    shard_concepts = shard_concepts[shard_concepts["concept_id"].isin(selected)]
+    # A checkpoint is reused only if it was trained from the same config, model, layer and data.
+    key = checkpoint_key(method_cfg, model_cfg, layer, seed, _digest(data, acts, pairs, sae))
+    training = TrainingData(
+        concepts=shard_concepts, examples=read_parquet(data), seed=seed,
+        checkpoint_dir=Path(checkpoints) if checkpoints else None, checkpoint_key=key,
     )
+    if acts is not None:
+        training.acts, training.index = read_tensors(acts)["acts"], read_parquet(index)
+    if method.needs == "model":
+        training.model = model_handle(model_dir, model_cfg, layer)
+    if pairs is not None:
+        training.pairs = read_parquet(pairs)
+    if sae is not None:
+        training.sae = read_tensors(sae)
+
+    start = time.perf_counter()
+    tensors = method.train(training)
+    seconds = time.perf_counter() - start
+    tensors["concept_ids"] = torch.tensor(shard_concepts["concept_id"].to_numpy())
+    write_tensors(tensors, out, metadata={"method": method_cfg["name"]})
     write_json({"method": method_cfg, "shard": shard, "concept_ids": shard_concepts["concept_id"].tolist(),
-                "train_seconds": round(time.perf_counter() - start, 3)}, out_cfg)
+                "trained_in_this_job": training.trained, "train_seconds": round(seconds, 3)}, out_cfg)
+    print(f"train: {method_cfg['name']} shard {shard}: {len(shard_concepts)} concepts "
+          f"({len(training.trained)} trained, the rest from checkpoints) in {seconds:.1f}s")
+    if checkpoints:  # the artifact now holds every concept
+        shutil.rmtree(checkpoints, ignore_errors=True)

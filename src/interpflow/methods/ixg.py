@@ -1,0 +1,12 @@
+"""Input x gradient (AxBench's IxG baseline): a token scores h_t . d logit / d h_t at layer L for a
+linear head trained on the frozen model's final-layer representation averaged over the response
+tokens. Detection only."""
+
+from interpflow.methods._attribution import AttributionMethod
+
+
+class IxG(AttributionMethod):
+    name = "ixg"
+
+    def alphas(self) -> list[float]:
+        return [1.0]  # the gradient at the input itself

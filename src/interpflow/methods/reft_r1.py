@@ -1,0 +1,86 @@
+"""ReFT-r1, rank-1 representation finetuning (AxBench, Wu et al. 2025).
+
+One unit direction w is both the detector and the steering vector. Token latent z = ReLU(h . w)
+(h: residual stream after block L). Training runs the frozen model with the intervention
+h <- h + mean(top-k z over the example's response tokens) * w at every position, on the concept's
+positive responses and as many of its negatives: the LM loss on both teaches w to fire on the
+concept (so the intervention helps the positives) and to stay silent elsewhere (so it does not
+disturb the negatives). An L1 penalty on the non-top-k latents, ramped linearly from 0 to
+`l1_coeff` over training, keeps the latent sparse; w is put back on the unit sphere after every step.
+Detection reads z; steering adds factor x a_c x w.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+import torch
+
+from interpflow.methods._through_model import (PrefixCache, concept_generator, edit_residual, fit, hidden_size,
+                                               random_vector, response_activations, subsample, tokenize)
+from interpflow.methods.base import VectorMethod
+from interpflow.methods.data import ConceptData, EvalData
+from interpflow.models.training import response_nll
+
+
+def top_k_split(z: torch.Tensor, mask: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per example: the mean of the k largest latents on the masked tokens ([B]), and the mean over the
+    masked tokens of the latents outside that top k ([B], the L1 term; z >= 0 so L1 = sum)."""
+    k = min(k, z.shape[1])
+    top, _ = z.masked_fill(~mask, -1.0).topk(k, dim=-1)  # -1 marks tokens off the mask (z itself is >= 0)
+    valid = top >= 0
+    top_sum = torch.where(valid, top, torch.zeros_like(top)).sum(-1)
+    n_masked = mask.sum(-1).clamp(min=1)
+    top_mean = top_sum / valid.sum(-1).clamp(min=1)
+    rest = ((z * mask).sum(-1) - top_sum) / n_masked
+    return top_mean, rest
+
+
+class ReFTR1(VectorMethod):
+    name = "reft_r1"
+    needs = "model"
+
+    def training_rows(self, concept: ConceptData, generator: torch.Generator) -> pd.DataFrame:
+        """Up to `max_examples` positives and `negatives_per_positive` x as many negatives, drawn at random."""
+        positives = subsample(concept.positives, int(self.cfg["max_examples"]), generator)
+        n_neg = int(round(self.cfg["negatives_per_positive"] * len(positives)))
+        return pd.concat([positives, subsample(concept.negatives, n_neg, generator)], ignore_index=True)
+
+    def train_concept(self, concept: ConceptData) -> dict[str, torch.Tensor]:
+        handle = concept.model
+        model, layer, k = handle.model, handle.layer, int(self.cfg["topk"])
+        generator = concept_generator(concept)
+        frame = self.training_rows(concept, generator)
+        pairs = tokenize(handle, frame["input"], frame["output"], self.cfg["max_response_tokens"])
+        cache = PrefixCache(handle, pairs, self.cfg["batch_size"])
+        w = random_vector(hidden_size(model), generator, model.device)
+        with torch.no_grad():
+            w.div_(w.norm())
+
+        def loss(rows: list[int], progress: float) -> torch.Tensor:
+            batch = cache.batch(rows)
+            response = batch.response.to(model.device)
+            l1: list[torch.Tensor] = []
+
+            def intervene(hidden: torch.Tensor) -> torch.Tensor:
+                z = torch.relu(hidden.float() @ w)  # [B, T]
+                magnitude, rest = top_k_split(z, response, k)
+                l1.append(rest.mean())
+                return hidden + magnitude[:, None, None] * w
+
+            with cache.run_from(batch), edit_residual(model, layer, intervene):
+                nll = response_nll(model, batch)
+            return nll + progress * self.cfg["l1_coeff"] * l1[0]
+
+        def unit_norm() -> None:
+            with torch.no_grad():
+                w.div_(w.norm().clamp_min(1e-12))
+
+        fit([w], len(pairs), self.cfg, generator, loss, after_step=unit_norm)
+        # z = ReLU(h . w): read = w, no bias, threshold 0.
+        return {"directions": w.detach().float().cpu(), "read_bias": torch.zeros(()), "threshold": torch.zeros(())}
+
+    def score_examples(self, tensors, data: EvalData):
+        if data.acts is None:  # no activation cache from the stage: run the model (the handle's layer)
+            acts, examples = response_activations(data.model, data.examples, int(self.cfg["score_max_length"]))
+            data = EvalData(examples=examples, acts=acts, model=data.model)
+        return super().score_examples(tensors, data)

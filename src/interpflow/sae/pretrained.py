@@ -1,0 +1,73 @@
+"""Pretrained SAEs through sae_lens (e.g. Gemma Scope), converted into our format (format.py).
+
+sae_lens's conventions, and how each maps onto ours:
+- input: sae_in = x - b_dec when cfg.apply_b_dec_to_input, else x. Without it, b_dec @ W_enc is
+  added to b_enc so that our (x - b_dec) @ W_enc + b_enc gives the same pre-activation.
+- normalize_activations: "none" needs nothing; "expected_average_only_in" is folded into the
+  weights by from_pretrained when the release publishes the factor (and sae_lens's own encode
+  ignores it otherwise, so we match it); "layer_norm" and "constant_norm_rescale" rescale each
+  token, which no fixed read vector can express: refused.
+- JumpReLU: z = relu(pre) * (pre > threshold), i.e. our gate with threshold max(threshold, 0).
+- standard (ReLU): threshold 0. TopK: threshold 0 and `k` (see format.py); with
+  rescale_acts_by_decoder_norm the decoder norms are folded into the encoder first.
+"""
+
+from __future__ import annotations
+
+import os
+
+import torch
+
+from interpflow.errors import ConfigError
+
+SUPPORTED = ("jumprelu", "standard", "topk")
+
+
+def load_pretrained(release: str, sae_id: str, device: str = "cpu") -> dict:
+    """Load `sae_id` of `release` from the hub (or its cache) with sae_lens; our format on the CPU.
+
+    Returns {"tensors": {...}, "metadata": {...}}.
+    """
+    from sae_lens import SAE  # heavy import, only when used
+
+    try:
+        sae = SAE.from_pretrained(release, sae_id, device=device)
+    except (OSError, ValueError) as error:
+        offline = os.environ.get("HF_HUB_OFFLINE", "")
+        hint = (f"HF_HUB_OFFLINE={offline} is set: unset it (with network access) to download the SAE once, "
+                "or choose the trained SAE (sae=trained_topk)") if offline not in ("", "0") else \
+            "check the release and sae_id (sae_lens's pretrained_saes.yaml lists them) and network access to the hub"
+        raise ConfigError(f"could not load pretrained SAE {release!r} / {sae_id!r}: {error}. {hint}") from error
+    tensors, metadata = from_sae_lens(sae)
+    return {"tensors": tensors, "metadata": {"source": "pretrained", "release": release, "sae_id": sae_id, **metadata}}
+
+
+@torch.no_grad()
+def from_sae_lens(sae) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    """Our tensors and metadata for an sae_lens SAE instance (JumpReLU, standard or TopK)."""
+    cfg = sae.cfg
+    arch = cfg.architecture()
+    if arch not in SUPPORTED:
+        raise ConfigError(f"SAE architecture {arch!r} is not supported (supported: {', '.join(SUPPORTED)}): "
+                          "its latents are not one linear read followed by a threshold")
+    if getattr(cfg, "d_out", cfg.d_in) != cfg.d_in or cfg.reshape_activations != "none":
+        raise ConfigError("only residual-stream SAEs (d_out == d_in, no hook_z reshaping) are supported")
+    if cfg.normalize_activations not in ("none", "expected_average_only_in"):
+        raise ConfigError(f"SAE input normalisation {cfg.normalize_activations!r} rescales each token and cannot "
+                          "be written as a fixed read vector; use an SAE without it")
+    W_enc, b_enc = sae.W_enc.float().clone(), sae.b_enc.float().clone()
+    W_dec, b_dec = sae.W_dec.float().clone(), sae.b_dec.float().clone()
+    if getattr(cfg, "rescale_acts_by_decoder_norm", False):
+        norms = W_dec.norm(dim=1)
+        W_enc, b_enc, W_dec = W_enc * norms, b_enc * norms, W_dec / norms[:, None]
+    if not cfg.apply_b_dec_to_input:
+        b_enc = b_enc + b_dec @ W_enc
+    threshold = sae.threshold.float().clamp_min(0) if arch == "jumprelu" else torch.zeros(cfg.d_sae)
+    tensors = {"W_enc": W_enc, "b_enc": b_enc, "W_dec": W_dec, "b_dec": b_dec, "threshold": threshold.clone()}
+    if arch == "topk":
+        tensors["k"] = torch.tensor([cfg.k])
+    meta = cfg.metadata
+    metadata = {"architecture": arch, "d_in": cfg.d_in, "d_sae": cfg.d_sae,
+                "normalize_activations": cfg.normalize_activations,
+                "model_name": meta.get("model_name"), "hook_name": meta.get("hook_name")}
+    return {k: v.cpu().contiguous() for k, v in tensors.items()}, {k: str(v) for k, v in metadata.items()}

@@ -1,0 +1,40 @@
+# Inputs some methods share: paired answers (preference training) and the sparse autoencoder.
+
+
+rule pairs:
+    input:
+        model=rules.prepare_model.output[0],
+        data=f"{RESULTS}/data/train/{{shard}}.parquet",
+    output:
+        f"{RESULTS}/data/pairs/{{model}}/{{shard}}.parquet",
+    params:
+        model=lambda w: model_params(w.model),
+        pairs=json_param(config["pairs"]),
+        folder=lambda w: f"{MODELS_DIR}/{w.model}",
+        code=code_fingerprint("interpflow.stages.pairs"),
+    threads: MODEL_THREADS
+    log:
+        f"{RESULTS}/logs/pairs/{{model}}/{{shard}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/pairs/{{model}}/{{shard}}.tsv"
+    shell:
+        "interpflow pairs --threads {threads} --model-dir {params.folder} --model-cfg {params.model:q} "
+        "--pairs-cfg {params.pairs:q} --data {input.data} --out {output} > {log} 2>&1"
+
+
+rule sae:
+    input:
+        # a trained SAE learns from every shard's cached training activations; a pretrained one reads none
+        acts=lambda w: sae_training_acts(w.model, w.layer),
+    output:
+        f"{RESULTS}/sae/{{model}}/L{{layer}}.safetensors",
+    params:
+        sae=json_param(config.get("sae")),
+        code=code_fingerprint("interpflow.sae.stage"),
+    threads: MODEL_THREADS
+    log:
+        f"{RESULTS}/logs/sae/{{model}}/L{{layer}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/sae/{{model}}/L{{layer}}.tsv"
+    shell:
+        "interpflow sae --threads {threads} --sae-cfg {params.sae:q} --acts {input.acts} --out {output} > {log} 2>&1"
