@@ -30,8 +30,11 @@ TRAIN_INSTRUCTIONS = [
 ]
 HELD_OUT = ["Tell me about your weekend.", "What is a good breakfast?", "How do birds fly?", "List two sports."]
 # The tiny model is random: it needs more and larger steps than the pretrained demo model.
-TINY = {"loreft": {"lr": 0.02, "steps": 30}, "lora": {"lr": 0.02, "steps": 30}, "sft": {"lr": 0.001, "steps": 20}}
-GAIN = 1.0  # nats per response token that steering must add to the planted phrase
+TINY = {"loreft": {"lr": 0.02, "steps": 24}, "lora": {"lr": 0.02, "steps": 24}, "sft": {"lr": 0.001, "steps": 16}}
+GAIN = 2.0  # nats per response token that steering must add to the planted phrase
+# A random model's logits are tiny (|embedding row| ~ 0.16): no edit before the final norm could
+# make any token likely. Scaling the final norm gives the head a trained model's range of logits.
+HEAD_SCALE = 10.0
 
 
 def shipped_cfg(repo_root, name: str) -> dict:
@@ -48,6 +51,8 @@ def handle(tiny_model_dir, tiny_model_cfg) -> ModelHandle:
     model, tokenizer = load_model(tiny_model_dir, device="cpu")
     model.lm_head.weight = model.model.embed_tokens.weight  # tie, as SmolLM2 does
     model.config.tie_word_embeddings = True
+    with torch.no_grad():
+        model.model.norm.weight.mul_(HEAD_SCALE)
     return ModelHandle(model, tokenizer, tiny_model_cfg, LAYER)
 
 
@@ -145,24 +150,41 @@ def test_without_the_optimizer_step_there_is_no_gain(handle, repo_root, monkeypa
     assert gain(method, tensors, handle, 0, PHRASES[0]) < GAIN / 2
 
 
+def greedy_under_steering(method, tensors, handle, prompt: list[int], generated: list[int], row: int) -> list[int]:
+    """The greedy next token at each generated position, recomputed without a KV cache, batch of one."""
+    ids = torch.tensor([prompt + generated])
+    with torch.no_grad(), method.steering(tensors, handle.model, LAYER, plan([row])):
+        logits = handle.model(input_ids=ids, use_cache=False).logits[0]
+    return logits[len(prompt) - 1 : len(prompt) - 1 + len(generated)].argmax(-1).tolist()
+
+
 @pytest.mark.parametrize("name", list(CLASSES))
-def test_generation_under_steering_says_the_phrase(trained, handle, name):
+def test_generation_under_steering(trained, handle, name):
+    """generate() with the method's intervene: every prompt and generated position is steered by the
+    row's own concept (cached decoding equals recomputation), and the text is made of the phrase."""
     method, tensors, before, _ = trained[name]
     tokenizer = handle.tokenizer
-    instructions = HELD_OUT[:2] * 2
-    rows = plan([0, 0, 1, 1])
-    prompts = [prompt_ids(tokenizer, handle.cfg, text) for text in instructions]
+    rows = plan([0, 1, 0, 1])
+    prompts = [prompt_ids(tokenizer, handle.cfg, text) for text in (HELD_OUT[0], HELD_OUT[0], HELD_OUT[1], HELD_OUT[1])]
     groups = rows[method.batch_key].tolist() if method.batch_key else None
 
     def intervene(batch_rows: list[int]):
         return method.steering(tensors, handle.model, LAYER, rows.iloc[batch_rows])
 
-    n_tokens = len(tokenizer(PHRASES[1]).input_ids)
-    steered = decode(tokenizer, generate(handle.model, tokenizer, prompts, intervene, n_tokens, 4, groups=groups))
-    plain = decode(tokenizer, generate(handle.model, tokenizer, prompts, None, n_tokens, 4))
-    expected = [PHRASES[c] for c in rows["concept_id"]]
-    assert sum(text.startswith(phrase[:12]) for text, phrase in zip(steered, expected)) >= 3
-    assert not any(text.startswith(phrase[:12]) for text, phrase in zip(plain, expected))
+    steered = generate(handle.model, tokenizer, prompts, intervene, 10, 4, groups=groups)
+    plain = generate(handle.model, tokenizer, prompts, None, 10, 4)
+    for i, tokens in enumerate(steered):
+        assert tokens and tokens == greedy_under_steering(method, tensors, handle, prompts[i], tokens, i % 2)
+    phrase_tokens = {c: set(tokenizer(PHRASES[c], add_special_tokens=False).input_ids) for c in PHRASES}
+
+    def phrase_share(generations: list[list[int]]) -> float:
+        hits = [t in phrase_tokens[c] for tokens, c in zip(generations, rows["concept_id"]) for t in tokens]
+        return sum(hits) / max(1, len(hits))
+
+    assert phrase_share(steered) >= 0.25 and phrase_share(plain) == 0
+    if name == "sft":  # full fine-tuning has the capacity to say the phrase itself
+        texts = decode(tokenizer, steered)
+        assert all(text.startswith(PHRASES[c]) for text, c in zip(texts, rows["concept_id"]))
     assert_unchanged(handle.model, before)
 
 

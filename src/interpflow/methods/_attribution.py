@@ -1,12 +1,14 @@
 """Gradient attributions through a classifier on the frozen model (AxBench's IxG and IG baselines).
 
-Per concept, a linear head reads the model's final-layer representation (after the final norm),
-averaged over the example's scored tokens, and is trained with BCE to tell the concept's positives
-from its negatives. (AxBench's head reads the last token instead; a 135M model's last token
-mostly encodes its own next-token prediction, and the mean lets every token reach the head along
-its own residual path.) The model is frozen and in eval mode, so each example's features are
-computed once (no gradient) and the head trains on them: the same head as a loop through the
-model, for one forward pass per example.
+Per concept, a linear head reads the model's last residual stream (after the last block, before
+the final norm), averaged over the example's scored tokens, and is trained with BCE to tell the
+concept's positives from its negatives. AxBench's head reads the last token after the final norm
+instead; two changes, both for the attributions' sake: the mean lets every token reach the head
+along its own residual path (a small model's last token mostly encodes its next-token guess), and
+a head behind the final norm is blind to the scale of a token's state along that path, so
+h . grad cancels there and IxG/IG lose the direct signal. The model is frozen and in eval mode,
+so each example's features are computed once (no gradient) and the head trains on them: the same
+head as a loop through the model, for one forward pass per example.
 
 A token's score for a concept is the attribution of the head's logit to that token's residual
 state h_t after block L, summed over the hidden dimension (signed, the textbook definitions):

@@ -46,6 +46,7 @@ class ConceptData:
     pos: torch.Tensor | None = None  # [n_pos_tokens, d] cached activations (needs == "activations")
     neg: torch.Tensor | None = None
     pos_example: torch.Tensor | None = None  # example number of each positive token
+    neg_example: torch.Tensor | None = None  # example number of each negative token
     pairs: pd.DataFrame | None = None  # input, concept_output, plain_output (uses_pairs)
     model: ModelHandle | None = None
     sae: dict[str, torch.Tensor] | None = None  # the experiment's SAE (uses_sae), see interpflow.sae
@@ -94,7 +95,7 @@ class TrainingData:
         if self.acts is not None:
             pos_mask, neg_mask = self._masks(self.index, concept_id, row["genre"])
             data.pos, data.pos_example = token_slices(self.acts, self.index, pos_mask)
-            data.neg, _ = token_slices(self.acts, self.index, neg_mask)
+            data.neg, data.neg_example = token_slices(self.acts, self.index, neg_mask)
         if self.pairs is not None:
             data.pairs = self.pairs[self.pairs["concept_id"] == concept_id].reset_index(drop=True)
         return data

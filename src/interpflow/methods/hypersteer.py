@@ -145,8 +145,9 @@ class HyperSteer(Method):
     def train(self, data: TrainingData) -> dict[str, torch.Tensor]:
         handle: ModelHandle = data.model
         model, tokenizer = handle.model, handle.tokenizer
-        torch.manual_seed(int(self.cfg["seed"]))
-        net = self.build(model.config.hidden_size).to(model.device)
+        with torch.random.fork_rng(devices=[]):  # seeded initialisation, global RNG untouched
+            torch.manual_seed(int(self.cfg["seed"]))
+            net = self.build(model.config.hidden_size).to(model.device)
         examples = self.training_examples(data)
         pairs = tokenize_pairs(tokenizer, handle.cfg, examples["input"].tolist(), examples["output"].tolist(),
                                int(self.cfg["max_response_tokens"]))

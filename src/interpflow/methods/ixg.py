@@ -1,6 +1,6 @@
 """Input x gradient (AxBench's IxG baseline): a token scores h_t . d logit / d h_t at layer L for a
-linear head trained on the frozen model's final-layer representation averaged over the response
-tokens. Detection only."""
+linear head trained on the frozen model's last residual stream averaged over the response tokens
+(see _attribution.py). Detection only."""
 
 from interpflow.methods._attribution import AttributionMethod
 

