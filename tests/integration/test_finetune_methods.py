@@ -145,7 +145,7 @@ def test_steering_makes_the_planted_phrase_likely(trained, handle, name):
 @pytest.mark.parametrize("name", list(CLASSES))
 def test_without_the_optimizer_step_there_is_no_gain(handle, repo_root, monkeypatch, name):
     monkeypatch.setattr(torch.optim.AdamW, "step", lambda self, *args, **kwargs: None)
-    method = CLASSES[name](tiny_cfg(repo_root, name, steps=6))
+    method = CLASSES[name](tiny_cfg(repo_root, name, steps=3))
     tensors = method.train(training_data(handle, concept_ids=(0,)))
     assert gain(method, tensors, handle, 0, PHRASES[0]) < GAIN / 2
 

@@ -40,12 +40,16 @@ def filler(rng: random.Random, n: int) -> str:
 
 
 def target(rng: random.Random) -> str:
-    return f"{filler(rng, 3)} ocean ocean {filler(rng, 3)} ocean ocean"
+    return f"{filler(rng, 1)} ocean ocean ocean ocean {filler(rng, 1)} ocean ocean"
 
 
 @pytest.fixture(scope="module")
 def handle(tiny_model_dir, tiny_model_cfg) -> ModelHandle:
+    """The tiny random Llama with its output embeddings tied to its input embeddings. That plants what a
+    trained LM has and a random one lacks: the direction that reads a token at layer L also writes it.
+    Without it ReFT-r1's single direction cannot both detect the target and promote it."""
     model, tokenizer = load_model(tiny_model_dir)
+    model.lm_head.weight = model.model.embed_tokens.weight
     return ModelHandle(model, tokenizer, tiny_model_cfg, LAYER)
 
 
@@ -100,7 +104,8 @@ def target_gain(method, tensors, handle, planted, strength: float) -> float:
     return steered - mean_logprob(handle, planted["instructions"], planted["target"])
 
 
-def eval_data(handle, planted) -> EvalData:
+@pytest.fixture(scope="module")
+def held_out(handle, planted) -> EvalData:
     """Held-out target (positive) and plain (negative) responses with their cached scored-token activations."""
     examples = pd.DataFrame({"input": planted["instructions"] * 2, "output": planted["target"] + planted["plain"]})
     acts = []
@@ -124,8 +129,7 @@ def detection_auroc(method, tensors, data: EvalData) -> float:
 def test_configs_build_and_declare_their_needs(repo_root):
     for name, cls in CLASSES.items():
         cfg = method_cfg(repo_root, name)
-        method = cls(cfg)
-        assert cfg["name"] == name == cls.name
+        assert cls(cfg).cfg == cfg and cfg["name"] == name == cls.name
         assert cls.needs == "model" and cls.steers
     assert SSV.detects is False and SSV.unit_directions is False and SSV({"factors": [1.0]}).factors([0.5]) == [1.0]
     assert ReFTR1.detects is True and ReFTR1.unit_directions is True
@@ -166,33 +170,30 @@ def test_ssv_without_training_does_not(handle, planted, trained):
 # --- ReFT-r1 --------------------------------------------------------------------------------
 
 
-def test_reft_r1_detects_and_steers(repo_root, handle, planted, trained):
+def test_reft_r1_detects_and_steers(repo_root, handle, planted, trained, held_out):
     tensors = trained["reft_r1"]
     torch.testing.assert_close(tensors["directions"].norm(dim=1), torch.ones(1))
     assert tensors["threshold"].tolist() == [0.0] and tensors["read_bias"].tolist() == [0.0]
     method = ReFTR1(method_cfg(repo_root, "reft_r1"))
-    data = eval_data(handle, planted)
-    assert detection_auroc(method, tensors, data) >= 0.9
-    max_scores, _ = method.score_examples(tensors, data)
+    assert detection_auroc(method, tensors, held_out) >= 0.9
+    max_scores, _ = method.score_examples(tensors, held_out)
     a_c = float(max_scores[:N_HELD, 0].max())  # the concept's max latent on its positives
     assert target_gain(method, tensors, handle, planted, strength=a_c) > 0.08
 
 
-def test_reft_r1_without_training_neither_detects_nor_steers(repo_root, handle, planted, trained):
+def test_reft_r1_without_training_neither_detects_nor_steers(repo_root, handle, planted, trained, held_out):
     tensors = trained["reft_r1_untrained"]
     method = ReFTR1(method_cfg(repo_root, "reft_r1"))
-    data = eval_data(handle, planted)
-    assert detection_auroc(method, tensors, data) < 0.9
-    max_scores, _ = method.score_examples(tensors, data)
+    assert detection_auroc(method, tensors, held_out) < 0.9
+    max_scores, _ = method.score_examples(tensors, held_out)
     assert target_gain(method, tensors, handle, planted, strength=float(max_scores[:N_HELD, 0].max())) < 0.08
 
 
-def test_reft_r1_scores_without_a_cache_as_with_one(repo_root, handle, planted, trained):
+def test_reft_r1_scores_without_a_cache_as_with_one(repo_root, handle, trained, held_out):
     """Without cached activations, detection runs the model and gives the cached path's scores."""
     method = ReFTR1(method_cfg(repo_root, "reft_r1"))
-    cached = eval_data(handle, planted)
-    uncached = EvalData(examples=cached.examples.drop(columns="n_tokens"), model=handle)
-    for want, got in zip(method.score_examples(trained["reft_r1"], cached),
+    uncached = EvalData(examples=held_out.examples.drop(columns="n_tokens"), model=handle)
+    for want, got in zip(method.score_examples(trained["reft_r1"], held_out),
                          method.score_examples(trained["reft_r1"], uncached)):
         torch.testing.assert_close(got, want, atol=1e-4, rtol=1e-4)
 
@@ -209,26 +210,32 @@ def preference(handle, planted, steering_factory=None) -> float:
 
 
 def reps_preferences(repo_root, handle, planted, tensors) -> dict[str, float]:
+    """The preference unsteered, steered at the best of the method's factors (as the benchmark picks it),
+    steered the other way at that factor, and under the null intervention RePS trains for suppression."""
     method = RePS(method_cfg(repo_root, "reps"))
-    factor = method.factors([])[2]
     v = tensors["directions"][0]
+
+    def steered(strength: float) -> float:
+        return preference(handle, planted, lambda: method.steering(tensors, handle.model, LAYER,
+                                                                   plan_rows(N_HELD, strength)))
+
+    best = max(method.factors([]), key=steered)
     return {
         "unsteered": preference(handle, planted),
-        "steered": preference(handle, planted, lambda: method.steering(tensors, handle.model, LAYER,
-                                                                       plan_rows(N_HELD, factor))),
-        "negated": preference(handle, planted, lambda: method.steering(tensors, handle.model, LAYER,
-                                                                       plan_rows(N_HELD, -factor))),
+        "steered": steered(best),
+        "negated": steered(-best),
         "nulled": preference(handle, planted, lambda: edit_residual(handle.model, LAYER, null_out(v))),
     }
 
 
 def test_reps_steers_toward_the_concept_and_suppresses_it(repo_root, handle, planted, trained):
     p = reps_preferences(repo_root, handle, planted, trained["reps"])
-    assert p["steered"] > p["unsteered"] + 0.15
-    assert p["negated"] < p["unsteered"] - 0.15
-    assert p["nulled"] < p["unsteered"]  # the suppression intervention it was trained with
+    assert p["steered"] > p["unsteered"] + 0.08
+    assert p["negated"] < p["unsteered"] - 0.08
+    assert p["nulled"] < p["unsteered"] - 0.08  # the suppression intervention it was trained with
 
 
 def test_reps_without_training_does_not_steer(repo_root, handle, planted, trained):
     p = reps_preferences(repo_root, handle, planted, trained["reps_untrained"])
-    assert not p["steered"] > p["unsteered"] + 0.15
+    assert not p["steered"] > p["unsteered"] + 0.08
+    assert not p["nulled"] < p["unsteered"] - 0.08

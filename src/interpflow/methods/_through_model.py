@@ -143,11 +143,12 @@ class PrefixCache:
 
 
 def fit(params: list[torch.Tensor], n_examples: int, cfg: dict, generator: torch.Generator,
-        loss_fn: Callable[[list[int], float], torch.Tensor], after_step: Callable[[], None] | None = None,
-        clip_norm: float | None = None) -> list[float]:
+        loss_fn: Callable[[list[int], float], torch.Tensor], before_step: Callable[[], None] | None = None,
+        after_step: Callable[[], None] | None = None, clip_norm: float | None = None) -> list[float]:
     """AdamW over cfg `epochs` shuffled passes of cfg `batch_size` examples, the learning rate decaying
     linearly to 0 (AxBench's schedule). loss_fn(rows, progress) gets the example rows of a step and the
-    fraction of training done before it. Returns the loss of every step."""
+    fraction of training done before it; before_step may edit the gradients, after_step the parameters.
+    Returns the loss of every step."""
     batch_size, epochs = int(cfg["batch_size"]), int(cfg["epochs"])
     total = epochs * math.ceil(n_examples / batch_size)
     optimizer = torch.optim.AdamW(params, lr=cfg["lr"], weight_decay=cfg.get("weight_decay", 0.0))
@@ -158,6 +159,8 @@ def fit(params: list[torch.Tensor], n_examples: int, cfg: dict, generator: torch
             loss = loss_fn(rows.tolist(), len(losses) / total)
             optimizer.zero_grad()
             loss.backward()
+            if before_step is not None:
+                before_step()
             if clip_norm is not None:
                 torch.nn.utils.clip_grad_norm_(params, clip_norm)
             optimizer.step()
@@ -174,7 +177,8 @@ def response_activations(handle: ModelHandle, examples: pd.DataFrame, max_length
     """Scored-token activations after the handle's layer for every example (the cache's format), when the
     detect stage passes no cache: acts [n_tokens, d] back to back, and the examples with n_tokens."""
     tokenizer, model = handle.tokenizer, handle.model
-    items = [scored_tokens(tokenizer, handle.cfg, i, o, max_length) for i, o in zip(examples["input"], examples["output"])]
+    items = [scored_tokens(tokenizer, handle.cfg, instruction, response, max_length)
+             for instruction, response in zip(examples["input"], examples["output"])]
     pieces: list[torch.Tensor] = [torch.empty(0)] * len(items)
     order = sorted(range(len(items)), key=lambda i: len(items[i].input_ids))
     for start in range(0, len(order), batch_size):

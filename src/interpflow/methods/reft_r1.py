@@ -6,7 +6,8 @@ h <- h + mean(top-k z over the example's response tokens) * w at every position,
 positive responses and as many of its negatives: the LM loss on both teaches w to fire on the
 concept (so the intervention helps the positives) and to stay silent elsewhere (so it does not
 disturb the negatives). An L1 penalty on the non-top-k latents, ramped linearly from 0 to
-`l1_coeff` over training, keeps the latent sparse; w is put back on the unit sphere after every step.
+`l1_coeff` over training, keeps the latent sparse; each step moves w along the unit sphere (the
+gradient's radial part removed) and puts it back on it.
 Detection reads z; steering adds factor x a_c x w.
 """
 
@@ -71,11 +72,15 @@ class ReFTR1(VectorMethod):
                 nll = response_nll(model, batch)
             return nll + progress * self.cfg["l1_coeff"] * l1[0]
 
+        def tangent_gradient() -> None:  # the radial part would only change |w|, which is reset anyway
+            with torch.no_grad():
+                w.grad -= (w.grad @ w) * w
+
         def unit_norm() -> None:
             with torch.no_grad():
                 w.div_(w.norm().clamp_min(1e-12))
 
-        fit([w], len(pairs), self.cfg, generator, loss, after_step=unit_norm)
+        fit([w], len(pairs), self.cfg, generator, loss, before_step=tangent_gradient, after_step=unit_norm)
         # z = ReLU(h . w): read = w, no bias, threshold 0.
         return {"directions": w.detach().float().cpu(), "read_bias": torch.zeros(()), "threshold": torch.zeros(())}
 

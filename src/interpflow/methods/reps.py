@@ -75,7 +75,7 @@ class RePS(VectorMethod):
 
     def train_concept(self, concept: ConceptData) -> dict[str, torch.Tensor]:
         handle = concept.model
-        model, layer = handle.model, handle.layer
+        model = handle.model
         generator = concept_generator(concept)
         pairs = subsample(concept.pairs, int(self.cfg["max_examples"]), generator)
         n, max_tokens = len(pairs), self.cfg["max_response_tokens"]

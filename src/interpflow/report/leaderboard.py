@@ -48,7 +48,7 @@ def summary(detection: pd.DataFrame, steering: pd.DataFrame, runs: pd.DataFrame)
 def _markdown_table(table: pd.DataFrame, columns: dict) -> str:
     shown = table[[*KEYS, *columns, "concepts"]].rename(columns=columns)
     shown = shown.astype(object).where(shown.notna(), None)  # tabulate writes "—" only for None
-    shown["concepts"] = [None if n is None else str(int(n)) for n in shown["concepts"]]
+    shown["concepts"] = pd.Series([None if n is None else int(n) for n in shown["concepts"]], index=shown.index, dtype=object)
     return shown.to_markdown(index=False, floatfmt=".3f", missingval="—")
 
 
