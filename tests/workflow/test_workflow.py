@@ -20,12 +20,17 @@ METHODS = ["diffmean", "pca", "lat", "probe", "prompt"]
 DETECTORS = ["diffmean", "pca", "lat", "probe"]
 
 
-def snakemake(workdir: Path, overrides: list[str], *args: str) -> subprocess.CompletedProcess:
+def snakemake_command(workdir: Path, overrides: list[str], *args: str) -> tuple[list[str], dict]:
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
     command = [
         sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "--directory", str(workdir),
         "--cores", "2", *args, "--config", f"overrides={json.dumps(overrides)}",
     ]
+    return command, env
+
+
+def snakemake(workdir: Path, overrides: list[str], *args: str) -> subprocess.CompletedProcess:
+    command, env = snakemake_command(workdir, overrides, *args)
     return subprocess.run(command, capture_output=True, text=True, env=env, timeout=1200)
 
 

@@ -1,0 +1,97 @@
+"""Every registered method through the real Snakefile (experiment=tiny_full), and a killed training
+job that resumes from its per-concept checkpoints."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import time
+
+import pandas as pd
+import pytest
+from safetensors import safe_open
+
+from interpflow.methods import METHODS
+from test_workflow import snakemake, snakemake_command
+
+pytestmark = pytest.mark.workflow
+
+RUN = "tiny_full"
+MODEL_DIR = "tiny_llama/L2"
+
+
+@pytest.fixture(scope="module")
+def full_run(tmp_path_factory):
+    workdir = tmp_path_factory.mktemp("tiny_full")
+    result = snakemake(workdir, [f"experiment={RUN}"])
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    return workdir / "results" / RUN
+
+
+def test_the_experiment_lists_every_registered_method(repo_root):
+    text = (repo_root / "config/experiment/tiny_full.yaml").read_text()
+    assert all(f"/method@methods.{name}: {name}" in text for name in METHODS)
+    assert all(f"/method@methods.{name}: {name}" in (repo_root / "config/experiment/full.yaml").read_text() for name in METHODS)
+
+
+def test_every_method_leaves_its_artifacts(full_run):
+    for name, cls in METHODS.items():
+        if cls.trains():
+            with safe_open(str(full_run / f"methods/{MODEL_DIR}/{name}/s0000.safetensors"), "pt") as f:
+                assert "concept_ids" in f.keys()
+            cfg = json.loads((full_run / f"methods/{MODEL_DIR}/{name}/s0000.cfg.json").read_text())
+            assert cfg["method"]["name"] == name
+            assert not (full_run / f"methods/{MODEL_DIR}/{name}/s0000.checkpoints").exists()
+        if cls.detects:
+            table = pd.read_parquet(full_run / f"eval/detection/{MODEL_DIR}/{name}.parquet")
+            assert len(table) == 2 and table["roc_auc"].between(0, 1).all(), name
+        if cls.steers:
+            steering = pd.read_parquet(full_run / f"steering/{MODEL_DIR}/{name}/s0000.parquet")
+            assert steering["generation"].map(type).eq(str).all()
+            assert steering["factor"].isna().all() == (not cls.uses_factor), name
+    pairs = pd.read_parquet(full_run / "data/pairs/tiny_llama/s0000.parquet")
+    assert {"input", "concept_output", "plain_output"} <= set(pairs.columns) and len(pairs)
+    with safe_open(str(full_run / "sae/tiny_llama/L2.safetensors"), "pt") as f:
+        assert {"W_enc", "W_dec", "b_enc", "b_dec", "threshold"} <= set(f.keys())
+    # SFT is restricted to one concept by the experiment
+    assert pd.read_parquet(full_run / f"steering/{MODEL_DIR}/sft/s0000.parquet")["concept_id"].nunique() == 1
+
+
+def test_leaderboard_has_every_method_and_dashes_where_it_does_not_apply(full_run):
+    board = pd.read_csv(full_run / "leaderboard.csv").set_index("method")
+    assert sorted(board.index) == sorted(METHODS)
+    for name, cls in METHODS.items():
+        assert pd.notna(board.loc[name, "roc_auc"]) == cls.detects, name
+        assert pd.notna(board.loc[name, "overall"]) == cls.steers, name
+    text = (full_run / "leaderboard.md").read_text()
+    assert "## Concept detection" in text and "## Steering" in text and "—" in text
+    assert (full_run / "plots/steering_vs_factor.png").stat().st_size > 10_000
+
+
+def test_a_killed_training_job_resumes_from_its_checkpoints(full_run):
+    """Kill -9 the workflow while a through-the-model job trains its second concept; the re-run trains only that one."""
+    workdir = full_run.parent.parent
+    overrides = [f"experiment={RUN}", "methods.loreft.steps=400"]  # slow enough to be caught mid-shard
+    target = full_run / f"methods/{MODEL_DIR}/loreft/s0000.safetensors"
+    checkpoints = full_run / f"methods/{MODEL_DIR}/loreft/s0000.checkpoints"
+    command, env = snakemake_command(workdir, overrides, "--until", str(target))
+    process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 600
+        while not list(checkpoints.glob("concept_*.safetensors")) and time.monotonic() < deadline:
+            assert process.poll() is None, "the job ended before it could be killed"
+            time.sleep(0.2)
+    finally:
+        os.killpg(process.pid, signal.SIGKILL)  # nothing gets to clean up
+        process.wait()
+    assert len(list(checkpoints.glob("concept_*.safetensors"))) == 1
+    assert not target.exists()  # the artifact is written only when every concept is done
+
+    assert snakemake(workdir, overrides, "--unlock").returncode == 0
+    result = snakemake(workdir, overrides, "--until", str(target), "--rerun-incomplete")
+    assert result.returncode == 0, result.stderr[-3000:]
+    log = (full_run / f"logs/train/{MODEL_DIR}/loreft/s0000.log").read_text()
+    assert "2 concepts (1 trained, the rest from checkpoints)" in log
+    assert not checkpoints.exists()
