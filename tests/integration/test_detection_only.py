@@ -67,7 +67,8 @@ def bow_training_data(shuffle_labels: bool = False) -> TrainingData:
 def bow_eval_data() -> EvalData:
     parts = []
     for cid, words in WORDS.items():
-        parts += [frame(sentences(20, words, seed=30 + cid, copies=1), cid, 1), frame(sentences(20, [], seed=40 + cid), cid, 0)]
+        parts += [frame(sentences(20, words, seed=30 + cid, copies=1), cid, 1),
+                  frame(sentences(20, [], seed=40 + cid), cid, 0)]
     examples = pd.concat(parts, ignore_index=True)
     examples.insert(0, "example_id", range(len(examples)))
     return EvalData(examples=examples)
@@ -185,7 +186,8 @@ def test_integrated_gradients_are_complete(repo_root, handle, eval_data):
 
     ig = IG({**load_cfg(repo_root, "ig"), "steps": 32})
     total = (attributions(handle.model, LAYER, ids, mask, scored, weight, bias, ig.alphas())[0] * scored).sum(dim=1)
-    torch.testing.assert_close(total, logit(1.0) - logit(0.0), rtol=0.05, atol=0.05 * float((logit(1.0) - logit(0.0)).abs().max()))
+    difference = logit(1.0) - logit(0.0)
+    torch.testing.assert_close(total, difference, rtol=0.05, atol=0.05 * float(difference.abs().max()))
 
 
 @pytest.mark.parametrize("name, cls", [("bow", BoW), ("ixg", IxG), ("ig", IG)])

@@ -150,6 +150,13 @@ def test_without_the_optimizer_step_there_is_no_gain(handle, repo_root, monkeypa
     assert gain(method, tensors, handle, 0, PHRASES[0]) < GAIN / 2
 
 
+@pytest.mark.parametrize("name", list(CLASSES))
+def test_training_is_seeded(handle, repo_root, name):
+    first, second = (CLASSES[name](tiny_cfg(repo_root, name, steps=2)).train(training_data(handle, (1,)))
+                     for _ in range(2))
+    assert first.keys() == second.keys() and all(torch.equal(first[k], second[k]) for k in first)
+
+
 def greedy_under_steering(method, tensors, handle, prompt: list[int], generated: list[int], row: int) -> list[int]:
     """The greedy next token at each generated position, recomputed without a KV cache, batch of one."""
     ids = torch.tensor([prompt + generated])

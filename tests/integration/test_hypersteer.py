@@ -48,8 +48,10 @@ def handle(tiny_model_dir, tiny_model_cfg) -> ModelHandle:
 def training_data(handle: ModelHandle) -> TrainingData:
     rows = []
     for cid, phrase in PHRASES.items():
-        rows += [{"concept_id": cid, "input": i, "output": phrase, "label": 1, "category": "positive"} for i in TRAIN_INSTRUCTIONS]
-        rows += [{"concept_id": cid, "input": i, "output": "Okay.", "label": 0, "category": "negative"} for i in TRAIN_INSTRUCTIONS[:3]]
+        for i in TRAIN_INSTRUCTIONS:
+            rows.append({"concept_id": cid, "input": i, "output": phrase, "label": 1, "category": "positive"})
+        for i in TRAIN_INSTRUCTIONS[:3]:  # negatives: not trained on
+            rows.append({"concept_id": cid, "input": i, "output": "Okay.", "label": 0, "category": "negative"})
     examples = pd.DataFrame(rows).assign(genre="text")
     examples.insert(0, "example_id", range(len(examples)))
     concepts = pd.DataFrame({"concept_id": list(CONCEPTS), "concept": list(CONCEPTS.values()), "genre": "text"})
@@ -66,23 +68,28 @@ def left_pad(sequences: list[list[int]], pad_id: int):
     return ids, mask
 
 
-def steered_logprob(method, tensors, handle: ModelHandle, steer_with: int, respond_as: int) -> float:
-    """Mean per-token log-prob of concept `respond_as`'s phrase on the test instructions, steered by
-    the vector made for concept `steer_with` (read off the prompt, as in generation's prefill)."""
+def logprob(handle: ModelHandle, respond_as: int, method=None, tensors=None, steer_with: int | None = None) -> float:
+    """Mean per-token log-prob of concept `respond_as`'s phrase on the test instructions: unsteered, or
+    steered by the vector made for concept `steer_with` (read off the prompt, as in generation's prefill)."""
     model, tokenizer = handle.model, handle.tokenizer
-    rows = pd.DataFrame({"concept": CONCEPTS[steer_with], "concept_row": 0, "instruction": TEST_INSTRUCTIONS})
-    pairs = tokenize_pairs(tokenizer, handle.cfg, TEST_INSTRUCTIONS, [PHRASES[respond_as]] * len(TEST_INSTRUCTIONS), 64)
+    responses = [PHRASES[respond_as]] * len(TEST_INSTRUCTIONS)
+    pairs = tokenize_pairs(tokenizer, handle.cfg, TEST_INSTRUCTIONS, responses, 64)
     batch = lm_batches(pairs, len(pairs), tokenizer.pad_token_id)[0]
-    ids, mask = left_pad([p for p, _ in pairs], tokenizer.pad_token_id)
-    with torch.no_grad(), method.steering(tensors, model, LAYER, rows):
-        model(input_ids=ids, attention_mask=mask, position_ids=(mask.cumsum(-1) - 1).clamp(min=0))  # prefill
-        logprobs = response_logprobs(model, batch)
+    with torch.no_grad():
+        if method is None:
+            logprobs = response_logprobs(model, batch)
+        else:
+            rows = pd.DataFrame({"concept": CONCEPTS[steer_with], "concept_row": 0, "instruction": TEST_INSTRUCTIONS})
+            ids, mask = left_pad([p for p, _ in pairs], tokenizer.pad_token_id)
+            with method.steering(tensors, model, LAYER, rows):
+                model(input_ids=ids, attention_mask=mask, position_ids=(mask.cumsum(-1) - 1).clamp(min=0))  # prefill
+                logprobs = response_logprobs(model, batch)
     return float((logprobs.sum(1) / batch.response.sum(1)).mean())
 
 
 def margins(method, tensors, handle) -> dict[tuple[int, int], float]:
     """For each pair (a, b): log-prob of a's responses steered by a's vector minus steered by b's."""
-    lp = {(s, r): steered_logprob(method, tensors, handle, s, r) for s in PHRASES for r in PHRASES}
+    lp = {(s, r): logprob(handle, r, method, tensors, s) for s in PHRASES for r in PHRASES}
     return {(a, b): lp[a, a] - lp[b, a] for a in PHRASES for b in PHRASES if a != b}
 
 
@@ -101,20 +108,10 @@ def test_artifact_is_the_hypernetwork(trained, handle):
 
 def test_each_concepts_vector_raises_its_own_responses(trained, handle):
     method, tensors = trained
-    unsteered = [steered_logprob_unsteered(handle, r) for r in PHRASES]
     for (a, b), margin in margins(method, tensors, handle).items():
         assert margin > MARGIN, (a, b, margin)
     for r in PHRASES:
-        assert steered_logprob(method, tensors, handle, r, r) > unsteered[r] + 2 * MARGIN
-
-
-def steered_logprob_unsteered(handle: ModelHandle, respond_as: int) -> float:
-    tokenizer = handle.tokenizer
-    pairs = tokenize_pairs(tokenizer, handle.cfg, TEST_INSTRUCTIONS, [PHRASES[respond_as]] * len(TEST_INSTRUCTIONS), 64)
-    batch = lm_batches(pairs, len(pairs), tokenizer.pad_token_id)[0]
-    with torch.no_grad():
-        logprobs = response_logprobs(handle.model, batch)
-    return float((logprobs.sum(1) / batch.response.sum(1)).mean())
+        assert logprob(handle, r, method, tensors, r) > logprob(handle, r) + 2 * MARGIN
 
 
 def test_untrained_hypernetwork_does_not_steer(cfg, handle):

@@ -35,10 +35,12 @@ from interpflow.models.formatting import ScoredTokens, scored_tokens
 
 
 def tokenize(handle: ModelHandle, frame: pd.DataFrame, max_length: int) -> list[ScoredTokens]:
-    return [scored_tokens(handle.tokenizer, handle.cfg, i, o, max_length) for i, o in zip(frame["input"], frame["output"])]
+    pairs = zip(frame["input"], frame["output"])
+    return [scored_tokens(handle.tokenizer, handle.cfg, i, o, max_length) for i, o in pairs]
 
 
-def batches(examples: list[ScoredTokens], batch_size: int, pad_id: int) -> Iterator[tuple[list[int], torch.Tensor, torch.Tensor]]:
+def batches(examples: list[ScoredTokens], batch_size: int,
+            pad_id: int) -> Iterator[tuple[list[int], torch.Tensor, torch.Tensor]]:
     """(example numbers, ids, mask), right-padded (positions stay 0..n-1), batched by length."""
     order = sorted(range(len(examples)), key=lambda i: len(examples[i].input_ids))
     for start in range(0, len(order), batch_size):
@@ -129,7 +131,8 @@ def attributions(model, layer: int, ids: torch.Tensor, mask: torch.Tensor, score
                 state["alpha"] = alpha
                 logits = pooled_state(model, ids, mask, scored) @ weight.T + bias  # [B, n_heads]
                 for head in range(len(weight)):
-                    (grad,) = torch.autograd.grad(logits[:, head].sum(), state["leaf"], retain_graph=head < len(weight) - 1)
+                    last = head == len(weight) - 1
+                    (grad,) = torch.autograd.grad(logits[:, head].sum(), state["leaf"], retain_graph=not last)
                     total[head] += (grad.float() * state["clean"].float()).sum(dim=-1)
     finally:
         handle.remove()
@@ -150,6 +153,11 @@ class AttributionMethod(PerConceptMethod):
     def alphas(self) -> list[float]:
         raise NotImplementedError
 
+    def selected_concepts(self, concept_ids: list[int]) -> list[int]:
+        """The first max_concepts of the shard (null: all): detection costs one backward pass per concept."""
+        limit = self.cfg.get("max_concepts")
+        return concept_ids if limit is None else concept_ids[: int(limit)]
+
     # --- training ---------------------------------------------------------------------------
     def train(self, data: TrainingData) -> dict[str, torch.Tensor]:
         self._feature_memo: dict[tuple[str, str], torch.Tensor] = {}  # shared negatives are computed once
@@ -166,13 +174,14 @@ class AttributionMethod(PerConceptMethod):
         return torch.stack([memo[k] for k in keys])
 
     def train_concept(self, concept: ConceptData) -> dict[str, torch.Tensor]:
-        x = torch.cat([self._features(concept.model, concept.positives), self._features(concept.model, concept.negatives)])
+        x = torch.cat([self._features(concept.model, frame) for frame in (concept.positives, concept.negatives)])
         y = torch.cat([torch.ones(len(concept.positives)), torch.zeros(len(concept.negatives))])
         weight, bias = train_head(x, y, self.cfg)
         return {"head_weight": weight, "head_bias": bias}
 
     # --- detection --------------------------------------------------------------------------
     def score_examples(self, tensors: dict[str, torch.Tensor], data: EvalData) -> tuple[torch.Tensor, torch.Tensor]:
+        """Every head scores every example: n_concepts backward passes (x steps) per example."""
         handle = data.model
         model = handle.model
         examples = tokenize(handle, data.examples, self.cfg["max_length"])

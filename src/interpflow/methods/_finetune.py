@@ -8,6 +8,9 @@ and optionally grad_clip.
 
 from __future__ import annotations
 
+from contextlib import contextmanager
+from typing import Iterator
+
 import torch
 
 from interpflow.methods.data import ConceptData
@@ -17,6 +20,14 @@ from interpflow.models.training import LMBatch, lm_batches, response_nll, tokeni
 def concept_seed(concept: ConceptData) -> int:
     """One seed per (run seed, concept): a concept trains the same whatever else is in the shard."""
     return int(concept.seed) * 1_000_003 + int(concept.concept_id)
+
+
+@contextmanager
+def seeded(seed: int, device: torch.device) -> Iterator[None]:
+    """Seed the global generators (adapter initialisation, dropout) and restore them on exit."""
+    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+        torch.manual_seed(seed)
+        yield
 
 
 def positive_pairs(concept: ConceptData, cfg: dict) -> list[tuple[list[int], list[int]]]:

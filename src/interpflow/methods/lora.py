@@ -17,7 +17,7 @@ from typing import Iterator
 import torch
 from torch import nn
 
-from interpflow.methods._finetune import concept_rows, concept_seed, finetune
+from interpflow.methods._finetune import concept_rows, concept_seed, finetune, seeded
 from interpflow.methods.base import PerConceptMethod
 from interpflow.methods.data import ConceptData
 from interpflow.models.architectures import decoder_blocks
@@ -105,18 +105,17 @@ class LoRA(PerConceptMethod):
 
         model = concept.model.model
         paths = self.targets(model, concept.model.layer)
-        with torch.random.fork_rng(devices=[]):  # peft initialises A from the global generator
-            torch.manual_seed(concept_seed(concept))
+        with seeded(concept_seed(concept), model.device):  # peft initialises A, and dropout, globally
             peft_model = get_peft_model(model, lora_config(self.cfg, paths))
-        try:
-            for name, module in peft_model.named_modules():
-                if name.endswith("lora_dropout.default"):
-                    module.train()  # the frozen model stays in eval mode; only the adapter's dropout runs
-            trainable = [p for p in peft_model.parameters() if p.requires_grad]
-            finetune(model, trainable, concept, self.cfg)
-            return adapter_tensors(peft_model, paths)
-        finally:
-            peft_model.unload()  # puts the original nn.Linear objects back; their weights were never touched
+            try:
+                for name, module in peft_model.named_modules():
+                    if name.endswith("lora_dropout.default"):
+                        module.train()  # the frozen model stays in eval mode; only the adapter's dropout runs
+                trainable = [p for p in peft_model.parameters() if p.requires_grad]
+                finetune(model, trainable, concept, self.cfg)
+                return adapter_tensors(peft_model, paths)
+            finally:
+                peft_model.unload()  # puts the original nn.Linear objects back; their weights were never touched
 
     def steering(self, tensors, model, layer, rows):
         idx = concept_rows(rows, "cpu")

@@ -6,8 +6,10 @@ h <- h + mean(top-k z over the example's response tokens) * w at every position,
 positive responses and as many of its negatives: the LM loss on both teaches w to fire on the
 concept (so the intervention helps the positives) and to stay silent elsewhere (so it does not
 disturb the negatives). An L1 penalty on the non-top-k latents, ramped linearly from 0 to
-`l1_coeff` over training, keeps the latent sparse; each step moves w along the unit sphere (the
-gradient's radial part removed) and puts it back on it.
+`l1_coeff` over training, keeps the latent sparse; `negative_latent_coeff` penalises the negatives'
+top-k latent directly (with few steps the LM loss alone learns a direction that helps every
+response, negatives included). Each step moves w along the unit sphere (the gradient's radial
+part removed) and puts it back on it.
 Detection reads z; steering adds factor x a_c x w.
 """
 
@@ -53,6 +55,7 @@ class ReFTR1(VectorMethod):
         frame = self.training_rows(concept, generator)
         pairs = tokenize(handle, frame["input"], frame["output"], self.cfg["max_response_tokens"])
         cache = PrefixCache(handle, pairs, self.cfg["batch_size"])
+        negative = torch.tensor((frame["label"] == 0).to_numpy(), device=model.device)
         w = random_vector(hidden_size(model), generator, model.device)
         with torch.no_grad():
             w.div_(w.norm())
@@ -60,17 +63,19 @@ class ReFTR1(VectorMethod):
         def loss(rows: list[int], progress: float) -> torch.Tensor:
             batch = cache.batch(rows)
             response = batch.response.to(model.device)
-            l1: list[torch.Tensor] = []
+            penalties: list[torch.Tensor] = []
 
             def intervene(hidden: torch.Tensor) -> torch.Tensor:
                 z = torch.relu(hidden.float() @ w)  # [B, T]
                 magnitude, rest = top_k_split(z, response, k)
-                l1.append(rest.mean())
+                on_negatives = (magnitude * negative[rows]).sum() / len(rows)
+                penalties.append(progress * self.cfg["l1_coeff"] * rest.mean()
+                                 + self.cfg["negative_latent_coeff"] * on_negatives)
                 return hidden + magnitude[:, None, None] * w
 
             with cache.run_from(batch), edit_residual(model, layer, intervene):
                 nll = response_nll(model, batch)
-            return nll + progress * self.cfg["l1_coeff"] * l1[0]
+            return nll + penalties[0]
 
         def tangent_gradient() -> None:  # the radial part would only change |w|, which is reset anyway
             with torch.no_grad():
