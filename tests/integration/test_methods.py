@@ -158,7 +158,7 @@ def test_prompt_method():
 
 
 def test_unknown_method():
-    with pytest.raises(ConfigError, match="known methods: diffmean, lat, pca, probe, prompt"):
+    with pytest.raises(ConfigError, match="unknown method 'nope'; known methods: bow, diffmean, hypersteer, ig, ixg, lat, lora, loreft, pca"):
         build_method({"name": "nope"})
 
 

@@ -50,7 +50,7 @@ def test_default_config_composes_and_validates(paths, tmp_path, repo_root):
     assert list(cfg["models"]) == ["smollm2_135m"]
     assert cfg["models"]["smollm2_135m"]["name"] == "smollm2_135m"  # compose adds the key as the name
     assert cfg["models"]["smollm2_135m"]["source"] == "smollm2_gguf"
-    assert set(cfg["methods"]) == {"diffmean", "pca", "lat", "probe", "prompt"}
+    assert set(cfg["methods"]) == {"diffmean", "pca", "lat", "probe", "bow", "prompt"}
     assert all(m["name"] == key for key, m in cfg["methods"].items())
     assert cfg["generator"]["name"] == "dataset" and cfg["judge"]["name"] == "offline"
     concepts = preflight(cfg)

@@ -74,23 +74,27 @@ def test_a_killed_training_job_resumes_from_its_checkpoints(full_run):
     """Kill -9 the workflow while a through-the-model job trains its second concept; the re-run trains only that one."""
     workdir = full_run.parent.parent
     overrides = [f"experiment={RUN}", "methods.loreft.steps=400"]  # slow enough to be caught mid-shard
-    target = full_run / f"methods/{MODEL_DIR}/loreft/s0000.safetensors"
+    until = f"results/{RUN}/methods/{MODEL_DIR}/loreft/s0000.safetensors"  # Snakemake matches targets relative to --directory
+    target = workdir / until
     checkpoints = full_run / f"methods/{MODEL_DIR}/loreft/s0000.checkpoints"
-    command, env = snakemake_command(workdir, overrides, "--until", str(target))
-    process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    command, env = snakemake_command(workdir, overrides, "--until", until)
+    output = workdir / "killed_run.log"
+    with output.open("w") as sink:
+        process = subprocess.Popen(command, env=env, stdout=sink, stderr=subprocess.STDOUT, start_new_session=True)
     try:
         deadline = time.monotonic() + 600
         while not list(checkpoints.glob("concept_*.safetensors")) and time.monotonic() < deadline:
-            assert process.poll() is None, "the job ended before it could be killed"
+            assert process.poll() is None, "the job ended before it could be killed:\n" + output.read_text()[-3000:]
             time.sleep(0.2)
     finally:
-        os.killpg(process.pid, signal.SIGKILL)  # nothing gets to clean up
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)  # nothing gets to clean up
         process.wait()
     assert len(list(checkpoints.glob("concept_*.safetensors"))) == 1
     assert not target.exists()  # the artifact is written only when every concept is done
 
     assert snakemake(workdir, overrides, "--unlock").returncode == 0
-    result = snakemake(workdir, overrides, "--until", str(target), "--rerun-incomplete")
+    result = snakemake(workdir, overrides, "--until", until, "--rerun-incomplete")
     assert result.returncode == 0, result.stderr[-3000:]
     log = (full_run / f"logs/train/{MODEL_DIR}/loreft/s0000.log").read_text()
     assert "2 concepts (1 trained, the rest from checkpoints)" in log

@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-from sklearn.feature_extraction.text import HashingVectorizer
-from sklearn.linear_model import LogisticRegression
 
 from interpflow.errors import ConfigError
 from interpflow.methods.base import PerConceptMethod
@@ -26,11 +24,16 @@ class BoW(PerConceptMethod):
     steers = False
     uses_factor = False
 
-    def vectorizer(self) -> HashingVectorizer:
+    def vectorizer(self):
+        # sklearn is imported here, not at the top: the Snakefile loads the registry, and only BoW jobs need it
+        from sklearn.feature_extraction.text import HashingVectorizer
+
         # alternate_sign=False and norm=None give plain word counts, as CountVectorizer does
         return HashingVectorizer(n_features=int(self.cfg["n_features"]), alternate_sign=False, norm=None)
 
     def train_concept(self, concept: ConceptData) -> dict[str, torch.Tensor]:
+        from sklearn.linear_model import LogisticRegression
+
         texts = concept.positives["output"].tolist() + concept.negatives["output"].tolist()
         labels = np.r_[np.ones(len(concept.positives)), np.zeros(len(concept.negatives))]
         if self.cfg["penalty"] not in ("l1", "l2"):
