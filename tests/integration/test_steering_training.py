@@ -14,7 +14,8 @@ import pytest
 import torch
 import yaml
 
-from interpflow.methods._through_model import PrefixCache, edit_residual
+from interpflow.methods._through_model import PrefixCache
+from interpflow.models.hooks import edit_residual
 from interpflow.methods.data import EvalData, ModelHandle, TrainingData
 from interpflow.methods.reft_r1 import ReFTR1
 from interpflow.methods.reps import RePS, null_out

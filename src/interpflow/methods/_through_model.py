@@ -60,26 +60,6 @@ def random_vector(d: int, generator: torch.Generator, device) -> torch.Tensor:
     return vector.to(device).requires_grad_(True)
 
 
-@contextmanager
-def edit_residual(model, layer: int, edit: Callable[[torch.Tensor], torch.Tensor]) -> Iterator[None]:
-    """Replace the residual stream after block `layer` by edit(hidden) ([B, T, d] -> [B, T, d]), differentiably."""
-
-    def hook(_module, _inputs, output):
-        hidden = output[0] if isinstance(output, tuple) else output
-        edited = edit(hidden).to(hidden.dtype)
-        return (edited, *output[1:]) if isinstance(output, tuple) else edited
-
-    handle = decoder_blocks(model)[layer].register_forward_hook(hook)
-    try:
-        yield
-    finally:
-        handle.remove()
-
-
-class _StopForward(Exception):
-    """Raised once the residual stream after block L is captured: later blocks need not run."""
-
-
 class _StandIn(nn.Module):
     """Takes the place of a skipped decoder block: passes its input on, or returns the given states."""
 
@@ -104,19 +84,10 @@ class PrefixCache:
     @torch.no_grad()
     def _compute(self, rows: list[int]) -> list[torch.Tensor]:
         model, batch = self.handle.model, batch_of(self.handle, self.pairs, rows)
-        captured: list[torch.Tensor] = []
-
-        def capture(hidden: torch.Tensor) -> torch.Tensor:
-            captured.append(hidden)
-            raise _StopForward
-
-        try:
-            with edit_residual(model, self.handle.layer, capture):
-                model(input_ids=batch.ids.to(model.device), attention_mask=batch.mask.to(model.device),
-                      position_ids=batch.positions.to(model.device), use_cache=False)
-        except _StopForward:
-            pass
-        return [captured[0][r, batch.mask[r].bool().to(model.device)] for r in range(len(rows))]
+        device = model.device
+        hidden = residual_after_block(model, self.handle.layer, batch.ids.to(device), batch.mask.to(device),
+                                      batch.positions.to(device))
+        return [hidden[r, batch.mask[r].bool().to(device)] for r in range(len(rows))]
 
     def batch(self, rows: list[int]) -> LMBatch:
         return batch_of(self.handle, self.pairs, rows)

@@ -18,10 +18,11 @@ from __future__ import annotations
 import pandas as pd
 import torch
 
-from interpflow.methods._through_model import (PrefixCache, concept_generator, edit_residual, fit, hidden_size,
+from interpflow.methods._through_model import (PrefixCache, concept_generator, fit, hidden_size,
                                                random_vector, response_activations, subsample, tokenize)
 from interpflow.methods.base import VectorMethod
 from interpflow.methods.data import ConceptData, EvalData
+from interpflow.models.hooks import edit_residual
 from interpflow.models.training import response_nll
 
 

@@ -22,11 +22,11 @@ from contextlib import nullcontext
 import torch
 from torch.nn.functional import logsigmoid
 
-from interpflow.methods._through_model import (PrefixCache, concept_generator, edit_residual, fit, hidden_size,
+from interpflow.methods._through_model import (PrefixCache, concept_generator, fit, hidden_size,
                                                random_vector, subsample, tokenize)
 from interpflow.methods.base import VectorMethod
 from interpflow.methods.data import ConceptData
-from interpflow.models.hooks import add_to_residual
+from interpflow.models.hooks import add_to_residual, edit_residual
 from interpflow.models.training import response_logprobs
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from contextlib import contextmanager
-from typing import Iterator
+from typing import Callable, ContextManager, Iterator
 
 import torch
 from torch import nn
@@ -20,7 +20,8 @@ def _hidden(output):
 
 
 def residual_after_block(
-    model: nn.Module, layer: int, input_ids: torch.Tensor, attention_mask: torch.Tensor
+    model: nn.Module, layer: int, input_ids: torch.Tensor, attention_mask: torch.Tensor,
+    position_ids: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Residual stream after decoder block `layer` for every token: [batch, seq, d_model].
 
@@ -34,7 +35,7 @@ def residual_after_block(
 
     handle = decoder_blocks(model)[layer].register_forward_hook(hook)
     try:
-        model(input_ids=input_ids, attention_mask=attention_mask, use_cache=False)
+        model(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids, use_cache=False)
     except _StopForward:
         pass
     finally:
@@ -43,19 +44,17 @@ def residual_after_block(
 
 
 @contextmanager
-def add_to_residual(model: nn.Module, layer: int, vectors: torch.Tensor) -> Iterator[None]:
-    """Add `vectors` ([batch, d_model], already scaled by strength) after block `layer`.
+def edit_residual(model: nn.Module, layer: int, edit: Callable[[torch.Tensor], torch.Tensor]) -> Iterator[None]:
+    """Replace the residual stream after block `layer` by edit(hidden) ([B, T, d] -> [B, T, d]).
 
-    The addition applies at every position of every forward call inside the context: prompt
-    tokens during prefill and each generated token during cached decoding.
+    Applies to every forward call inside the context (prefill and each cached decoding step) and
+    keeps the autograd graph, so training can differentiate through the edit.
     """
 
     def hook(_module, _inputs, output):
         hidden = _hidden(output)
-        steered = hidden + vectors[:, None, :].to(hidden.dtype)
-        if isinstance(output, tuple):
-            return (steered, *output[1:])
-        return steered
+        edited = edit(hidden).to(hidden.dtype)
+        return (edited, *output[1:]) if isinstance(output, tuple) else edited
 
     handle = decoder_blocks(model)[layer].register_forward_hook(hook)
     try:
@@ -64,9 +63,14 @@ def add_to_residual(model: nn.Module, layer: int, vectors: torch.Tensor) -> Iter
         handle.remove()
 
 
-@contextmanager
+def add_to_residual(model: nn.Module, layer: int, vectors: torch.Tensor) -> ContextManager[None]:
+    """Add `vectors` ([batch, d_model], already scaled by strength) after block `layer` at every
+    position: prompt tokens during prefill and each generated token during cached decoding."""
+    return edit_residual(model, layer, lambda hidden: hidden + vectors[:, None, :].to(hidden.dtype))
+
+
 def clamp_residual(model: nn.Module, layer: int, directions: torch.Tensor, strength: torch.Tensor, read: torch.Tensor,
-                   read_bias: torch.Tensor, threshold: torch.Tensor) -> Iterator[None]:
+                   read_bias: torch.Tensor, threshold: torch.Tensor) -> ContextManager[None]:
     """Set each row's latent to `strength` after block `layer`, at every position.
 
     Row b's latent is z(h) = pre if pre > threshold[b] else 0, pre = h . read[b] + read_bias[b];
@@ -74,18 +78,10 @@ def clamp_residual(model: nn.Module, layer: int, directions: torch.Tensor, stren
     "set the latent, decode, add back the SAE error"; for a unit direction it sets the projection.
     """
 
-    def hook(_module, _inputs, output):
-        hidden = _hidden(output)
+    def clamp(hidden: torch.Tensor) -> torch.Tensor:
         h = hidden.float()
         pre = torch.einsum("btd,bd->bt", h, read.to(h)) + read_bias.to(h)[:, None]
         z = torch.where(pre > threshold.to(h)[:, None], pre, torch.zeros_like(pre))
-        steered = (h + (strength.to(h)[:, None] - z)[..., None] * directions.to(h)[:, None, :]).to(hidden.dtype)
-        if isinstance(output, tuple):
-            return (steered, *output[1:])
-        return steered
+        return h + (strength.to(h)[:, None] - z)[..., None] * directions.to(h)[:, None, :]
 
-    handle = decoder_blocks(model)[layer].register_forward_hook(hook)
-    try:
-        yield
-    finally:
-        handle.remove()
+    return edit_residual(model, layer, clamp)
