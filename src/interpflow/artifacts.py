@@ -57,3 +57,56 @@ def write_json(obj, path: str | Path) -> None:
 def write_text(text: str, path: str | Path) -> None:
     with atomic_path(path) as tmp:
         tmp.write_text(text)
+
+
+SAFETENSORS_DTYPES = {torch.float32: "F32", torch.float16: "F16", torch.bfloat16: "BF16", torch.int64: "I64"}
+
+
+class RowStream:
+    """A safetensors file whose large 2-D tensor `name` [rows, width] is filled in blocks of rows,
+    in any order, straight to disk: memory holds one block, never the tensor. `small` tensors are
+    written up front; metadata (a few hundred characters at most) at `close`.
+
+    Layout: the large tensor first, then the small ones; the JSON header keeps room for metadata."""
+
+    HEADER_ROOM = 1024
+
+    def __init__(self, file, name: str, rows: int, width: int, dtype: torch.dtype, small: dict[str, torch.Tensor]):
+        self.file, self.width, self.dtype = file, width, dtype
+        self.row_bytes = width * torch.empty(0, dtype=dtype).element_size()
+        end = rows * self.row_bytes
+        self.tensors = {name: {"dtype": SAFETENSORS_DTYPES[dtype], "shape": [rows, width], "data_offsets": [0, end]}}
+        blobs = []
+        for key, tensor in small.items():
+            blob = tensor.contiguous().numpy().tobytes()
+            self.tensors[key] = {"dtype": SAFETENSORS_DTYPES[tensor.dtype], "shape": list(tensor.shape),
+                                 "data_offsets": [end, end + len(blob)]}
+            blobs.append(blob)
+            end += len(blob)
+        header = self._header({})
+        self.header_size = (len(header) + self.HEADER_ROOM + 7) // 8 * 8
+        self.data_start = 8 + self.header_size
+        file.seek(0)
+        file.write(self.header_size.to_bytes(8, "little") + header.ljust(self.header_size))
+        file.seek(self.data_start + rows * self.row_bytes)
+        file.write(b"".join(blobs))
+        file.truncate(self.data_start + end)
+
+    def _header(self, metadata: dict) -> bytes:
+        return json.dumps({"__metadata__": {k: str(v) for k, v in metadata.items()}, **self.tensors}).encode()
+
+    def write(self, row: int, block: torch.Tensor) -> None:
+        """Rows `row` .. `row + len(block)` of the large tensor."""
+        if block.shape[-1] != self.width:
+            raise ValueError(f"a block of width {block.shape[-1]} for a tensor of width {self.width}")
+        data = block.to(self.dtype).contiguous()
+        raw = data.view(torch.int16) if self.dtype == torch.bfloat16 else data  # numpy has no bfloat16
+        self.file.seek(self.data_start + row * self.row_bytes)
+        self.file.write(raw.numpy().tobytes())
+
+    def close(self, metadata: dict | None = None) -> None:
+        header = self._header(metadata or {})
+        if len(header) > self.header_size:
+            raise ValueError("metadata too large for the room kept in the header")
+        self.file.seek(8)
+        self.file.write(header.ljust(self.header_size))

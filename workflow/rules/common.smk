@@ -1,5 +1,6 @@
 # Config composition and validation, the experiment's concepts and shards, and input helpers.
 
+import functools
 import json
 import shlex
 from pathlib import Path
@@ -53,8 +54,12 @@ def json_param(obj):
 
 
 # Package code is invisible to Snakemake: each rule's params carry code_fingerprint(<its stage module>).
+# Hashed once per module: per-job params call these for every job of the DAG.
+stage_code = functools.cache(code_fingerprint)
+
+
 def method_code(method):
-    return code_fingerprint(method_info(method).__module__)
+    return stage_code(method_info(method).__module__)
 
 
 def model_layers():
@@ -105,6 +110,12 @@ def method_input_args(w, input):
     return " ".join(args)
 
 
+def api_jobs(section):
+    """1 for a job that calls an OpenAI-compatible API (config section `judge` or `generator`), else 0:
+    profiles cap these with `resources: llm_api=N`."""
+    return int(config[section]["name"] == "openai")
+
+
 def method_threads(w):
     """A job with the model in the loop gets a model's threads; the rest are light."""
     return MODEL_THREADS if method_info(w.method).needs == "model" else 1
@@ -145,7 +156,7 @@ def run_paths(template, capability):
 wildcard_constraints:
     model="|".join(MODELS),
     method="|".join(METHODS),
-    shard="|".join(SHARDS),
+    shard=r"s\d\d\d\d+",  # shard names (see data/concepts.py); a 250-way alternation slows planning at 16K concepts
     layer=r"\d+",
     split="train|latent_eval",
 

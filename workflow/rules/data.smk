@@ -25,6 +25,8 @@ rule train_data:
         cfg=json_param({k: config[k] for k in ("run_name", "results_dir", "generator", "seed")}),
         code=code_fingerprint("interpflow.stages.data"),
     threads: 1
+    resources:
+        llm_api=api_jobs("generator"),
     log:
         f"{RESULTS}/logs/train_data/{{shard}}.log",
     benchmark:
@@ -54,6 +56,8 @@ rule eval_data:
         ),
         code=code_fingerprint("interpflow.stages.data"),
     threads: 1
+    resources:
+        llm_api=api_jobs("generator"),
     log:
         f"{RESULTS}/logs/eval_data/{{shard}}.log",
     benchmark:

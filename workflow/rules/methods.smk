@@ -15,7 +15,7 @@ rule train:
         # per-concept checkpoints of a running job; kept when it dies, removed when it finishes
         checkpoints=f"{RESULTS}/methods/{{model}}/L{{layer}}/{{method}}/{{shard}}.checkpoints",
         seed=config["seed"],
-        code=lambda w: code_fingerprint("interpflow.stages.train") + method_code(w.method),
+        code=lambda w: stage_code("interpflow.stages.train") + method_code(w.method),
     threads: method_threads
     log:
         f"{RESULTS}/logs/train/{{model}}/L{{layer}}/{{method}}/{{shard}}.log",
@@ -35,7 +35,7 @@ rule detect:
     params:
         method=lambda w: as_json(config["methods"][w.method]),
         inputs=method_input_args,
-        code=lambda w: code_fingerprint("interpflow.stages.detect") + method_code(w.method),
+        code=lambda w: stage_code("interpflow.stages.detect") + method_code(w.method),
     threads: method_threads
     log:
         f"{RESULTS}/logs/detect/{{model}}/L{{layer}}/{{method}}/{{shard}}.log",

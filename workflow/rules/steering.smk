@@ -12,7 +12,7 @@ rule steer:
         steering=json_param(config["steering"]),
         folder=lambda w: f"{MODELS_DIR}/{w.model}",
         artifact=steer_artifact_args,
-        code=lambda w: code_fingerprint("interpflow.stages.steer") + method_code(w.method),
+        code=lambda w: stage_code("interpflow.stages.steer") + method_code(w.method),
     threads: MODEL_THREADS
     log:
         f"{RESULTS}/logs/steer/{{model}}/L{{layer}}/{{method}}/{{shard}}.log",
@@ -35,6 +35,8 @@ rule judge:
         cache=f"{config['results_dir']}/cache/judge",
         code=code_fingerprint("interpflow.stages.judge"),
     threads: MODEL_THREADS
+    resources:
+        llm_api=api_jobs("judge"),
     log:
         f"{RESULTS}/logs/judge/{{model}}/L{{layer}}/{{method}}/{{shard}}.log",
     benchmark:

@@ -3,13 +3,16 @@ random models built in code.
 
 `prepare_model` runs once per model (the `prepare_model` rule): packaged GGUF files are
 dequantised and saved as a plain safetensors folder, so later jobs load in seconds. Hub models
-are not copied: the prepared folder only records the id, and jobs load from the HF cache.
+are not copied: they are downloaded once into the HF cache (HF_HOME) and the prepared folder
+records the local snapshot, which jobs load without asking the hub.
 """
 
 from __future__ import annotations
 
 import importlib.util
 import json
+import os
+import sys
 from pathlib import Path
 from typing import Callable
 
@@ -97,8 +100,13 @@ def prepare_model(cfg: dict, out_dir: Path) -> None:
     out_dir = Path(out_dir)
     source = cfg["source"]
     if source == "hub":
+        from huggingface_hub import snapshot_download
+
+        # Downloaded once, here, into the HF cache (HF_HOME: put it on the shared filesystem);
+        # every later job loads this local snapshot and never asks the hub again.
         out_dir.mkdir(parents=True, exist_ok=True)
-        manifest = {"source": "hub", "id": cfg["id"]}
+        local = Path(cfg["id"]).is_dir()  # a local folder is loaded as it is
+        manifest = {"source": "hub", "id": cfg["id"] if local else snapshot_download(cfg["id"])}
     elif source in MODEL_SOURCES:
         model, tokenizer = MODEL_SOURCES[source](cfg, out_dir / "_scratch")
         model.save_pretrained(out_dir)
@@ -113,13 +121,25 @@ def prepare_model(cfg: dict, out_dir: Path) -> None:
     tmp.replace(out_dir / MANIFEST)
 
 
+def choose_device() -> str:
+    """The GPU this job was given, else the CPU.
+
+    SLURM hands a job the GPU it allocated through CUDA_VISIBLE_DEVICES, so `cuda` is that GPU.
+    Locally every job sees the same GPUs and uses the first; `--resources gpu=N` bounds how many
+    model jobs run at once. Printed to the job's log so placement can be checked."""
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES", "unset")
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    print(f"interpflow: device {device} (CUDA_VISIBLE_DEVICES={visible})", file=sys.stderr)
+    return device
+
+
 def load_model(prepared_dir: Path, dtype: str = "float32", device: str | None = None):
     """Load a prepared model and tokenizer, in eval mode, on `device` (GPU when one is visible)."""
     manifest_path = Path(prepared_dir) / MANIFEST
     if not manifest_path.exists():
         raise ConfigError(f"{prepared_dir} is not a prepared model (no {MANIFEST}); run the prepare_model rule")
     target = json.loads(manifest_path.read_text())["id"]
-    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    device = device or choose_device()
     tokenizer = AutoTokenizer.from_pretrained(target)
     model: PreTrainedModel = AutoModelForCausalLM.from_pretrained(target, dtype=getattr(torch, dtype))
     model.to(device).eval()

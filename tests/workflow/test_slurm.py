@@ -1,0 +1,123 @@
+"""The tiny workflow through `--profile profiles/slurm` on a real one-node SLURM cluster.
+
+`slurm_cluster.sh` brings the cluster up (Debian's Slurm and munge, installed with apt when
+missing) and down. Skipped, with the reason shown, where that cannot work: not root, no apt and no
+Slurm, or the cluster does not come up (e.g. no package mirror).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from safetensors import safe_open
+
+import test_workflow as tiny  # the same folder: how the tests call Snakemake, and a dry run's parser
+
+pytestmark = [pytest.mark.workflow, pytest.mark.slurm]
+
+HERE = Path(__file__).resolve().parent
+CLUSTER = HERE / "slurm_cluster.sh"
+# The tiny experiment with one vector method and prompting: 26 jobs, each an sbatch submission that
+# parses the workflow again. The test node has 2 CPUs: a 4-thread job would never start.
+OVERRIDES = ["experiment=tiny", "model_threads=1", "~methods.pca", "~methods.lat", "~methods.probe"]
+METHODS = ["diffmean", "prompt"]
+# No accounting on the test cluster: job states come from squeue; the first check after 2 s, not 40.
+SLURM_ARGS = ["--profile", str(tiny.REPO / "profiles" / "slurm"), "--slurm-status-command", "squeue",
+              "--slurm-init-seconds-before-status-checks", "2", "--slurm-keep-successful-logs"]
+TIMEOUT_S = 900
+
+
+def cluster(action: str) -> subprocess.CompletedProcess:
+    return subprocess.run(["bash", str(CLUSTER), action], capture_output=True, text=True, timeout=600)
+
+
+@pytest.fixture(scope="module")
+def slurm():
+    if os.geteuid() != 0:
+        pytest.skip("the SLURM test cluster needs root (it installs and starts slurmctld, slurmd and munge)")
+    if not shutil.which("sbatch") and not shutil.which("apt-get"):
+        pytest.skip("neither Slurm nor apt-get (to install Debian's Slurm) is available")
+    started = cluster("up")
+    if started.returncode != 0:
+        cluster("down")
+        pytest.skip("the SLURM test cluster did not come up: " + started.stderr[-1500:])
+    yield
+    cluster("down")
+
+
+def run_snakemake(workdir: Path, *args: str) -> subprocess.CompletedProcess:
+    command, env = tiny.snakemake_command(workdir, OVERRIDES, *SLURM_ARGS, *args)
+    cores = command.index("--cores")  # a cluster run is bounded by `jobs` and the cluster, not local cores
+    del command[cores : cores + 2]
+    # Snakemake ignores SIGTERM while it waits on job states; `timeout -k` ends it for sure.
+    return subprocess.run(["timeout", "-k", "30", str(TIMEOUT_S), *command], capture_output=True, text=True, env=env)
+
+
+@pytest.fixture(scope="module")
+def slurm_run(slurm, tmp_path_factory):
+    workdir = tmp_path_factory.mktemp("slurm")
+    result = run_snakemake(workdir)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    return workdir, result.stdout + result.stderr
+
+
+def test_every_artifact_through_slurm(slurm_run):
+    workdir, log = slurm_run
+    assert log.count("has been submitted with SLURM jobid") >= 20, log[-2000:]
+    run = workdir / "results" / "tiny"
+    assert len(pd.read_parquet(run / "concepts.parquet")) == 3
+    for shard in ("s0000", "s0001"):
+        for data in ("train", "latent_eval", "steer_prompts"):
+            assert len(pd.read_parquet(run / "data" / data / f"{shard}.parquet")) > 0
+        for split in ("train", "latent_eval"):
+            with safe_open(str(run / f"acts/tiny_llama/L2/{split}/{shard}.safetensors"), "pt") as f:
+                assert f.get_tensor("acts").shape[1] == 64
+        assert {"max_score", "label"} <= set(pd.read_parquet(run / f"latent/tiny_llama/L2/diffmean/{shard}.parquet").columns)
+        for method in METHODS:
+            judged = pd.read_parquet(run / f"judged/tiny_llama/L2/{method}/{shard}.parquet")
+            assert {"generation", "concept_score", "fluency_score"} <= set(judged.columns) and len(judged) > 0
+    assert len(pd.read_parquet(run / "eval/detection/tiny_llama/L2/diffmean.parquet")) == 3
+    board = pd.read_csv(run / "leaderboard.csv")
+    assert sorted(board["method"]) == METHODS
+    assert (run / "plots" / "steering_vs_factor.png").stat().st_size > 0
+    again = run_snakemake(workdir, "-n")
+    assert "Nothing to be done" in again.stdout + again.stderr, again.stdout[-2000:]
+
+
+def test_model_jobs_got_a_gpu_and_fell_back_to_cpu(slurm_run):
+    """Model jobs asked for a GPU (sbatch --gpus=1); the node's fake GPUs have no CUDA, so they ran on the CPU."""
+    workdir, log = slurm_run
+    ids = ",".join(re.findall(r"submitted with SLURM jobid (\d+)", log))  # this run's jobs only
+    jobs = subprocess.run(["squeue", "-h", "--states=all", "-j", ids, "-O", "Comment:200,tres-per-job:40,State:20"],
+                          capture_output=True, text=True).stdout
+    rows = [line.split() for line in jobs.splitlines() if line.startswith("rule_")]
+    asked = {comment.split("_wildcards")[0][len("rule_"):]: tres for comment, tres, _ in rows}
+    assert all(state == "COMPLETED" for *_, state in rows), jobs
+    assert "gpu" in asked["cache_activations"] and "gpu" in asked["steer"], asked
+    assert "gpu" not in asked["evaluate_detection"] and "gpu" not in asked["judge"], asked
+    assert "gpu" not in asked["train"], "diffmean reads activations, not the model: no GPU"
+    logs = workdir / "results" / "tiny" / "logs" / "cache_activations" / "tiny_llama" / "L2"
+    placed = {line for log in logs.rglob("*.log") for line in log.read_text().splitlines() if "device" in line}
+    # each job saw the GPU SLURM allocated to it (fake here, so no CUDA) and ran on the CPU
+    assert placed and all(re.search(r"device cpu \(CUDA_VISIBLE_DEVICES=[01]\)", line) for line in placed), placed
+
+
+def test_changing_one_shard_replans_only_that_shard(slurm_run):
+    """Snakemake 9 compares checksums of small files, so change the content, not just the mtime."""
+    workdir, _ = slurm_run
+    train = workdir / "results" / "tiny" / "data" / "train" / "s0001.parquet"
+    frame = pd.read_parquet(train)
+    frame.iloc[:-1].to_parquet(train)
+    result = run_snakemake(workdir, "-n")
+    assert result.returncode == 0, result.stderr[-2000:]
+    jobs = tiny.scheduled_jobs(result.stdout)
+    shards = {w["shard"] for _, w in jobs if "shard" in w}
+    assert shards == {"s0001"}, jobs
+    per_run = {rule for rule, w in jobs if "shard" not in w}
+    assert per_run <= {"evaluate_detection", "evaluate_steering", "leaderboard", "all"}, per_run
