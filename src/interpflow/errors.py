@@ -7,3 +7,7 @@ class InterpflowError(Exception):
 
 class ConfigError(InterpflowError):
     """The configuration or an input named by it is invalid."""
+
+
+class EndpointError(InterpflowError):
+    """An API endpoint kept failing (down, overloaded, too slow) after every retry."""

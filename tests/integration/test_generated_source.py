@@ -1,11 +1,9 @@
-"""The generated sources: a tiny random local LM, and a real OpenAI-compatible HTTP server in a thread."""
+"""The generated sources: a tiny random local LM, and a real OpenAI-compatible HTTP endpoint (StubChatServer)."""
 
 from __future__ import annotations
 
 import hashlib
 import json
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Iterator
 
@@ -16,6 +14,7 @@ from interpflow.data.sources import build_source
 from interpflow.data.sources.base import LATENT_EVAL_COLUMNS, TRAIN_COLUMNS
 from interpflow.data.sources.generated import GeneratedSource, parse_related_words
 from interpflow.errors import ConfigError
+from interpflow.providers.stub_server import StubChatServer
 
 COUNTS = {"n_train_positive": 2, "n_train_negative": 2, "n_eval_positive": 2, "n_eval_negative": 2}
 CONCEPTS = pd.DataFrame(
@@ -98,54 +97,19 @@ def test_local_backend_with_tiny_model(tmp_path: Path, instructions: str) -> Non
     assert again.backend._loaded is None
 
 
-class _FakeOpenAI(BaseHTTPRequestHandler):
-    """POST /v1/chat/completions with deterministic answers; counts the requests it gets."""
-
-    requests: list[str] = []
-
-    def do_POST(self) -> None:  # noqa: N802 (http.server's naming)
-        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-        prompt = body["messages"][-1]["content"]
-        type(self).requests.append(prompt)
-        if self.path != "/v1/chat/completions":
-            self.send_error(404)
-            return
-        if "Name up to" in prompt:
-            text = RELATED
-        elif '"blank"' in prompt:
-            text = "   "  # an empty answer: the row must be dropped
-        else:
-            text = "Answer " + hashlib.sha256(prompt.encode()).hexdigest()[:12]
-        reply = {
-            "id": "chatcmpl-test",
-            "object": "chat.completion",
-            "created": 0,
-            "model": body["model"],
-            "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}],
-            "usage": {"prompt_tokens": 10, "completion_tokens": 5, "total_tokens": 15},
-        }
-        data = json.dumps(reply).encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
-    def log_message(self, format: str, *args: object) -> None:
-        pass
+def scripted_answer(messages: list[dict]) -> str:
+    prompt = messages[-1]["content"]
+    if "Name up to" in prompt:
+        return RELATED
+    if '"blank"' in prompt:
+        return "   "  # an empty answer: the row must be dropped
+    return "Answer " + hashlib.sha256(prompt.encode()).hexdigest()[:12]
 
 
 @pytest.fixture()
-def server() -> Iterator[str]:
-    _FakeOpenAI.requests = []
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), _FakeOpenAI)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{httpd.server_address[1]}/v1"
-    finally:
-        httpd.shutdown()
-        httpd.server_close()
+def server() -> Iterator[StubChatServer]:
+    with StubChatServer(reply=scripted_answer) as stub:
+        yield stub
 
 
 def openai_cfg(base_url: str, instructions: str, key_env: str) -> dict:
@@ -166,10 +130,10 @@ def openai_cfg(base_url: str, instructions: str, key_env: str) -> dict:
 
 
 def test_openai_backend_with_local_server(
-    tmp_path: Path, instructions: str, server: str, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, instructions: str, server: StubChatServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("INTERPFLOW_TEST_KEY", "local")
-    cfg = openai_cfg(server, instructions, "INTERPFLOW_TEST_KEY")
+    cfg = openai_cfg(server.base_url, instructions, "INTERPFLOW_TEST_KEY")
     source = build_source(cfg, tmp_path)
     train, evaluation = source.train_data(CONCEPTS), source.latent_eval_data(CONCEPTS)
     check_frames(train, evaluation, "openai:fake-model", max_hard=3)
@@ -178,26 +142,26 @@ def test_openai_backend_with_local_server(
     assert hard.groupby("concept_id").size().to_dict() == {3: 2, 7: 2}
     assert (hard["label"] == 0).all()
     # 8 positive/negative + 1 word list per concept, then 3 hard negatives per concept
-    assert len(_FakeOpenAI.requests) == 2 * (8 + 1 + 3)
+    assert server.requests == 2 * (8 + 1 + 3)
     assert (tmp_path / "llm_cache.sqlite").exists()
 
     again = build_source(cfg, tmp_path)
     train2, evaluation2 = again.train_data(CONCEPTS), again.latent_eval_data(CONCEPTS)
-    assert len(_FakeOpenAI.requests) == 24  # every answer came from the cache
+    assert server.requests == 24  # every answer came from the cache
     pd.testing.assert_frame_equal(train, train2)
     pd.testing.assert_frame_equal(evaluation, evaluation2)
 
 
 def test_openai_missing_key_fails_before_any_request(
-    tmp_path: Path, instructions: str, server: str, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, instructions: str, server: StubChatServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.delenv("INTERPFLOW_TEST_MISSING_KEY", raising=False)
-    source = build_source(openai_cfg(server, instructions, "INTERPFLOW_TEST_MISSING_KEY"), tmp_path)
+    source = build_source(openai_cfg(server.base_url, instructions, "INTERPFLOW_TEST_MISSING_KEY"), tmp_path)
     with pytest.raises(ConfigError, match="INTERPFLOW_TEST_MISSING_KEY"):
         source.check_ready()
     with pytest.raises(ConfigError):
         source.train_data(CONCEPTS)
-    assert _FakeOpenAI.requests == []
+    assert server.requests == 0
 
 
 def test_no_positives_is_a_config_error(instructions: str) -> None:

@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import json
 import math
 import multiprocessing
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -18,6 +15,7 @@ from interpflow.judges.base import JudgeItem
 from interpflow.judges.openai_judge import OpenAIJudge, parse_rating
 from interpflow.providers.cache import CallCache, key_for
 from interpflow.providers.openai_chat import ChatClient
+from interpflow.providers.stub_server import StubChatServer
 
 
 @pytest.mark.parametrize(
@@ -143,61 +141,14 @@ def test_build_judge_rejects_unknown_name(tmp_path: Path) -> None:
         build_judge({"name": "nope"}, tmp_path)
 
 
-class _FakeChatServer(ThreadingHTTPServer):
-    """A real HTTP server speaking the chat-completions protocol; counts the requests it gets."""
-
-    request_count = 0
-    lock = threading.Lock()
-
-
-class _ChatHandler(BaseHTTPRequestHandler):
-    server: _FakeChatServer
-
-    def do_POST(self) -> None:  # noqa: N802 - name fixed by http.server
-        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-        if self.path != "/v1/chat/completions" or "messages" not in body:
-            self.send_error(404)
-            return
-        with self.server.lock:
-            self.server.request_count += 1
-        payload = json.dumps(
-            {
-                "id": "chatcmpl-test",
-                "object": "chat.completion",
-                "created": 0,
-                "model": body["model"],
-                "choices": [
-                    {
-                        "index": 0,
-                        "message": {"role": "assistant", "content": "Looks fine.\nRating: [[2]]"},
-                        "finish_reason": "stop",
-                    }
-                ],
-                "usage": {"prompt_tokens": 10, "completion_tokens": 5, "total_tokens": 15},
-            }
-        ).encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(payload)))
-        self.end_headers()
-        self.wfile.write(payload)
-
-    def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - keep test output quiet
-        pass
-
-
 @pytest.fixture
-def chat_server() -> Iterator[_FakeChatServer]:
-    server = _FakeChatServer(("127.0.0.1", 0), _ChatHandler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield server
-    server.shutdown()
-    server.server_close()
+def chat_server() -> Iterator[StubChatServer]:
+    with StubChatServer(reply=lambda _messages: "Looks fine.\nRating: [[2]]") as server:
+        yield server
 
 
 def test_openai_judge_against_local_server(
-    chat_server: _FakeChatServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    chat_server: StubChatServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("INTERPFLOW_LOCAL_KEY", "local")
     monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
@@ -205,7 +156,7 @@ def test_openai_judge_against_local_server(
     cfg = {
         "name": "openai",
         "model": "judge-model",
-        "base_url": f"http://127.0.0.1:{chat_server.server_address[1]}/v1",
+        "base_url": chat_server.base_url,
         "api_key_env": "INTERPFLOW_LOCAL_KEY",
         "concurrency": 4,
         "price_per_1m": {"prompt": 0.15, "completion": 0.60},
@@ -223,7 +174,7 @@ def test_openai_judge_against_local_server(
     assert [s.concept_score for s in scores] == [2.0, 2.0, 0.0]
     assert [s.fluency_score for s in scores] == [2.0, 2.0, 0.0]
     assert scores[0].instruction_raw.endswith("Rating: [[2]]")
-    assert chat_server.request_count == 6  # 3 rubrics x 2 non-empty generations
+    assert chat_server.requests == 6  # 3 rubrics x 2 non-empty generations
     usage = judge.usage()
     assert usage["requests"] == 6 and usage["cached"] == 0
     assert usage["prompt_tokens"] == 60 and usage["completion_tokens"] == 30
@@ -231,11 +182,11 @@ def test_openai_judge_against_local_server(
 
     # The same call again is answered from the cache: no new HTTP requests.
     assert judge.score(items) == scores
-    assert chat_server.request_count == 6
+    assert chat_server.requests == 6
     assert judge.usage()["requests"] == 6 and judge.usage()["cached"] == 6
 
     # So is a fresh judge on the same cache folder (the cache is on disk).
     again = build_judge(cfg, tmp_path)
     assert again.score(items) == scores
-    assert chat_server.request_count == 6
+    assert chat_server.requests == 6
     assert again.usage()["requests"] == 0 and again.usage()["cached"] == 6

@@ -25,6 +25,9 @@ DEFAULTS: dict[str, Any] = {
     "temperature": 0.0,
     "max_tokens": 256,
     "concurrency": 8,
+    "timeout_s": 60.0,
+    "max_retries": 5,
+    "backoff_s": 1.0,
     "price_per_1m": None,
 }
 
@@ -124,6 +127,9 @@ class OpenAIJudge:
             base_url=self.cfg["base_url"],
             api_key_env=self.cfg["api_key_env"],
             concurrency=self.cfg["concurrency"],
+            timeout_s=float(self.cfg["timeout_s"]),
+            max_retries=int(self.cfg["max_retries"]),
+            backoff_s=float(self.cfg["backoff_s"]),
             cache=CallCache(Path(cache_dir) / "judge_calls.sqlite"),
             price_per_1m=self.cfg["price_per_1m"],
         )

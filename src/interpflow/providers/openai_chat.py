@@ -2,23 +2,62 @@
 
 Works with the OpenAI API and with any server that speaks the same
 `/v1/chat/completions` protocol (vLLM, llama.cpp, Ollama, ...) via `base_url`.
+
+Transient failures (429, 5xx, 408, timeouts, refused or dropped connections) are retried here
+rather than inside `openai`, so the delays follow our config and the final error names the
+endpoint: exponential backoff with jitter, a server's Retry-After honoured up to the cap.
 """
 
 from __future__ import annotations
 
 import math
 import os
+import random
 import threading
+import time
 from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from typing import Any
 
 import openai
 
-from interpflow.errors import ConfigError
+from interpflow.errors import ConfigError, EndpointError
 from interpflow.providers.cache import CallCache, key_for
 
 Messages = list[dict[str, str]]
+
+RETRYABLE = (openai.RateLimitError, openai.InternalServerError, openai.APIConnectionError)  # timeouts included
+
+
+def backoff_delay(attempt: int, base_s: float, cap_s: float, retry_after_s: float | None = None) -> float:
+    """Seconds to wait before retry number `attempt` (0-based): the server's Retry-After when it gave
+    one, else base * 2**attempt with "equal jitter" (half fixed, half random), never above cap."""
+    if retry_after_s is not None:
+        return min(max(retry_after_s, 0.0), cap_s)
+    ceiling = min(cap_s, base_s * 2**attempt)
+    return ceiling / 2 + random.uniform(0, ceiling / 2)
+
+
+def retry_after(exc: Exception) -> float | None:
+    """The Retry-After header of an HTTP error, in seconds, when present and numeric."""
+    response = getattr(exc, "response", None)
+    value = response.headers.get("retry-after") if response is not None else None
+    try:
+        return float(value) if value is not None else None
+    except ValueError:
+        return None
+
+
+def describe(exc: Exception, timeout_s: float) -> str:
+    if isinstance(exc, openai.APITimeoutError):
+        return f"no answer within timeout_s={timeout_s}"
+    if isinstance(exc, openai.APIStatusError):
+        return f"HTTP {exc.status_code}"
+    return f"{type(exc).__name__}: {exc}"
+
+
+def is_retryable(exc: Exception) -> bool:
+    return isinstance(exc, RETRYABLE) or (isinstance(exc, openai.APIStatusError) and exc.status_code == 408)
 
 
 @dataclass
@@ -47,6 +86,7 @@ class ChatClient:
     prices per million tokens; without it the reported cost is NaN.
     Token counts and cost in `usage()` cover only requests actually sent;
     answers served from the cache are counted under "cached".
+    A request is tried 1 + `max_retries` times, each attempt limited to `timeout_s`.
     """
 
     def __init__(
@@ -57,6 +97,8 @@ class ChatClient:
         concurrency: int = 8,
         timeout_s: float = 60,
         max_retries: int = 5,
+        backoff_s: float = 1.0,
+        backoff_cap_s: float = 30.0,
         cache: CallCache | None = None,
         price_per_1m: dict[str, float] | None = None,
         config_section: str = "judge",
@@ -66,6 +108,11 @@ class ChatClient:
             raise ConfigError(f"the chat model name is empty; set {config_section}.model, e.g. 'gpt-4o-mini'")
         if concurrency < 1:
             raise ConfigError(f"concurrency must be at least 1 (got {concurrency}); fix {config_section}.concurrency")
+        if timeout_s <= 0 or max_retries < 0 or backoff_s < 0 or backoff_cap_s < 0:
+            raise ConfigError(
+                f"timeout_s must be > 0 and max_retries, backoff_s, backoff_cap_s >= 0 (got {timeout_s}, "
+                f"{max_retries}, {backoff_s}, {backoff_cap_s}); fix {config_section}"
+            )
         if price_per_1m is not None and not {"prompt", "completion"} <= set(price_per_1m):
             raise ConfigError(
                 "price_per_1m needs both 'prompt' and 'completion' (USD per million tokens); "
@@ -77,15 +124,13 @@ class ChatClient:
         self.concurrency = concurrency
         self.cache = cache
         self.price_per_1m = price_per_1m
+        self.timeout_s, self.max_retries = timeout_s, max_retries
+        self.backoff_s, self.backoff_cap_s = backoff_s, backoff_cap_s
+        self.endpoint = base_url or "https://api.openai.com/v1"
         self.check_ready()
-        self._client = openai.OpenAI(
-            base_url=base_url,
-            api_key=os.environ[api_key_env],
-            timeout=timeout_s,
-            max_retries=max_retries,
-        )
+        self._client = openai.OpenAI(base_url=base_url, api_key=os.environ[api_key_env], timeout=timeout_s, max_retries=0)
         self._lock = threading.Lock()
-        self._totals = {"requests": 0, "cached": 0, "prompt_tokens": 0, "completion_tokens": 0}
+        self._totals = {"requests": 0, "cached": 0, "retries": 0, "prompt_tokens": 0, "completion_tokens": 0}
 
     def check_ready(self) -> None:
         """Raise ConfigError when the API key environment variable is unset or empty."""
@@ -103,28 +148,38 @@ class ChatClient:
         )
 
     def _request(self, messages: Messages, temperature: float, max_tokens: int) -> Completion:
-        """Send one request (the openai client retries transient failures itself)."""
-        try:
-            response = self._client.chat.completions.create(
-                model=self.model,
-                messages=messages,  # type: ignore[arg-type]
-                temperature=temperature,
-                max_tokens=max_tokens,
-            )
-        except openai.AuthenticationError as exc:
-            raise ConfigError(
-                f"the server rejected the API key in {self.api_key_env}: {exc}; check the key"
-            ) from exc
-        except openai.NotFoundError as exc:
-            raise ConfigError(
-                f"model {self.model!r} or the endpoint was not found at "
-                f"{self.base_url or 'the OpenAI API'}: {exc}; check {self.section}.model and {self.section}.base_url"
-            ) from exc
-        except openai.APIConnectionError as exc:
-            raise ConfigError(
-                f"cannot reach {self.base_url or 'the OpenAI API'}: {exc}; "
-                f"check {self.section}.base_url and the network"
-            ) from exc
+        """Send one request, retrying transient failures with backoff; raise a clear error otherwise."""
+        for attempt in range(self.max_retries + 1):
+            try:
+                response = self._client.chat.completions.create(
+                    model=self.model,
+                    messages=messages,  # type: ignore[arg-type]
+                    temperature=temperature,
+                    max_tokens=max_tokens,
+                )
+                break
+            except openai.AuthenticationError as exc:
+                raise ConfigError(
+                    f"{self.endpoint} rejected the API key in {self.api_key_env} ({exc.status_code}); "
+                    f"check the key or {self.section}.api_key_env"
+                ) from exc
+            except openai.NotFoundError as exc:
+                raise ConfigError(
+                    f"model {self.model!r} or the chat endpoint was not found at {self.endpoint}: {exc}; "
+                    f"check {self.section}.model and {self.section}.base_url"
+                ) from exc
+            except Exception as exc:
+                if not is_retryable(exc):
+                    raise
+                if attempt == self.max_retries:
+                    raise EndpointError(
+                        f"{self.endpoint} failed {attempt + 1} times in a row, last with {describe(exc, self.timeout_s)}; "
+                        f"check that the server is up (answers already received are cached, so a re-run resumes), "
+                        f"or raise {self.section}.timeout_s / {self.section}.max_retries"
+                    ) from exc
+                with self._lock:
+                    self._totals["retries"] += 1
+                time.sleep(backoff_delay(attempt, self.backoff_s, self.backoff_cap_s, retry_after(exc)))
         text = response.choices[0].message.content if response.choices else None
         usage = response.usage
         return Completion(
@@ -190,9 +245,16 @@ class ChatClient:
     ) -> dict[str, Completion]:
         """Send the uncached requests on a thread pool; stop early on the first error."""
         done: dict[str, Completion] = {}
+        failed = threading.Event()  # after the first failure, queued requests are not sent
 
         def run(key: str, messages: Messages) -> None:
-            completion = self._request(messages, temperature, max_tokens)
+            if failed.is_set():
+                return
+            try:
+                completion = self._request(messages, temperature, max_tokens)
+            except BaseException:
+                failed.set()
+                raise
             self._record(key, completion)
             done[key] = completion
 
