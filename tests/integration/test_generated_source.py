@@ -12,7 +12,7 @@ import pytest
 
 from interpflow.data.sources import build_source
 from interpflow.data.sources.base import LATENT_EVAL_COLUMNS, TRAIN_COLUMNS
-from interpflow.data.sources.generated import GeneratedSource, parse_related_words
+from interpflow.data.sources.generated import GeneratedSource, parse_genre, parse_related_words
 from interpflow.errors import ConfigError
 from interpflow.providers.stub_server import StubChatServer
 
@@ -200,3 +200,17 @@ def test_short_instruction_list_still_gives_distinct_prompts(tmp_path: Path) -> 
 def test_unknown_generator_lists_known_names(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="dataset, local, openai"):
         build_source({"name": "nope"}, tmp_path)
+
+
+def test_parse_genre() -> None:
+    assert parse_genre("Code.") == "code"
+    assert parse_genre("I would say mathematics, or maybe text") == "math"  # the first one named
+    assert parse_genre("poetry") == "text"
+
+
+def test_genres_come_from_the_generator(tmp_path: Path, instructions: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("INTERPFLOW_TEST_KEY", "local")
+    with StubChatServer(reply=lambda m: "code" if "Python" in m[-1]["content"] else "Text, I think") as server:
+        source = build_source(openai_cfg(server.base_url, instructions, "INTERPFLOW_TEST_KEY"), tmp_path)
+        assert source.assign_genres(CONCEPTS["concept"].tolist()) == ["text", "code"]
+        assert server.requests == 2 and source.usage()["requests"] == 2

@@ -107,5 +107,18 @@ def test_load_missing_file(tmp_path):
 def test_load_unsupported_suffix(tmp_path):
     path = tmp_path / "i.csv"
     path.write_text("one\n")
-    with pytest.raises(ConfigError, match=r"\.json, \.jsonl or \.txt"):
+    with pytest.raises(ConfigError, match=r"\.json, \.jsonl, \.txt or \.parquet"):
         load_instructions(str(path))
+
+
+def test_load_parquet_and_json_objects(tmp_path):
+    path = tmp_path / "alpaca.parquet"
+    pd.DataFrame({"instruction": ["Name a river.", " ", "Sum 2 and 3."], "output": ["a", "b", "c"]}).to_parquet(path)
+    assert load_instructions(str(path)) == ["Name a river.", "Sum 2 and 3."]
+    objects = tmp_path / "i.json"
+    objects.write_text('[{"instruction": "one"}, "two"]')
+    assert load_instructions(str(objects)) == ["one", "two"]
+    wrong = tmp_path / "wrong.parquet"
+    pd.DataFrame({"prompt": ["x"]}).to_parquet(wrong)
+    with pytest.raises(ConfigError, match="no `instruction` column"):
+        load_instructions(str(wrong))

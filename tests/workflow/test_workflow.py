@@ -102,6 +102,8 @@ def test_leaderboard_lists_every_method(tiny_run):
     assert board.set_index("method").loc["prompt", "roc_auc"] != board.set_index("method").loc["prompt", "roc_auc"]  # NaN
     text = (run / "leaderboard.md").read_text()
     assert "—" in text and all(m in text for m in METHODS)
+    usage = text.split("## LLM API usage")[1]  # the offline judge and the shipped data call no API
+    assert all(row in usage for row in ("data generation", "judging", "total"))
     for plot in ("detection_auc.png", "steering_vs_factor.png"):
         assert (run / "plots" / plot).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 

@@ -9,6 +9,8 @@ rule leaderboard:
         usage=[
             f"{RESULTS}/judged/{m}/L{l}/{meth}/{s}.usage.json" for m, l, meth in runs("steers") for s in SHARDS
         ],
+        generation_usage=[rules.concepts.output.usage]
+        + [f"{RESULTS}/data/{split}/{s}.usage.json" for split in ("train", "latent_eval") for s in SHARDS],
     output:
         md=report(f"{RESULTS}/leaderboard.md", category="Leaderboard"),
         csv=report(f"{RESULTS}/leaderboard.csv", category="Leaderboard"),
@@ -24,5 +26,5 @@ rule leaderboard:
         f"{RESULTS}/benchmarks/leaderboard.tsv"
     shell:
         "interpflow leaderboard --threads {threads} --runs {params.runs} --detection {input.detection} --steering {input.steering} --curves {input.curves} "
-        "--usage {input.usage} --out-md {output.md} --out-csv {output.csv} "
+        "--usage {input.usage} --generation-usage {input.generation_usage} --out-md {output.md} --out-csv {output.csv} "
         "--out-detection-plot {output.detection_plot} --out-steering-plot {output.steering_plot} > {log} 2>&1"

@@ -15,21 +15,44 @@ DEMO_INSTRUCTIONS = "data/demo/instructions.json"
 
 
 def load_instructions(spec: str) -> list[str]:
-    """`demo`, a .json list of strings, a .jsonl with an `instruction` field, or a .txt (one per line)."""
+    """Instructions from `demo` (the shipped list), a .json list (strings or objects with an
+    `instruction` field), a .jsonl with that field, a .txt (one per line), or a .parquet with an
+    `instruction` column, local or remote (e.g. hf://datasets/tatsu-lab/alpaca/data/<file>.parquet,
+    read through huggingface_hub)."""
     if spec == "demo":
         from importlib.resources import files
 
-        return json.loads(files("interpflow").joinpath(DEMO_INSTRUCTIONS).read_text())
-    path = Path(spec)
-    if not path.exists():
-        raise ConfigError(f"instruction file {path} does not exist (generator.instructions)")
-    if path.suffix == ".json":
-        return [str(x) for x in json.loads(path.read_text())]
-    if path.suffix == ".jsonl":
-        return [json.loads(line)["instruction"] for line in path.read_text().splitlines() if line.strip()]
-    if path.suffix == ".txt":
-        return [line.strip() for line in path.read_text().splitlines() if line.strip()]
-    raise ConfigError(f"instruction file {path} must be .json, .jsonl or .txt")
+        items = json.loads(files("interpflow").joinpath(DEMO_INSTRUCTIONS).read_text())
+    elif spec.endswith(".parquet"):
+        items = _parquet_column(spec)
+    else:
+        path = Path(spec)
+        if not path.is_file():
+            raise ConfigError(f"instruction file {path} does not exist (generator.instructions)")
+        text = path.read_text(encoding="utf-8")
+        if path.suffix == ".json":
+            items = json.loads(text)
+        elif path.suffix == ".jsonl":
+            items = [json.loads(line) for line in text.splitlines() if line.strip()]
+        elif path.suffix == ".txt":
+            items = text.splitlines()
+        else:
+            raise ConfigError(f"instruction file {path} must be .json, .jsonl, .txt or .parquet (generator.instructions)")
+    instructions = [str(i["instruction"] if isinstance(i, dict) else i).strip() for i in items]
+    instructions = [i for i in instructions if i]
+    if not instructions:
+        raise ConfigError(f"{spec} holds no instructions (generator.instructions)")
+    return instructions
+
+
+def _parquet_column(spec: str) -> list[str]:
+    try:
+        frame = pd.read_parquet(spec)
+    except (OSError, ValueError, ImportError) as exc:
+        raise ConfigError(f"cannot read instructions from {spec}: {exc} (generator.instructions)") from exc
+    if "instruction" not in frame.columns:
+        raise ConfigError(f"{spec} has no `instruction` column (columns: {', '.join(map(str, frame.columns))})")
+    return frame["instruction"].tolist()
 
 
 def steer_prompts(concepts: pd.DataFrame, instructions: list[str], per_concept: int, seed: int) -> pd.DataFrame:

@@ -52,7 +52,41 @@ def _markdown_table(table: pd.DataFrame, columns: dict) -> str:
     return shown.to_markdown(index=False, floatfmt=".3f", missingval="—")
 
 
-def _markdown(detection: pd.DataFrame, steering: pd.DataFrame, usage: dict) -> str:
+USAGE = {"requests": "requests sent", "cached": "from cache", "retries": "retries",
+         "prompt_tokens": "prompt tokens", "completion_tokens": "completion tokens", "cost_usd": "cost (USD)"}
+
+
+def _sum_usage(paths: list[str]) -> dict:
+    """Totals over usage JSON files; cost only over files that priced their calls (NaN/absent: unknown)."""
+    total: dict = {}
+    for path in paths:
+        for key, value in json.loads(Path(path).read_text()).items():
+            if isinstance(value, (int, float)) and value == value:
+                total[key] = total.get(key, 0) + value
+    return total
+
+
+def usage_table(generation: dict, judging: dict) -> pd.DataFrame:
+    rows = {"data generation": generation, "judging": judging}
+    table = pd.DataFrame([{column: usage.get(key) for key, column in USAGE.items()} for usage in rows.values()],
+                         index=list(rows), dtype=object)
+    table.loc["total"] = [_total(table[column]) for column in table.columns]
+    return table
+
+
+def _total(column: pd.Series):
+    known = [v for v in column if v is not None]
+    return sum(known) if known else None
+
+
+def _usage_cell(column: str, value) -> str:
+    if value is None or value != value:
+        return "—"
+    return f"{value:.4f}" if column == USAGE["cost_usd"] else f"{int(value):,}"
+
+
+def _markdown(detection: pd.DataFrame, steering: pd.DataFrame, usage: pd.DataFrame) -> str:
+    shown = usage.apply(lambda column: [_usage_cell(column.name, v) for v in column])
     lines = [
         "# interpflow leaderboard", "",
         "— : the method does not do this. `concepts`: how many concepts the row averages over.", "",
@@ -65,20 +99,12 @@ def _markdown(detection: pd.DataFrame, steering: pd.DataFrame, usage: dict) -> s
         "Test-split means at each concept's factor chosen on the select split (methods without a factor: "
         "their one setting); scores 0-2, overall = harmonic mean of the three.", "",
         _markdown_table(steering, STEERING), "",
-        f"Judge calls: {usage.get('requests', 0)} requests ({usage.get('cached', 0)} from cache), "
-        f"{usage.get('prompt_tokens', 0)} prompt + {usage.get('completion_tokens', 0)} completion tokens, "
-        f"cost ${usage.get('cost_usd', 0.0):.4f}.", "",
+        "## LLM API usage", "",
+        "Calls this run sent to the generator and judge endpoints (answers from the on-disk cache cost nothing); "
+        "tokens and cost cover the sent calls, cost only where a price table is configured. — : none.", "",
+        shown.to_markdown(stralign="right"), "",
     ]
     return "\n".join(lines)
-
-
-def _sum_usage(paths: list[str]) -> dict:
-    total: dict = {}
-    for path in paths:
-        for key, value in json.loads(Path(path).read_text()).items():
-            if isinstance(value, (int, float)) and value == value:  # skip NaN costs
-                total[key] = total.get(key, 0) + value
-    return total
 
 
 def _plot_detection(detection: pd.DataFrame, path: str) -> None:
@@ -126,14 +152,16 @@ def parse_runs(runs: list[str]) -> pd.DataFrame:
 
 
 def leaderboard(runs: list[str], detection: list[str], steering: list[str], curves: list[str], usage: list[str],
-                out_md: str, out_csv: str, out_detection_plot: str, out_steering_plot: str) -> None:
+                generation_usage: list[str], out_md: str, out_csv: str, out_detection_plot: str,
+                out_steering_plot: str) -> None:
     """Write the leaderboard (markdown, CSV) and its two plots from the evaluation tables."""
     every_run = parse_runs(runs)
     detection_frame, steering_frame = _concat(detection), _concat(steering)
     with atomic_path(out_csv) as tmp:
         summary(detection_frame, steering_frame, every_run).to_csv(tmp, index=False)
     text = _markdown(_table(detection_frame, DETECTION, every_run, "roc_auc"),
-                     _table(steering_frame, STEERING, every_run, "overall"), _sum_usage(usage))
+                     _table(steering_frame, STEERING, every_run, "overall"),
+                     usage_table(_sum_usage(generation_usage), _sum_usage(usage)))
     write_text(text, out_md)
     _plot_detection(detection_frame, out_detection_plot)
     _plot_factor_curves(_concat(curves), out_steering_plot)

@@ -1,19 +1,35 @@
-"""Stages: concept list, training data, evaluation data and steering prompts (one job per shard)."""
+"""Stages: concept list, training data, evaluation data and steering prompts (one job per shard).
+
+The data jobs also write the generator's API usage (requests, answers from the cache, retries,
+tokens, cost) as JSON beside the results: {} for sources that call no API."""
 
 from __future__ import annotations
 
 import pandas as pd
 
-from interpflow.artifacts import read_parquet, write_parquet
+from interpflow.artifacts import read_parquet, write_json, write_parquet
 from interpflow.data.concepts import build_concepts
 from interpflow.data.instructions import load_instructions, steer_prompts
 from interpflow.errors import ConfigError
 from interpflow.preflight import check_positives, data_source
 
 
-def concepts(cfg: dict, out: str) -> None:
-    """Write the experiment's concept table (concept_id, concept, genre, shard, source)."""
-    write_parquet(build_concepts(cfg, data_source(cfg).concepts()), out)
+def _usage(source) -> dict:
+    return source.usage() if hasattr(source, "usage") else {}
+
+
+def concepts(cfg: dict, out: str, out_usage: str) -> None:
+    """Write the experiment's concept table (concept_id, concept, genre, shard, source); with
+    concepts.genre = ask, the generator model files each concept under text, code or math."""
+    source = data_source(cfg)
+    frame = build_concepts(cfg, source.concepts())
+    if cfg["concepts"].get("genre", "given") == "ask":
+        if not hasattr(source, "assign_genres"):
+            raise ConfigError(f"concepts.genre = ask needs a generator model (generator local or openai), "
+                              f"not {cfg['generator']['name']!r}; set concepts.genre = given")
+        frame["genre"] = source.assign_genres(frame["concept"].tolist())
+    write_parquet(frame, out)
+    write_json(_usage(source), out_usage)
 
 
 def _shard_concepts(concepts_path: str, shard: str) -> pd.DataFrame:
@@ -24,16 +40,18 @@ def _shard_concepts(concepts_path: str, shard: str) -> pd.DataFrame:
     return frame
 
 
-def train_data(cfg: dict, concepts_path: str, shard: str, out: str) -> None:
+def train_data(cfg: dict, concepts_path: str, shard: str, out: str, out_usage: str) -> None:
     """Write the training examples of one shard's concepts."""
     shard_concepts = _shard_concepts(concepts_path, shard)
-    frame = data_source(cfg).train_data(shard_concepts)
+    source = data_source(cfg)
+    frame = source.train_data(shard_concepts)
     check_positives(frame, shard_concepts, "training")
     frame.insert(0, "example_id", range(len(frame)))
     write_parquet(frame, out)
+    write_json(_usage(source), out_usage)
 
 
-def eval_data(cfg: dict, concepts_path: str, shard: str, out_latent: str, out_steer: str) -> None:
+def eval_data(cfg: dict, concepts_path: str, shard: str, out_latent: str, out_steer: str, out_usage: str) -> None:
     """Write one shard's detection evaluation examples (with hard negatives) and its steering prompts."""
     shard_concepts = _shard_concepts(concepts_path, shard)
     source = data_source(cfg)
@@ -44,3 +62,4 @@ def eval_data(cfg: dict, concepts_path: str, shard: str, out_latent: str, out_st
     prompts = steer_prompts(shard_concepts, instructions, cfg["steering"]["instructions_per_concept"], cfg["seed"])
     write_parquet(latent, out_latent)
     write_parquet(prompts, out_steer)
+    write_json(_usage(source), out_usage)

@@ -3,7 +3,8 @@ following AxBench's recipe. Per concept, with instructions sampled by default_rn
 positives (responses that work the concept in), negatives (responses that avoid it) and, for
 evaluation only, hard negatives (responses using a concept-related word in an unrelated sense; the
 words come from a first query answered as "word: other meaning" lines). Negatives are kept per
-concept, never in the shared -1 pool. An extra `generator` column names the backend that wrote each row.
+concept, never in the shared -1 pool. Two extra columns say what wrote each row: `generator` (the
+backend and model) and `generator_prompt` (the template's name and a hash of its text).
 
 A backend has `backend_id`, `check_ready()` and `complete(prompts) -> texts` (one user message per
 prompt): `LocalLMBackend` (a local Hugging Face causal LM) or `OpenAIBackend` (an OpenAI-compatible
@@ -12,20 +13,21 @@ chat endpoint, answers cached on disk).
 
 from __future__ import annotations
 
-import json
+import hashlib
 import re
 from dataclasses import dataclass
-from importlib.resources import files
 from pathlib import Path
 from typing import Protocol
 
 import numpy as np
 import pandas as pd
 
+from interpflow.data.instructions import load_instructions
 from interpflow.data.sources.base import LATENT_EVAL_COLUMNS, TRAIN_COLUMNS
 from interpflow.errors import ConfigError
 
 GENERATOR_COLUMN = "generator"
+PROMPT_COLUMN = "generator_prompt"
 
 # --- prompts (one user message each) --------------------------------------------------------
 POSITIVE_PROMPT = (
@@ -47,6 +49,28 @@ HARD_NEGATIVE_PROMPT = (
     'Do not mention, refer to or hint at "{concept}". Reply with the response only.\n\n'
     "Instruction: {instruction}"
 )
+
+
+def prompt_id(name: str, template: str) -> str:
+    """`name@hash`: which template wrote a row, and which version of its text."""
+    return f"{name}@{hashlib.sha256(template.encode()).hexdigest()[:8]}"
+
+
+PROMPT_IDS = {"positive": prompt_id("positive", POSITIVE_PROMPT), "negative": prompt_id("negative", NEGATIVE_PROMPT),
+              "hard_negative": prompt_id("hard_negative", HARD_NEGATIVE_PROMPT)}
+GENRE_PROMPT = (
+    'Which kind of text would best show the concept "{concept}": ordinary prose, computer code, or mathematics? '
+    "Answer with one word: text, code or math."
+)
+GENRES = ("text", "code", "math")
+
+
+def parse_genre(answer: str) -> str:
+    """The first of text / code / math the answer names; text when it names none."""
+    found = [(match.start(), match.group(1)) for match in re.finditer(r"\b(text|code|math)", answer.lower())]
+    return min(found)[1] if found else "text"
+
+
 # (category, label, split, count key), in the order instructions are handed out
 PLAN = [
     ("positive", 1, "train", "n_train_positive"),
@@ -58,25 +82,6 @@ GENRE_HINTS = {
     "code": "Where it fits, include a short code snippet. ",
     "math": "Where it fits, include some mathematical notation or a short derivation. ",
 }
-
-
-def read_instructions(spec: str) -> list[str]:
-    """Seed instructions: `demo` (the shipped list), or a .json list / .jsonl / .txt (one per line) file."""
-    path = Path(str(files("interpflow").joinpath("data/demo/instructions.json"))) if spec == "demo" else Path(spec)
-    if not path.is_file():
-        raise ConfigError(f"instruction file {path} does not exist; set generator.instructions to `demo` or a file")
-    text = path.read_text(encoding="utf-8")
-    if path.suffix == ".json":
-        items = json.loads(text)
-    elif path.suffix == ".jsonl":
-        items = [json.loads(line) for line in text.splitlines() if line.strip()]
-    else:
-        items = text.splitlines()
-    instructions = [str(i["instruction"] if isinstance(i, dict) else i).strip() for i in items]
-    instructions = [i for i in instructions if i]
-    if not instructions:
-        raise ConfigError(f"instruction file {path} holds no instructions")
-    return instructions
 
 
 def make_distinct(prompts: list[str]) -> list[str]:
@@ -246,6 +251,15 @@ class GeneratedSource:
     def check_ready(self) -> None:
         self.backend.check_ready()
 
+    def assign_genres(self, concepts: list[str]) -> list[str]:
+        """Each concept's genre (text, code or math), as the generator model answers the genre prompt."""
+        self.check_ready()
+        return [parse_genre(answer) for answer in self.backend.complete([GENRE_PROMPT.format(concept=c) for c in concepts])]
+
+    def usage(self) -> dict:
+        """The backend's API totals (requests, cached, retries, tokens, cost_usd); {} for a local model."""
+        return self.backend.usage() if hasattr(self.backend, "usage") else {}
+
     def train_data(self, concepts: pd.DataFrame) -> pd.DataFrame:
         return self._frames(concepts)[0]
 
@@ -318,7 +332,7 @@ class GeneratedSource:
     def _generate(self, concepts: list[dict]) -> tuple[pd.DataFrame, pd.DataFrame]:
         """Two rounds of requests: positives, negatives and related-word lists; then hard negatives."""
         self.check_ready()
-        instructions = read_instructions(str(self.cfg.get("instructions", "demo")))
+        instructions = load_instructions(str(self.cfg.get("instructions", "demo")))
         picked = {c["concept_id"]: self._instructions_for(c["concept_id"], instructions) for c in concepts}
         jobs = [job for c in concepts for job in self._first_jobs(c, picked[c["concept_id"]])]
         n_hard = self._count("n_hard_negative")
@@ -335,10 +349,12 @@ class GeneratedSource:
         outputs += self.backend.complete(make_distinct([j.prompt for j in hard_jobs]))
 
         generator = self.backend.backend_id
-        rows = [{**j.row, "output": out.strip(), GENERATOR_COLUMN: generator} for j, out in zip(jobs, outputs)]
-        frame = pd.DataFrame([r for r in rows if r["output"]], columns=[*TRAIN_COLUMNS, GENERATOR_COLUMN, "split"])
+        rows = [{**j.row, "output": out.strip(), GENERATOR_COLUMN: generator, PROMPT_COLUMN: PROMPT_IDS[j.row["category"]]}
+                for j, out in zip(jobs, outputs)]
+        extra = [GENERATOR_COLUMN, PROMPT_COLUMN]
+        frame = pd.DataFrame([r for r in rows if r["output"]], columns=[*TRAIN_COLUMNS, *extra, "split"])
         self._check_positives(frame, concepts)
         frame = frame.astype({"concept_id": int, "label": int})
-        train = frame[frame["split"] == "train"][[*TRAIN_COLUMNS, GENERATOR_COLUMN]].reset_index(drop=True)
-        evaluation = frame[frame["split"] == "eval"][[*LATENT_EVAL_COLUMNS, GENERATOR_COLUMN]].reset_index(drop=True)
+        train = frame[frame["split"] == "train"][[*TRAIN_COLUMNS, *extra]].reset_index(drop=True)
+        evaluation = frame[frame["split"] == "eval"][[*LATENT_EVAL_COLUMNS, *extra]].reset_index(drop=True)
         return train, evaluation
