@@ -5,6 +5,7 @@ TORCH_SPEC ?= torch==2.13.0
 CORES ?= 2
 BIN := $(abspath $(VENV))/bin
 STAMP := $(VENV)/.installed
+TEST_STAMP := $(VENV)/.installed-llm-server
 
 # Rules call the `interpflow` command, so the venv's bin must be on PATH; the demo and the tests
 # use only models and data that ship in packages, so the hub is never asked.
@@ -28,7 +29,12 @@ $(STAMP): pyproject.toml
 demo: setup
 	$(BIN)/snakemake --cores $(CORES)
 
-test: setup
+# The tests also serve a model with llama.cpp (pip builds it from source the first time and caches the wheel).
+$(TEST_STAMP): $(STAMP)
+	$(BIN)/python -m pip install --quiet -e ".[test,llm-server]"
+	touch $(TEST_STAMP)
+
+test: $(TEST_STAMP)
 	$(BIN)/python -m pytest -ra
 
 clean:

