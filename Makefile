@@ -6,6 +6,10 @@ CORES ?= 2
 BIN := $(abspath $(VENV))/bin
 STAMP := $(VENV)/.installed
 TEST_STAMP := $(VENV)/.installed-llm-server
+# llama-cpp-python ships no Linux wheel, so the tests' llama.cpp server is built from source once
+# (~7 min on 2 cores; longer on a slow machine) into this wheelhouse, shared by every clone.
+WHEELHOUSE ?= $(HOME)/.cache/interpflow/wheels
+LLAMA_CPP_VERSION ?= 0.3.36
 
 # Rules call the `interpflow` command, so the venv's bin must be on PATH; the demo and the tests
 # use only models and data that ship in packages, so the hub is never asked.
@@ -29,9 +33,11 @@ $(STAMP): pyproject.toml
 demo: setup
 	$(BIN)/snakemake --cores $(CORES)
 
-# The tests also serve a model with llama.cpp (pip builds it from source the first time and caches the wheel).
 $(TEST_STAMP): $(STAMP)
-	$(BIN)/python -m pip install --quiet -e ".[test,llm-server]"
+	ls $(WHEELHOUSE)/llama_cpp_python-$(LLAMA_CPP_VERSION)-*.whl >/dev/null 2>&1 || \
+	  CMAKE_BUILD_PARALLEL_LEVEL=$(CORES) $(BIN)/python -m pip wheel --quiet --no-deps \
+	    "llama-cpp-python==$(LLAMA_CPP_VERSION)" -w $(WHEELHOUSE)
+	$(BIN)/python -m pip install --quiet --prefer-binary --find-links $(WHEELHOUSE) -e ".[test,llm-server]"
 	touch $(TEST_STAMP)
 
 test: $(TEST_STAMP)

@@ -39,7 +39,7 @@ class LlamaServer:
         self.port, self.log = free_port(), log
         command = [sys.executable, "-m", "llama_cpp.server", "--model", str(gguf), "--model_alias", "local-llm",
                    "--host", "127.0.0.1", "--port", str(self.port), "--n_ctx", "2048", "--n_threads", "2",
-                   "--api_key", KEY]
+                   "--chat_format", "gemma", "--api_key", KEY]  # the GGUF carries no chat template
         self.process = subprocess.Popen(command, stdout=log.open("w"), stderr=subprocess.STDOUT)
         self._wait_ready(timeout_s=300)
 
