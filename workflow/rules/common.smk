@@ -124,7 +124,8 @@ def method_threads(w):
 def sae_training_acts(model, layer):
     if (config.get("sae") or {}).get("source") != "train":
         return []
-    return [f"{RESULTS}/acts/{model}/L{layer}/train/{s}.safetensors" for s in SHARDS]
+    first = config["sae"].get("train_shards") or len(SHARDS)
+    return [f"{RESULTS}/acts/{model}/L{layer}/train/{s}.safetensors" for s in SHARDS[:first]]
 
 
 def steer_inputs(w):

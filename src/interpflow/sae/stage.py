@@ -21,7 +21,7 @@ from interpflow.sae.topk import TopKConfig, config_metadata, train_topk
 
 COMMON_KEYS = {"name", "source", "max_tokens", "summary_tokens", "seed"}
 PRETRAINED_KEYS = COMMON_KEYS | {"release", "sae_id", "device"}
-TRAIN_KEYS = COMMON_KEYS | set(TopKConfig.__dataclass_fields__)
+TRAIN_KEYS = COMMON_KEYS | set(TopKConfig.__dataclass_fields__) | {"train_shards"}  # train_shards: read by the Snakefile
 
 
 def read_acts(paths: list[str], max_tokens: int | None, seed: int) -> torch.Tensor:
