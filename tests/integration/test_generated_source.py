@@ -101,6 +101,8 @@ def scripted_answer(messages: list[dict]) -> str:
     prompt = messages[-1]["content"]
     if "Name up to" in prompt:
         return RELATED
+    if "have anything to do with" in prompt:  # the sense check: "current" is judged related
+        return "Yes, it does." if '"current"' in prompt else "No."
     if '"blank"' in prompt:
         return "   "  # an empty answer: the row must be dropped
     return "Answer " + hashlib.sha256(prompt.encode()).hexdigest()[:12]
@@ -137,17 +139,17 @@ def test_openai_backend_with_local_server(
     source = build_source(cfg, tmp_path)
     train, evaluation = source.train_data(CONCEPTS), source.latent_eval_data(CONCEPTS)
     check_frames(train, evaluation, "openai:fake-model", max_hard=3)
-    # "bank" and "current" make hard negatives; "blank" gets a blank answer and is dropped.
+    # "bank" makes a hard negative; "current" fails the sense check; "blank" gets a blank answer and is dropped.
     hard = evaluation[evaluation["category"] == "hard_negative"]
-    assert hard.groupby("concept_id").size().to_dict() == {3: 2, 7: 2}
+    assert hard.groupby("concept_id").size().to_dict() == {3: 1, 7: 1}
     assert (hard["label"] == 0).all()
-    # 8 positive/negative + 1 word list per concept, then 3 hard negatives per concept
-    assert server.requests == 2 * (8 + 1 + 3)
+    # per concept: 8 positive/negative + 1 word list, then 3 sense checks, then 2 hard negatives
+    assert server.requests == 2 * (8 + 1 + 3 + 2)
     assert (tmp_path / "llm_cache.sqlite").exists()
 
     again = build_source(cfg, tmp_path)
     train2, evaluation2 = again.train_data(CONCEPTS), again.latent_eval_data(CONCEPTS)
-    assert server.requests == 24  # every answer came from the cache
+    assert server.requests == 28  # every answer came from the cache
     pd.testing.assert_frame_equal(train, train2)
     pd.testing.assert_frame_equal(evaluation, evaluation2)
 

@@ -2,7 +2,8 @@
 following AxBench's recipe. Per concept, with instructions sampled by default_rng(seed + concept_id):
 positives (responses that work the concept in), negatives (responses that avoid it) and, for
 evaluation only, hard negatives (responses using a concept-related word in an unrelated sense; the
-words come from a first query answered as "word: other meaning" lines). Negatives are kept per
+words come from a first query answered as "word: other meaning" lines, and each sense is kept only
+when the model, asked again, says it has nothing to do with the concept). Negatives are kept per
 concept, never in the shared -1 pool. Two extra columns say what wrote each row: `generator` (the
 backend and model) and `generator_prompt` (the template's name and a hash of its text).
 
@@ -43,6 +44,9 @@ RELATED_WORDS_PROMPT = (
     'Name up to {n} words that are associated with "{concept}" but that also have a common meaning '
     "which has nothing to do with it. Put each on its own line in the form `word: the unrelated meaning` "
     "and write nothing else."
+)
+DISTINCT_PROMPT = (
+    'Does the meaning "{meaning}" of the word "{word}" have anything to do with "{concept}"? Answer yes or no.'
 )
 HARD_NEGATIVE_PROMPT = (
     'Write a response to the instruction below that uses the word "{word}" in the sense of "{meaning}". '
@@ -293,10 +297,16 @@ class GeneratedSource:
             position += self._count(key)
         return jobs
 
-    def _hard_negative_jobs(self, concept: dict, words_answer: str, picked: list[str]) -> list[_Job]:
-        """One job per related word parsed from `words_answer`, on the last n_hard_negative instructions."""
+    def _distinct_senses(self, concepts: list[dict], word_answers: list[str]) -> list[list[tuple[str, str]]]:
+        """Per concept, the (word, meaning) pairs the generator confirms have nothing to do with the concept."""
+        pairs = [parse_related_words(answer, self._count("n_hard_negative")) for answer in word_answers]
+        checks = [DISTINCT_PROMPT.format(word=w, meaning=m, concept=c["concept"]) for c, p in zip(concepts, pairs) for w, m in p]
+        verdicts = iter(self.backend.complete(checks))
+        return [[pair for pair in p if next(verdicts).strip().lower().startswith("no")] for p in pairs]
+
+    def _hard_negative_jobs(self, concept: dict, pairs: list[tuple[str, str]], picked: list[str]) -> list[_Job]:
+        """One job per distinct (word, meaning), on the last n_hard_negative instructions."""
         n_hard = self._count("n_hard_negative")
-        pairs = parse_related_words(words_answer, n_hard)
         base = {"concept_id": concept["concept_id"], "genre": concept["genre"], "label": 0}
         return [
             _Job(
@@ -342,8 +352,8 @@ class GeneratedSource:
 
         hard_jobs = [
             job
-            for c, words in zip(concepts, word_answers)
-            for job in self._hard_negative_jobs(c, words, picked[c["concept_id"]])
+            for c, pairs in zip(concepts, self._distinct_senses(concepts, word_answers))
+            for job in self._hard_negative_jobs(c, pairs, picked[c["concept_id"]])
         ]
         jobs += hard_jobs
         outputs += self.backend.complete(make_distinct([j.prompt for j in hard_jobs]))
