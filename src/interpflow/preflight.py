@@ -61,12 +61,20 @@ def check_methods(cfg: dict) -> None:
             raise ConfigError(f"method {key} reads a sparse autoencoder; add an `sae` config (e.g. sae=trained_topk)")
 
 
+def check_genre_source(cfg: dict, source) -> None:
+    """concepts.genre = ask needs a generator model to ask."""
+    if cfg["concepts"].get("genre", "given") == "ask" and not hasattr(source, "assign_genres"):
+        raise ConfigError(f"concepts.genre = ask needs a generator model (generator local or openai), "
+                          f"not {cfg['generator']['name']!r}; set concepts.genre = given")
+
+
 def preflight(cfg: dict) -> pd.DataFrame:
     """Validate everything that can be checked cheaply; return the concept table (with shards)."""
     check_methods(cfg)
     for model_cfg in cfg["models"].values():
         check_layers(model_cfg, known_layer_count(model_cfg))
     source = data_source(cfg)
+    check_genre_source(cfg, source)
     concepts = build_concepts(cfg, source.concepts())
     if cfg["generator"]["name"] == "dataset":  # ready-made data is cheap to read now
         check_positives(source.train_data(concepts), concepts, "training")

@@ -252,3 +252,9 @@ def test_dataset_concepts_with_openai_generator(paths, tmp_path, monkeypatch):
     monkeypatch.setenv("OPENAI_API_KEY", "test-key")
     message = config_error(paths, ["generator=openai"], tmp_path, run_preflight=True)
     assert "concepts.source is 'dataset'" in message
+
+
+def test_asking_genres_needs_a_generator_model(paths, tmp_path):
+    cfg = composed(paths, ["experiment=tiny", "concepts.genre=ask"], tmp_path)
+    with pytest.raises(ConfigError, match="concepts.genre = ask needs a generator model"):
+        preflight(cfg)

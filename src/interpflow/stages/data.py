@@ -11,7 +11,7 @@ from interpflow.artifacts import read_parquet, write_json, write_parquet
 from interpflow.data.concepts import build_concepts
 from interpflow.data.instructions import load_instructions, steer_prompts
 from interpflow.errors import ConfigError
-from interpflow.preflight import check_positives, data_source
+from interpflow.preflight import check_genre_source, check_positives, data_source
 
 
 def _usage(source) -> dict:
@@ -23,10 +23,8 @@ def concepts(cfg: dict, out: str, out_usage: str) -> None:
     concepts.genre = ask, the generator model files each concept under text, code or math."""
     source = data_source(cfg)
     frame = build_concepts(cfg, source.concepts())
+    check_genre_source(cfg, source)
     if cfg["concepts"].get("genre", "given") == "ask":
-        if not hasattr(source, "assign_genres"):
-            raise ConfigError(f"concepts.genre = ask needs a generator model (generator local or openai), "
-                              f"not {cfg['generator']['name']!r}; set concepts.genre = given")
         frame["genre"] = source.assign_genres(frame["concept"].tolist())
     write_parquet(frame, out)
     write_json(_usage(source), out_usage)
