@@ -66,7 +66,6 @@ GENRE_PROMPT = (
     'Which kind of text would best show the concept "{concept}": ordinary prose, computer code, or mathematics? '
     "Answer with one word: text, code or math."
 )
-GENRES = ("text", "code", "math")
 
 
 def parse_genre(answer: str) -> str:
