@@ -1,4 +1,5 @@
-"""`interpflow <stage> --arg value ...`: every stage of the DAG as a sub-command.
+"""`interpflow <stage> --arg value ...`: every stage of the DAG as a sub-command, plus `wall-times`
+(where a finished run's time went, from its Snakemake benchmark files).
 
 Options mirror each stage function's parameters (`--model-cfg` for `model_cfg`); dict-valued
 options take JSON, list-valued ones take several values. Snakemake rules call these; you can
@@ -35,6 +36,7 @@ STAGES = {
     "judge": "interpflow.stages.judge:judge",
     "evaluate-steering": "interpflow.stages.evaluate:evaluate_steering",
     "leaderboard": "interpflow.report.leaderboard:leaderboard",
+    "wall-times": "interpflow.report.wall_times:wall_times",
 }
 
 

@@ -108,6 +108,21 @@ def test_leaderboard_lists_every_method(tiny_run):
         assert (run / "plots" / plot).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+def test_wall_times_adds_up_the_runs_benchmark_files(tiny_run):
+    workdir, _ = tiny_run
+    run = workdir / "results" / "tiny"
+    out = workdir / "wall_times.csv"
+    result = subprocess.run([str(Path(sys.executable).parent / "interpflow"), "wall-times", "--run-dir", str(run),
+                             "--out", str(out)], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert "## Per method" in result.stdout and "cache_activations" in result.stdout
+    table = pd.read_csv(out).set_index("method")
+    assert sorted(table.index) == sorted(METHODS)
+    # two shards: train, detect, steer, judge per shard and the two evaluations; prompting only steers
+    assert (table["jobs"] == [10 if m in DETECTORS else 5 for m in table.index]).all()
+    assert (table["total_s"] > 0).all() and table.loc["prompt", "train"] != table.loc["prompt", "train"]  # NaN: no training job
+
+
 def test_second_run_does_nothing(tiny_run):
     workdir, overrides = tiny_run
     result = snakemake(workdir, overrides, "-n")
