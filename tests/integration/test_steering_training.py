@@ -174,7 +174,8 @@ def test_ssv_without_training_does_not(handle, planted, trained):
 def test_reft_r1_detects_and_steers(repo_root, handle, planted, trained, held_out):
     tensors = trained["reft_r1"]
     torch.testing.assert_close(tensors["directions"].norm(dim=1), torch.ones(1))
-    assert tensors["threshold"].tolist() == [0.0] and tensors["read_bias"].tolist() == [0.0]
+    # z = ReLU((h - mu) . w): the training responses' mean state mu goes into the read bias
+    assert tensors["threshold"].tolist() == [0.0] and tensors["read_bias"].abs().item() > 0
     method = ReFTR1(method_cfg(repo_root, "reft_r1"))
     assert detection_auroc(method, tensors, held_out) >= 0.9
     max_scores, _ = method.score_examples(tensors, held_out)

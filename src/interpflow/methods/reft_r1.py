@@ -1,7 +1,8 @@
 """ReFT-r1, rank-1 representation finetuning (AxBench, Wu et al. 2025).
 
-One unit direction w is both the detector and the steering vector. Token latent z = ReLU(h . w)
-(h: residual stream after block L). Training runs the frozen model with the intervention
+One unit direction w is both the detector and the steering vector. Token latent
+z = ReLU((h - mu) . w) (h: residual stream after block L; mu: its mean over the training responses'
+tokens, fixed before training). Training runs the frozen model with the intervention
 h <- h + mean(top-k z over the example's response tokens) * w at every position, on the concept's
 positive responses and as many of its negatives: the LM loss on both teaches w to fire on the
 concept (so the intervention helps the positives) and to stay silent elsewhere (so it does not
@@ -11,6 +12,13 @@ top-k latent directly (with few steps the LM loss alone learns a direction that 
 response, negatives included). Each step moves w along the unit sphere (the gradient's radial
 part removed) and puts it back on it.
 Detection reads z; steering adds factor x a_c x w.
+
+Centring departs from the paper's ReLU(h . w). Some models' residual streams carry a huge component
+shared by every token (Gemma 3 270M at layer 9: one dimension is ~6,250 of a ~6,500 norm). There,
+h . w has the same sign on every token for a random w: either every token fires, or none does and
+the ReLU passes no gradient. Trained uncentred, all 8 demo concepts ended with z = 0 on every token
+(ROC AUC 0.5). Centring keeps about half the tokens firing at initialisation. The artifact stores it
+as read_bias = -mu . w, so detection computes the same z.
 """
 
 from __future__ import annotations
@@ -57,6 +65,7 @@ class ReFTR1(VectorMethod):
         pairs = tokenize(handle, frame["input"], frame["output"], self.cfg["max_response_tokens"])
         cache = PrefixCache(handle, pairs, self.cfg["batch_size"])
         negative = torch.tensor((frame["label"] == 0).to_numpy(), device=model.device)
+        centre = cache.response_mean().to(model.device)
         w = random_vector(hidden_size(model), generator, model.device)
         with torch.no_grad():
             w.div_(w.norm())
@@ -67,7 +76,7 @@ class ReFTR1(VectorMethod):
             penalties: list[torch.Tensor] = []
 
             def intervene(hidden: torch.Tensor) -> torch.Tensor:
-                z = torch.relu(hidden.float() @ w)  # [B, T]
+                z = torch.relu((hidden.float() - centre) @ w)  # [B, T]
                 magnitude, rest = top_k_split(z, response, k)
                 on_negatives = (magnitude * negative[rows]).sum() / len(rows)
                 penalties.append(progress * self.cfg["l1_coeff"] * rest.mean()
@@ -87,8 +96,9 @@ class ReFTR1(VectorMethod):
                 w.div_(w.norm().clamp_min(1e-12))
 
         fit([w], len(pairs), self.cfg, generator, loss, before_step=tangent_gradient, after_step=unit_norm)
-        # z = ReLU(h . w): read = w, no bias, threshold 0.
-        return {"directions": w.detach().float().cpu(), "read_bias": torch.zeros(()), "threshold": torch.zeros(())}
+        # z = ReLU(h . w - mu . w): read = w, read_bias = -mu . w, threshold 0.
+        w = w.detach().float()
+        return {"directions": w.cpu(), "read_bias": -(centre @ w).cpu(), "threshold": torch.zeros(())}
 
     def score_examples(self, tensors, data: EvalData):
         if data.acts is None:  # no activation cache from the stage: run the model (the handle's layer)
