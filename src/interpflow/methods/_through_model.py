@@ -92,10 +92,6 @@ class PrefixCache:
     def batch(self, rows: list[int]) -> LMBatch:
         return batch_of(self.handle, self.pairs, rows)
 
-    def response_mean(self) -> torch.Tensor:
-        """The mean state after block L over every example's response tokens ([d], float32)."""
-        return torch.cat([state[-len(pair[1]) :] for state, pair in zip(self.states, self.pairs)]).float().mean(0)
-
     @contextmanager
     def run_from(self, batch: LMBatch) -> Iterator[None]:
         """Blocks 0..L stand aside; block L's stand-in returns the cached states of `batch`'s rows (left-padded

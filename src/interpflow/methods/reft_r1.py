@@ -47,6 +47,11 @@ def top_k_split(z: torch.Tensor, mask: torch.Tensor, k: int) -> tuple[torch.Tens
     return top_mean, rest
 
 
+def response_mean(cache: PrefixCache) -> torch.Tensor:
+    """mu: the mean state after block L over every training example's response tokens ([d], float32)."""
+    return torch.cat([state[-len(pair[1]) :] for state, pair in zip(cache.states, cache.pairs)]).float().mean(0)
+
+
 class ReFTR1(VectorMethod):
     name = "reft_r1"
     needs = "model"
@@ -65,7 +70,7 @@ class ReFTR1(VectorMethod):
         pairs = tokenize(handle, frame["input"], frame["output"], self.cfg["max_response_tokens"])
         cache = PrefixCache(handle, pairs, self.cfg["batch_size"])
         negative = torch.tensor((frame["label"] == 0).to_numpy(), device=model.device)
-        centre = cache.response_mean().to(model.device)
+        centre = response_mean(cache).to(model.device)
         w = random_vector(hidden_size(model), generator, model.device)
         with torch.no_grad():
             w.div_(w.norm())
