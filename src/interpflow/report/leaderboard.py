@@ -115,7 +115,7 @@ def _plot_detection(detection: pd.DataFrame, path: str) -> None:
         groups = labels.groupby("run")["roc_auc"]
         ax.boxplot([g.dropna().to_numpy() for _, g in groups], tick_labels=list(groups.groups))
         ax.axhline(0.5, color="grey", lw=0.8, ls="--")
-        ax.tick_params(axis="x", rotation=30)
+        plt.setp(ax.get_xticklabels(), rotation=30, ha="right", rotation_mode="anchor")  # label ends at its tick
     ax.set_ylabel("ROC AUC per concept")
     ax.set_title("Concept detection")
     fig.tight_layout()
@@ -127,14 +127,18 @@ def _plot_detection(detection: pd.DataFrame, path: str) -> None:
 def _plot_factor_curves(curves: pd.DataFrame, path: str) -> None:
     fig, ax = plt.subplots(figsize=(9, 4.5))
     test = curves[curves["split"] == "test"] if len(curves) else curves
-    for (model, layer, method), group in test.groupby(KEYS):
-        label = f"{model} L{layer} {method}"
-        if group["factor"].isna().all():  # no factor (prompting): a horizontal reference line
-            ax.axhline(group["overall"].mean(), ls=":", lw=1, label=label, color="black")
+    groups = list(test.groupby(KEYS))
+    colours = plt.get_cmap("tab20")  # 20 distinguishable colours: the default cycle repeats after 10
+    for n, ((model, layer, method), group) in enumerate(groups):
+        style = {"label": f"{model} L{layer} {method}", "color": colours(n % 20)}
+        if group["factor"].isna().all():  # no factor (LoRA, prompting, ...): a horizontal reference line
+            ax.axhline(group["overall"].mean(), ls=":", lw=1.2, **style)
         else:
             group = group.sort_values("factor")
-            ax.plot(group["factor"], group["overall"], marker="o", label=label)
-    ax.set_xlabel("steering factor (strength = factor x a_c)")
+            ax.plot(group["factor"], group["overall"], marker="o", **style)
+    # methods' factor grids span 0.1 (DiffMean) to 20 (RePS): log-like, and linear near 0 where a grid has 0
+    ax.set_xscale("symlog", linthresh=0.1)
+    ax.set_xlabel("steering factor (symmetric log scale)")
     ax.set_ylabel("overall score (test split)")
     ax.set_title("Steering score vs factor")
     if len(test):
