@@ -136,7 +136,7 @@ def _plot_factor_curves(curves: pd.DataFrame, path: str) -> None:
         else:
             group = group.sort_values("factor")
             ax.plot(group["factor"], group["overall"], marker="o", **style)
-    # methods' factor grids span 0.1 (DiffMean) to 20 (RePS): log-like, and linear near 0 where a grid has 0
+    # factor grids span 0.1 (the demo's) to 16 (RePS's): log-like, and linear near 0 where a grid has 0
     ax.set_xscale("symlog", linthresh=0.1)
     ax.set_xlabel("steering factor (symmetric log scale)")
     ax.set_ylabel("overall score (test split)")
