@@ -1,0 +1,88 @@
+"""The leaderboard's aggregation against tables computed by hand: per-run means over concepts, the
+concept counts, "—" where a method does not apply, the order, and the API usage totals."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pandas as pd
+import pytest
+
+from interpflow.report.leaderboard import _markdown_table, _sum_usage, _table, DETECTION, STEERING, parse_runs, summary, usage_table
+
+RUNS = parse_runs(["m:3:diffmean", "m:3:probe", "m:3:prompt", "m:3:bow", "m:5:diffmean"])
+
+
+def detection_rows() -> pd.DataFrame:
+    rows = [  # model, layer, method, concept, roc_auc, hard-negative accuracy, f1, imbalanced f1
+        ("m", 3, "diffmean", 0, 0.90, 0.50, 0.80, 0.40),
+        ("m", 3, "diffmean", 1, 0.70, 1.00, 0.60, 0.20),
+        ("m", 3, "probe", 0, 1.00, 1.00, 0.90, 0.60),
+        ("m", 3, "probe", 1, 0.90, 0.25, 0.70, 0.00),
+        ("m", 3, "probe", 2, 0.50, 0.25, 0.20, 0.00),
+        ("m", 3, "bow", 0, 0.55, 0.00, 0.40, 0.10),
+        ("m", 5, "diffmean", 0, 0.60, 0.50, 0.50, 0.50),
+    ]
+    return pd.DataFrame(rows, columns=["model", "layer", "method", "concept_id", *DETECTION])
+
+
+def steering_rows() -> pd.DataFrame:
+    rows = [  # model, layer, method, concept, concept, instruction, fluency, overall, best factor, perplexity
+        ("m", 3, "diffmean", 0, 1.0, 2.0, 2.0, 1.5, 0.5, 10.0),
+        ("m", 3, "diffmean", 1, 0.0, 1.0, 1.0, 0.0, 1.5, 30.0),
+        ("m", 3, "probe", 0, 2.0, 2.0, 2.0, 2.0, 1.0, 20.0),
+        ("m", 3, "probe", 1, 1.0, 1.0, 1.0, 1.0, 2.0, 40.0),
+        ("m", 3, "prompt", 0, 2.0, 1.0, 1.0, 1.2, float("nan"), 12.0),
+        ("m", 3, "prompt", 1, 1.0, 1.0, 2.0, 1.2, float("nan"), 8.0),
+        ("m", 5, "diffmean", 0, 0.5, 0.5, 0.5, 0.5, 4.0, 50.0),
+    ]
+    return pd.DataFrame(rows, columns=["model", "layer", "method", "concept_id", *STEERING])
+
+
+def test_summary_is_the_per_run_mean_over_concepts_in_leaderboard_order():
+    table = summary(detection_rows(), steering_rows(), RUNS)
+    # layer 3 by overall (probe 1.5, prompt 1.2, diffmean 0.75, bow none), then layer 5
+    assert list(zip(table["layer"], table["method"])) == [
+        (3, "probe"), (3, "prompt"), (3, "diffmean"), (3, "bow"), (5, "diffmean")]
+    rows = table.set_index(["layer", "method"])
+    expected = {
+        (3, "probe"): dict(roc_auc=0.8, hard_negative_accuracy=0.5, f1=0.6, imbalanced_f1=0.2, detection_concepts=3,
+                           concept_score=1.5, instruction_score=1.5, fluency_score=1.5, overall=1.5, best_factor=1.5,
+                           perplexity=30.0, steering_concepts=2),
+        (3, "diffmean"): dict(roc_auc=0.8, hard_negative_accuracy=0.75, f1=0.7, imbalanced_f1=0.3, detection_concepts=2,
+                              concept_score=0.5, instruction_score=1.5, fluency_score=1.5, overall=0.75,
+                              best_factor=1.0, perplexity=20.0, steering_concepts=2),
+        (3, "prompt"): dict(roc_auc=math.nan, detection_concepts=math.nan, concept_score=1.5, instruction_score=1.0,
+                            fluency_score=1.5, overall=1.2, best_factor=math.nan, perplexity=10.0, steering_concepts=2),
+        (3, "bow"): dict(roc_auc=0.55, f1=0.4, detection_concepts=1, overall=math.nan, steering_concepts=math.nan),
+        (5, "diffmean"): dict(roc_auc=0.6, overall=0.5, best_factor=4.0, detection_concepts=1, steering_concepts=1),
+    }
+    for run, values in expected.items():
+        for column, value in values.items():
+            got = float(rows.loc[run, column])
+            assert (math.isnan(got) if math.isnan(value) else got == pytest.approx(value)), (run, column, got)
+
+
+def test_markdown_writes_a_dash_where_a_method_does_not_apply():
+    steering = _table(steering_rows(), STEERING, RUNS, "overall")
+    lines = _markdown_table(steering, STEERING).splitlines()
+    bow = next(line for line in lines if "| bow " in line)
+    cells = [cell.strip() for cell in bow.strip("|").split("|")]
+    assert cells[:3] == ["m", "3", "bow"] and set(cells[3:]) == {"—"}
+    prompt = [cell.strip() for cell in next(line for line in lines if "| prompt " in line).strip("|").split("|")]
+    assert prompt == ["m", "3", "prompt", "1.500", "1.000", "1.500", "1.200", "—", "10.000", "2"]
+
+
+def test_usage_totals_count_known_values_and_cost_only_where_priced(tmp_path):
+    files = []
+    for n, usage in enumerate([{"requests": 3, "cached": 1, "prompt_tokens": 100, "cost_usd": 0.25},
+                               {"requests": 2, "cached": 0, "prompt_tokens": 50, "cost_usd": float("nan")}]):
+        files.append(tmp_path / f"u{n}.json")
+        files[-1].write_text(json.dumps(usage))
+    judging = _sum_usage([str(f) for f in files])
+    assert judging == {"requests": 5, "cached": 1, "prompt_tokens": 150, "cost_usd": 0.25}
+    table = usage_table({}, judging)
+    assert table.loc["data generation"].isna().all()
+    assert table.loc["total", "requests sent"] == 5 and table.loc["total", "cost (USD)"] == 0.25
+    assert pd.isna(table.loc["total", "retries"])  # nobody reported retries: unknown, not 0
