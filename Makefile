@@ -1,4 +1,5 @@
-# make demo: set up .venv and run the default experiment; make test: set up and run the tests.
+# make demo: set up .venv and run the default experiment; make test: set up and run every test;
+# make test-fast: the unit and integration tests without the slow real-model and workflow runs.
 VENV ?= .venv
 PYTHON ?= python3
 TORCH_SPEC ?= torch==2.13.0
@@ -16,7 +17,7 @@ LLAMA_CPP_VERSION ?= 0.3.36
 export PATH := $(BIN):$(PATH)
 export HF_HUB_OFFLINE := 1
 
-.PHONY: setup demo test clean
+.PHONY: setup demo test test-fast clean
 
 setup: $(STAMP)
 
@@ -41,7 +42,11 @@ $(TEST_STAMP): $(STAMP)
 	touch $(TEST_STAMP)
 
 test: $(TEST_STAMP)
-	$(BIN)/python -m pytest -ra
+	$(BIN)/python -m pytest -ra --durations=10
+
+# The inner loop: unit and integration tests on tiny models, without the real-model and workflow runs.
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -ra -m "not slow and not workflow" tests/unit tests/integration
 
 clean:
 	rm -rf results .snakemake

@@ -26,6 +26,21 @@ TINY_LLAMA = {
 }
 
 
+def missing_prerequisite(reason: str) -> None:
+    """A prerequisite is missing: skip, with the reason shown, except in CI (CI=true), where the
+    Makefile installs every prerequisite and a missing one must fail the run, not hide it."""
+    if os.environ.get("CI", "").lower() == "true":
+        pytest.fail(f"{reason} (CI=true: `make test` should have provided it, so this is a failure, not a skip)",
+                    pytrace=False)
+    pytest.skip(reason)
+
+
+@pytest.fixture(scope="session")
+def unavailable():
+    """`unavailable(reason)`: skip outside CI, fail in CI (see missing_prerequisite)."""
+    return missing_prerequisite
+
+
 @pytest.fixture(scope="session")
 def repo_root() -> Path:
     """The repository root (the folder holding config/, workflow/ and src/)."""

