@@ -8,6 +8,7 @@ from pathlib import Path
 import pandas as pd
 
 from interpflow.data.concepts import build_concepts
+from interpflow.data.instructions import check_steering_apart, load_instructions
 from interpflow.data.sources import build_source
 from interpflow.errors import ConfigError
 
@@ -76,7 +77,12 @@ def preflight(cfg: dict) -> pd.DataFrame:
     source = data_source(cfg)
     check_genre_source(cfg, source)
     concepts = build_concepts(cfg, source.concepts())
+    steering = load_instructions(cfg["steering"]["instructions"], "steering.instructions")
     if cfg["generator"]["name"] == "dataset":  # ready-made data is cheap to read now
-        check_positives(source.train_data(concepts), concepts, "training")
-        check_positives(source.latent_eval_data(concepts), concepts, "evaluation")
+        train, evaluation = source.train_data(concepts), source.latent_eval_data(concepts)
+        check_positives(train, concepts, "training")
+        check_positives(evaluation, concepts, "evaluation")
+        check_steering_apart(steering, [*train["input"], *evaluation["input"]], "the data set's training or evaluation inputs")
+    else:
+        check_steering_apart(steering, load_instructions(str(cfg["generator"].get("instructions", "demo"))), "generator.instructions")
     return concepts

@@ -194,9 +194,10 @@ def test_short_instruction_list_still_gives_distinct_prompts(tmp_path: Path) -> 
     path = tmp_path / "few.txt"
     path.write_text("Say hi.\nSay bye.\n")
     source = GeneratedSource({"instructions": str(path), **COUNTS, "n_hard_negative": 0, "seed": 0}, Echo())
-    train = source.train_data(CONCEPTS)
-    assert len(train) == 8 and train["output"].is_unique
-    assert set(train["input"]) == {"Say hi.", "Say bye."}
+    train, evaluation = source.train_data(CONCEPTS), source.latent_eval_data(CONCEPTS)
+    assert len(train) == 8 and train["output"].is_unique and evaluation["output"].is_unique
+    assert train["input"].nunique() == 1 and evaluation["input"].nunique() == 1  # one instruction per pool
+    assert set(train["input"]) | set(evaluation["input"]) == {"Say hi.", "Say bye."}
 
 
 def test_unknown_generator_lists_known_names(tmp_path: Path) -> None:
@@ -216,3 +217,30 @@ def test_genres_come_from_the_generator(tmp_path: Path, instructions: str, monke
         source = build_source(openai_cfg(server.base_url, instructions, "INTERPFLOW_TEST_KEY"), tmp_path)
         assert source.assign_genres(CONCEPTS["concept"].tolist()) == ["text", "code"]
         assert server.requests == 2 and source.usage()["requests"] == 2
+
+
+def test_training_and_evaluation_answer_disjoint_instructions(tmp_path: Path) -> None:
+    """Every concept's training instructions are drawn from one pool and its evaluation (and hard
+    negative) instructions from another, so no evaluation example answers a training instruction,
+    of its own concept or of any other."""
+    class Echo:
+        backend_id = "echo"
+
+        def check_ready(self) -> None:
+            pass
+
+        def complete(self, prompts: list[str]) -> list[str]:
+            def answer(prompt: str) -> str:
+                if prompt.startswith("Name up to"):
+                    return RELATED  # word: meaning lines for hard negatives
+                return "No" if prompt.startswith("Does the meaning") else prompt
+            return [answer(p) for p in prompts]
+
+    path = tmp_path / "many.txt"
+    path.write_text("".join(f"Write sentence number {i}.\n" for i in range(30)))
+    counts = {"n_train_positive": 6, "n_train_negative": 6, "n_eval_positive": 3, "n_eval_negative": 3}
+    source = GeneratedSource({"instructions": str(path), **counts, "n_hard_negative": 2, "seed": 0}, Echo())
+    train, evaluation = source.train_data(CONCEPTS), source.latent_eval_data(CONCEPTS)
+    assert "hard_negative" in set(evaluation["category"])
+    assert not set(train["input"]) & set(evaluation["input"])
+    assert len(set(train["input"]) | set(evaluation["input"])) > 12  # the pools are used, not one instruction each

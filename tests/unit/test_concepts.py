@@ -189,3 +189,72 @@ def test_duplicates_in_file(tmp_path):
 def test_empty_inline_list():
     with pytest.raises(ConfigError, match="concept list is empty"):
         build_concepts(cfg_for("inline"), None)
+
+
+def test_a_listed_concept_takes_the_data_sets_id_by_name(tmp_path):
+    """A user's own list against a ready-made data set: ids come from the data set, never from the
+    list's order (numbering them 0..n-1 handed them other concepts' examples)."""
+    path = tmp_path / "concepts.txt"
+    path.write_text("  Arithmetic \nocean\n")
+    frame = build_concepts(cfg_for("file", path=path), DATASET_CONCEPTS)
+    assert frame["concept_id"].tolist() == [13, 10]
+    assert frame["concept"].tolist() == ["arithmetic", "ocean"]  # the data set's spelling
+    assert frame["genre"].tolist() == ["math", "text"]  # and its genre: the examples were written for it
+    frame = build_concepts(cfg_for("inline", names=["MUSIC"]), DATASET_CONCEPTS)
+    assert frame["concept_id"].tolist() == [11]
+
+
+def test_a_listed_concept_the_data_set_lacks_is_named_with_the_closest(tmp_path):
+    path = tmp_path / "concepts.txt"
+    path.write_text("ocean\nthe Eiffel Tower\npython codes\n")
+    with pytest.raises(ConfigError) as info:
+        build_concepts(cfg_for("file", path=path), DATASET_CONCEPTS)
+    message = str(info.value)
+    assert "'the Eiffel Tower'" in message and "'python codes' (closest: 'python code')" in message
+    assert "'ocean'" not in message.split("lacks")[1].split(".")[0]
+    assert "generator=local" in message
+
+
+def test_dataset_names_match_without_case_or_spaces():
+    frame = build_concepts(cfg_for("dataset", names=[" Python Code"]), DATASET_CONCEPTS)
+    assert frame["concept_id"].tolist() == [12]
+
+
+def test_duplicates_ignore_case_and_spaces():
+    with pytest.raises(ConfigError, match="duplicates"):
+        build_concepts(cfg_for("inline", names=["rivers", " Rivers"]), None)
+
+
+def test_neuronpedia_ref_is_kept(tmp_path):
+    path = tmp_path / "export.json"
+    path.write_text(json.dumps(neuronpedia_records()))
+    frame = build_concepts(cfg_for("neuronpedia", path=path), None)
+    assert frame["ref"].tolist() == ["neuronpedia:gemma-2-2b/20-gemmascope-res-16k/101", "neuronpedia:gemma-2-2b/20-gemmascope-res-16k/104"]
+
+
+def axbench_folder(tmp_path, metadata: list[dict]):
+    (tmp_path / "generate").mkdir()
+    (tmp_path / "inference").mkdir()
+    (tmp_path / "generate/metadata.jsonl").write_text("\n".join(json.dumps(m) for m in metadata) + "\n")
+    for name in ("generate/train_data.parquet", "inference/latent_eval_data.parquet"):
+        pd.DataFrame({"concept_id": [0]}).to_parquet(tmp_path / name)
+    return DatasetSource({"name": "dataset", "path": str(tmp_path), "format": "axbench"})
+
+
+def test_axbench_metadata_keeps_its_ref(tmp_path):
+    source = axbench_folder(tmp_path, [{"concept_id": 4, "concept": "rivers", "ref": "https://np/x/7"},
+                                        {"concept_id": 9, "concept": "cats"}])
+    frame = build_concepts(cfg_for("dataset"), source.concepts())
+    assert frame.set_index("concept_id")["ref"].to_dict() == {4: "https://np/x/7", 9: ""}
+
+
+def test_axbench_repeated_concept_id_is_an_error(tmp_path):
+    source = axbench_folder(tmp_path, [{"concept_id": 4, "concept": "rivers"}, {"concept_id": 4, "concept": "cats"}])
+    with pytest.raises(ConfigError, match=r"one concept_id to several concepts: \{4: \['rivers', 'cats'\]\}"):
+        source.concepts()
+
+
+def test_axbench_repeated_concept_name_is_an_error(tmp_path):
+    source = axbench_folder(tmp_path, [{"concept_id": 4, "concept": "rivers"}, {"concept_id": 5, "concept": "Rivers "}])
+    with pytest.raises(ConfigError, match="one concept name under several ids"):
+        source.concepts()

@@ -54,7 +54,7 @@ def test_default_config_composes_and_validates(paths, tmp_path, repo_root):
     assert all(m["name"] == key for key, m in cfg["methods"].items())
     assert cfg["generator"]["name"] == "dataset" and cfg["judge"]["name"] == "offline"
     concepts = preflight(cfg)
-    assert list(concepts.columns) == ["concept_id", "concept", "genre", "shard", "source"]
+    assert list(concepts.columns) == ["concept_id", "concept", "genre", "shard", "source", "ref"]
     demo = sorted((repo_root / "src" / "interpflow" / "data" / "demo" / "concepts").glob("*.json"))
     assert len(concepts) == len(demo) > 0  # the shipped demo set
     size = cfg["concepts"]["shard_size"]

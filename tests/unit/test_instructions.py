@@ -7,7 +7,7 @@ import json
 import pandas as pd
 import pytest
 
-from interpflow.data.instructions import load_instructions, steer_prompts
+from interpflow.data.instructions import check_steering_apart, instruction_pools, load_instructions, steer_prompts
 from interpflow.errors import ConfigError
 
 INSTRUCTIONS = [f"Instruction number {i}." for i in range(20)]
@@ -122,3 +122,36 @@ def test_load_parquet_and_json_objects(tmp_path):
     pd.DataFrame({"prompt": ["x"]}).to_parquet(wrong)
     with pytest.raises(ConfigError, match="no `instruction` column"):
         load_instructions(str(wrong))
+
+
+def test_pools_are_disjoint_cover_the_list_and_ignore_its_order():
+    instructions = [f"Instruction {i}." for i in range(30)]
+    train, evaluation = instruction_pools(instructions)
+    assert not set(train) & set(evaluation) and set(train) | set(evaluation) == set(instructions)
+    assert len(evaluation) == 10
+    again = instruction_pools(list(reversed(instructions)))
+    assert set(again[0]) == set(train) and set(again[1]) == set(evaluation)
+
+
+def test_pools_put_a_repeated_instruction_on_one_side():
+    train, evaluation = instruction_pools(["a", "b", "a", "c"])
+    assert sorted(train + evaluation) == ["a", "b", "c"]
+
+
+def test_pools_need_two_instructions():
+    with pytest.raises(ConfigError, match="at least 2 distinct"):
+        instruction_pools(["only", "only"])
+
+
+def test_the_shipped_steering_list_is_apart_from_the_training_list():
+    steering = load_instructions("demo", "steering.instructions")
+    assert len(steering) >= 32
+    check_steering_apart(steering, load_instructions("demo"), "the shipped training list")
+
+
+def test_a_steering_instruction_in_the_data_is_an_error():
+    with pytest.raises(ConfigError) as info:
+        check_steering_apart(["Name a river.", "Describe a cat."], ["describe  a CAT.", "Sum 2 and 3."], "the data")
+    message = str(info.value)
+    assert "1 steering instruction(s) also appear in the data: 'Describe a cat.'" in message
+    assert "river" not in message

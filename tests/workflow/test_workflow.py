@@ -26,7 +26,7 @@ def columns(path: Path) -> set[str]:
 def test_every_artifact_has_its_schema(tiny_run):
     run = tiny_run.results
     concepts = pd.read_parquet(run / "concepts.parquet")
-    assert set(concepts.columns) == {"concept_id", "concept", "genre", "shard", "source"}
+    assert set(concepts.columns) == {"concept_id", "concept", "genre", "shard", "source", "ref"}
     assert len(concepts) == 3 and sorted(concepts["shard"].unique()) == ["s0000", "s0001"]
     for shard in ("s0000", "s0001"):
         assert {"concept_id", "input", "output", "label", "category", "genre"} <= columns(run / f"data/train/{shard}.parquet")
@@ -161,3 +161,16 @@ def test_generated_data_sources_plan_a_dag(tmp_path):
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
     jobs = {rule for rule, _ in scheduled_jobs(result.stdout)}
     assert {"train_data", "eval_data", "steer", "leaderboard"} <= jobs
+
+
+def test_a_concept_the_data_set_lacks_stops_before_any_job(tmp_path):
+    """A user's own list against the default (ready-made) data: the unknown concept is named with the
+    closest names the data set has, before Snakemake plans a job."""
+    concepts = tmp_path / "my_concepts.txt"
+    concepts.write_text("the Eiffel Tower\n")
+    result = snakemake(tmp_path, ["experiment=tiny", "concepts.source=file", f"concepts.path={concepts}"], "-n")
+    assert result.returncode != 0
+    output = result.stdout + result.stderr
+    assert "'the Eiffel Tower' (closest:" in output and "generator=local" in output, output[-2000:]
+    assert "Traceback" not in output and "rule " not in output
+    assert not (tmp_path / "results").exists()

@@ -56,7 +56,7 @@ rule eval_data:
                 "results_dir": config["results_dir"],
                 "generator": config["generator"],
                 "seed": config["seed"],
-                "steering": {"instructions_per_concept": config["steering"]["instructions_per_concept"]},
+                "steering": {k: config["steering"][k] for k in ("instructions", "instructions_per_concept")},
             }
         ),
         code=code_fingerprint("interpflow.stages.data"),
@@ -69,4 +69,4 @@ rule eval_data:
         f"{RESULTS}/benchmarks/eval_data/{{shard}}.tsv"
     shell:
         "interpflow eval-data --threads {threads} --cfg {params.cfg:q} --concepts {input.concepts} --shard {wildcards.shard} "
-        "--out-latent {output.latent} --out-steer {output.prompts} --out-usage {output.usage} > {log} 2>&1"
+        "--out-latent {output.latent} --out-steer {output.prompts} --out-usage {output.usage} --seen-data {input.train} > {log} 2>&1"

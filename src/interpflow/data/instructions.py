@@ -1,8 +1,12 @@
-"""Steering instructions: the shipped Alpaca-style list or a user file, split per concept into
-a `select` half (choose the factor) and a `test` half (report)."""
+"""Instruction lists, kept apart by use. Generated data draws its training and its evaluation
+instructions from two disjoint pools of `generator.instructions`; steering draws from its own list,
+`steering.instructions`, which shares no instruction with either (AxBench steers on AlpacaEval
+instructions, disjoint from its training data). Each concept's steering instructions are split
+into a `select` half (choose the factor) and a `test` half (report)."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 
@@ -11,24 +15,29 @@ import pandas as pd
 
 from interpflow.errors import ConfigError
 
-DEMO_INSTRUCTIONS = "data/demo/instructions.json"
+# config key -> the list shipped in the package under the name `demo`
+SHIPPED = {
+    "generator.instructions": "data/demo/instructions.json",
+    "steering.instructions": "data/demo/steering_instructions.json",
+}
+EVAL_POOL_SHARE = 3  # one instruction in three goes to the evaluation pool
 
 
-def load_instructions(spec: str) -> list[str]:
-    """Instructions from `demo` (the shipped list), a .json list (strings or objects with an
+def load_instructions(spec: str, key: str = "generator.instructions") -> list[str]:
+    """Instructions from `demo` (the list shipped for `key`), a .json list (strings or objects with an
     `instruction` field), a .jsonl with that field, a .txt (one per line), or a .parquet with an
     `instruction` column, local or remote (e.g. hf://datasets/tatsu-lab/alpaca/data/<file>.parquet,
-    read through huggingface_hub)."""
+    read through huggingface_hub). Repeats are dropped (first kept)."""
     if spec == "demo":
         from importlib.resources import files
 
-        items = json.loads(files("interpflow").joinpath(DEMO_INSTRUCTIONS).read_text())
+        items = json.loads(files("interpflow").joinpath(SHIPPED[key]).read_text())
     elif spec.endswith(".parquet"):
-        items = _parquet_column(spec)
+        items = _parquet_column(spec, key)
     else:
         path = Path(spec)
         if not path.is_file():
-            raise ConfigError(f"instruction file {path} does not exist (generator.instructions)")
+            raise ConfigError(f"instruction file {path} does not exist ({key})")
         text = path.read_text(encoding="utf-8")
         if path.suffix == ".json":
             items = json.loads(text)
@@ -37,19 +46,47 @@ def load_instructions(spec: str) -> list[str]:
         elif path.suffix == ".txt":
             items = text.splitlines()
         else:
-            raise ConfigError(f"instruction file {path} must be .json, .jsonl, .txt or .parquet (generator.instructions)")
+            raise ConfigError(f"instruction file {path} must be .json, .jsonl, .txt or .parquet ({key})")
     instructions = [str(i["instruction"] if isinstance(i, dict) else i).strip() for i in items]
-    instructions = [i for i in instructions if i]
+    instructions = list(dict.fromkeys(i for i in instructions if i))
     if not instructions:
-        raise ConfigError(f"{spec} holds no instructions (generator.instructions)")
+        raise ConfigError(f"{spec} holds no instructions ({key})")
     return instructions
 
 
-def _parquet_column(spec: str) -> list[str]:
+def instruction_pools(instructions: list[str]) -> tuple[list[str], list[str]]:
+    """(training pool, evaluation pool): disjoint, each instruction placed by a hash of its text (a
+    third, at least one, to evaluation), so a pool does not depend on the list's order."""
+    unique = list(dict.fromkeys(instructions))
+    if len(unique) < 2:
+        raise ConfigError(f"generated data needs at least 2 distinct instructions (generator.instructions has {len(unique)})")
+    by_hash = sorted(unique, key=lambda text: hashlib.sha256(text.encode()).hexdigest())
+    evaluation = set(by_hash[: max(1, len(unique) // EVAL_POOL_SHARE)])
+    return [i for i in unique if i not in evaluation], [i for i in unique if i in evaluation]
+
+
+def same_instruction(text: str) -> str:
+    """How instructions are compared across lists: case and white space do not make them different."""
+    return " ".join(str(text).split()).casefold()
+
+
+def check_steering_apart(steering: list[str], seen: list[str], where: str) -> None:
+    """Steering instructions must be new to the model's training and evaluation data."""
+    seen_forms = {same_instruction(t) for t in seen}
+    shared = [t for t in steering if same_instruction(t) in seen_forms]
+    if shared:
+        listed = "; ".join(repr(t) for t in shared[:5]) + (f" and {len(shared) - 5} more" if len(shared) > 5 else "")
+        raise ConfigError(
+            f"{len(shared)} steering instruction(s) also appear in {where}: {listed}. Steering must use instructions "
+            "the methods never trained or were evaluated on: remove them from steering.instructions (or the data)"
+        )
+
+
+def _parquet_column(spec: str, key: str) -> list[str]:
     try:
         frame = pd.read_parquet(spec)
     except (OSError, ValueError, ImportError) as exc:
-        raise ConfigError(f"cannot read instructions from {spec}: {exc} (generator.instructions)") from exc
+        raise ConfigError(f"cannot read instructions from {spec}: {exc} ({key})") from exc
     if "instruction" not in frame.columns:
         raise ConfigError(f"{spec} has no `instruction` column (columns: {', '.join(map(str, frame.columns))})")
     return frame["instruction"].tolist()
@@ -60,7 +97,7 @@ def steer_prompts(concepts: pd.DataFrame, instructions: list[str], per_concept: 
     drawn reproducibly per concept; the first half is `select`, the rest `test`."""
     if per_concept > len(instructions):
         raise ConfigError(
-            f"steering.instructions_per_concept is {per_concept} but only {len(instructions)} instructions are available"
+            f"steering.instructions_per_concept is {per_concept} but steering.instructions has only {len(instructions)}"
         )
     rows = []
     for concept_id in concepts["concept_id"]:

@@ -9,7 +9,7 @@ import pandas as pd
 
 from interpflow.artifacts import read_parquet, write_json, write_parquet
 from interpflow.data.concepts import build_concepts
-from interpflow.data.instructions import load_instructions, steer_prompts
+from interpflow.data.instructions import check_steering_apart, load_instructions, steer_prompts
 from interpflow.errors import ConfigError
 from interpflow.preflight import check_genre_source, check_positives, data_source
 
@@ -49,14 +49,18 @@ def train_data(cfg: dict, concepts_path: str, shard: str, out: str, out_usage: s
     write_json(_usage(source), out_usage)
 
 
-def eval_data(cfg: dict, concepts_path: str, shard: str, out_latent: str, out_steer: str, out_usage: str) -> None:
-    """Write one shard's detection evaluation examples (with hard negatives) and its steering prompts."""
+def eval_data(cfg: dict, concepts_path: str, shard: str, out_latent: str, out_steer: str, out_usage: str,
+              seen_data: list[str] | None = None) -> None:
+    """Write one shard's detection evaluation examples (with hard negatives) and its steering prompts;
+    `seen_data` (the shard's training data) must share no instruction with the steering list."""
     shard_concepts = _shard_concepts(concepts_path, shard)
     source = data_source(cfg)
     latent = source.latent_eval_data(shard_concepts)
     check_positives(latent, shard_concepts, "evaluation")
     latent.insert(0, "example_id", range(len(latent)))
-    instructions = load_instructions(cfg["generator"].get("instructions", "demo"))
+    instructions = load_instructions(cfg["steering"]["instructions"], "steering.instructions")
+    seen = pd.concat([read_parquet(p)["input"] for p in seen_data or []] + [latent["input"]]).tolist()
+    check_steering_apart(instructions, seen, "this run's training or evaluation data")
     prompts = steer_prompts(shard_concepts, instructions, cfg["steering"]["instructions_per_concept"], cfg["seed"])
     write_parquet(latent, out_latent)
     write_parquet(prompts, out_steer)

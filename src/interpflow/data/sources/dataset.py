@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from interpflow.data.concepts import normalised_name
 from interpflow.data.sources.base import LATENT_EVAL_COLUMNS, SHARED_NEGATIVE, TRAIN_COLUMNS
 from interpflow.errors import ConfigError
 
@@ -46,7 +47,7 @@ class DatasetSource:
     def concepts(self) -> pd.DataFrame:
         self.check_ready()
         if self.format == "demo":
-            rows = [{"concept_id": i, "concept": r["concept"], "genre": r["genre"]} for i, r in enumerate(_demo_records())]
+            rows = [{"concept_id": i, "concept": r["concept"], "genre": r["genre"], "ref": ""} for i, r in enumerate(_demo_records())]
             source = "interpflow demo set"
         else:
             rows = []
@@ -54,11 +55,26 @@ class DatasetSource:
                 if line.strip():
                     meta = json.loads(line)
                     genres = meta.get("concept_genres_map", {}).get(meta["concept"], ["text"])
-                    rows.append({"concept_id": int(meta["concept_id"]), "concept": meta["concept"], "genre": genres[0]})
+                    rows.append({"concept_id": int(meta["concept_id"]), "concept": meta["concept"], "genre": genres[0],
+                                 "ref": str(meta.get("ref") or "")})
             source = f"axbench:{self.path}"
-        frame = pd.DataFrame(rows)
+        frame = pd.DataFrame(rows, columns=["concept_id", "concept", "genre", "ref"])
         frame["source"] = source
+        self._check_unique(frame)
         return frame
+
+    def _check_unique(self, frame: pd.DataFrame) -> None:
+        """A repeated id would hand one concept's examples to another; a repeated name makes matching by name ambiguous."""
+        where = self.path / AXBENCH_FILES[2] if self.path else DEMO_DIR
+        repeated_ids = sorted(set(frame.loc[frame["concept_id"].duplicated(), "concept_id"]))
+        if repeated_ids:
+            names = {i: frame.loc[frame["concept_id"] == i, "concept"].tolist() for i in repeated_ids}
+            raise ConfigError(f"{where} gives one concept_id to several concepts: {names}; every concept needs its own id")
+        names = frame["concept"].map(normalised_name)
+        repeated = frame.loc[names.duplicated(keep=False)].sort_values("concept")
+        if not repeated.empty:
+            pairs = ", ".join(f"{r.concept!r} (id {r.concept_id})" for r in repeated.itertuples())
+            raise ConfigError(f"{where} lists one concept name under several ids: {pairs}; every concept needs one id")
 
     # --- examples -------------------------------------------------------------------------
     def _demo_frames(self) -> tuple[pd.DataFrame, pd.DataFrame]:

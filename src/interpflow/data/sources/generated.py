@@ -1,5 +1,7 @@
 """The `local` and `openai` sources: examples written by a language model for any concept list,
-following AxBench's recipe. Per concept, with instructions sampled by default_rng(seed + concept_id):
+following AxBench's recipe. Training and evaluation examples answer instructions from two disjoint
+pools of the instruction list (`instruction_pools`). Per concept, with instructions sampled from
+each pool by default_rng(seed + concept_id):
 positives (responses that work the concept in), negatives (responses that avoid it) and, for
 evaluation only, hard negatives (responses using a concept-related word in an unrelated sense; the
 words come from a first query answered as "word: other meaning" lines, and each sense is kept only
@@ -23,7 +25,7 @@ from typing import Protocol
 import numpy as np
 import pandas as pd
 
-from interpflow.data.instructions import load_instructions
+from interpflow.data.instructions import instruction_pools, load_instructions
 from interpflow.data.sources.base import LATENT_EVAL_COLUMNS, TRAIN_COLUMNS
 from interpflow.errors import ConfigError
 
@@ -273,27 +275,32 @@ class GeneratedSource:
     def _count(self, key: str) -> int:
         return int(self.cfg.get(key, 0))
 
-    def _instructions_for(self, concept_id: int, instructions: list[str]) -> list[str]:
-        """Positive, then negative, then hard-negative instructions; distinct while the list lasts."""
-        needed = sum(self._count(key) for *_, key in PLAN) + self._count("n_hard_negative")
+    def _instructions_for(self, concept_id: int, pools: dict[str, list[str]]) -> dict[str, list[str]]:
+        """Per split, the instructions in the order PLAN hands them out (the evaluation split's
+        hard negatives last); distinct while the split's pool lasts."""
         rng = np.random.default_rng(int(self.cfg.get("seed", 0)) + concept_id)
-        rounds = -(-needed // len(instructions))
-        order = np.concatenate([rng.permutation(len(instructions)) for _ in range(max(rounds, 1))])
-        return [instructions[i] for i in order[:needed]]
+        picked = {}
+        for split, pool in pools.items():
+            needed = sum(self._count(key) for _, _, s, key in PLAN if s == split)
+            needed += self._count("n_hard_negative") if split == "eval" else 0
+            rounds = max(-(-needed // len(pool)), 1)
+            order = np.concatenate([rng.permutation(len(pool)) for _ in range(rounds)])
+            picked[split] = [pool[i] for i in order[:needed]]
+        return picked
 
-    def _first_jobs(self, concept: dict, picked: list[str]) -> list[_Job]:
+    def _first_jobs(self, concept: dict, picked: dict[str, list[str]]) -> list[_Job]:
         """Positive and negative jobs for one concept (train split first, then eval)."""
         base = {"concept_id": concept["concept_id"], "genre": concept["genre"]}
-        jobs, position = [], 0
+        jobs, position = [], {split: 0 for split in picked}
         for category, label, split, key in PLAN:
             template = POSITIVE_PROMPT if label else NEGATIVE_PROMPT
-            for instruction in picked[position : position + self._count(key)]:
+            for instruction in picked[split][position[split] : position[split] + self._count(key)]:
                 prompt = template.format(
                     concept=concept["concept"], instruction=instruction, hint=GENRE_HINTS.get(concept["genre"], "")
                 )
                 row = {**base, "input": instruction, "label": label, "category": category, "split": split}
                 jobs.append(_Job(prompt, row))
-            position += self._count(key)
+            position[split] += self._count(key)
         return jobs
 
     def _distinct_senses(self, concepts: list[dict], word_answers: list[str]) -> list[list[tuple[str, str]]]:
@@ -304,7 +311,7 @@ class GeneratedSource:
         return [[pair for pair in p if next(verdicts).strip().lower().startswith("no")] for p in pairs]
 
     def _hard_negative_jobs(self, concept: dict, pairs: list[tuple[str, str]], picked: list[str]) -> list[_Job]:
-        """One job per distinct (word, meaning), on the last n_hard_negative instructions."""
+        """One job per distinct (word, meaning), on the evaluation split's last n_hard_negative instructions."""
         n_hard = self._count("n_hard_negative")
         base = {"concept_id": concept["concept_id"], "genre": concept["genre"], "label": 0}
         return [
@@ -341,8 +348,9 @@ class GeneratedSource:
     def _generate(self, concepts: list[dict]) -> tuple[pd.DataFrame, pd.DataFrame]:
         """Two rounds of requests: positives, negatives and related-word lists; then hard negatives."""
         self.check_ready()
-        instructions = load_instructions(str(self.cfg.get("instructions", "demo")))
-        picked = {c["concept_id"]: self._instructions_for(c["concept_id"], instructions) for c in concepts}
+        train_pool, eval_pool = instruction_pools(load_instructions(str(self.cfg.get("instructions", "demo"))))
+        pools = {"train": train_pool, "eval": eval_pool}
+        picked = {c["concept_id"]: self._instructions_for(c["concept_id"], pools) for c in concepts}
         jobs = [job for c in concepts for job in self._first_jobs(c, picked[c["concept_id"]])]
         n_hard = self._count("n_hard_negative")
         word_prompts = [RELATED_WORDS_PROMPT.format(n=n_hard, concept=c["concept"]) for c in concepts] if n_hard else []
@@ -352,7 +360,7 @@ class GeneratedSource:
         hard_jobs = [
             job
             for c, pairs in zip(concepts, self._distinct_senses(concepts, word_answers))
-            for job in self._hard_negative_jobs(c, pairs, picked[c["concept_id"]])
+            for job in self._hard_negative_jobs(c, pairs, picked[c["concept_id"]]["eval"])
         ]
         jobs += hard_jobs
         outputs += self.backend.complete(make_distinct([j.prompt for j in hard_jobs]))
