@@ -19,7 +19,7 @@ TINY_LLAMA = {
     "id": None,
     "prompt_style": "chat",
     "completion_template": "{instruction}\n",
-    "score_context": "response",
+    "score_context": "bare_response",
     "dtype": "float32",
     "layers": [2],
     "tiny": {"arch": "llama", "n_layers": 4, "d_model": 64, "n_heads": 4, "seed": 0},

@@ -26,6 +26,7 @@ STAGES = {
     "concepts": "interpflow.stages.data:concepts",
     "train-data": "interpflow.stages.data:train_data",
     "eval-data": "interpflow.stages.data:eval_data",
+    "imbalance-pool": "interpflow.stages.data:imbalance_pool",
     "cache-activations": "interpflow.stages.activations:cache_activations",
     "pairs": "interpflow.stages.pairs:pairs",
     "sae": "interpflow.sae.stage:sae",

@@ -259,7 +259,8 @@ def test_train_and_detect_stages(stage_files, name):
     detect(CFGS[name], str(artifact), out=str(scores), **stage_files["eval"])
     out = read_parquet(scores)
     assert list(out.columns) == ["concept_id", "example_id", "example_concept_id", "category", "label",
-                                 "max_score", "mean_score"]
+                                 "in_pool", "max_score", "mean_score"]
+    assert not out["in_pool"].any()  # no pool given
     frame, per_example = stage_files["eval_frame"], stage_files["eval_acts"]
     assert len(out) == 2 * len(frame)  # every example paired with every scoring concept
     for cid in (3, 8):

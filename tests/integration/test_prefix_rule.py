@@ -17,7 +17,7 @@ from interpflow.stages.activations import activations_for
 
 INSTRUCTION = "Describe the ocean in two sentences."
 RESPONSE = "The ocean is vast and deep. Waves roll over the coral reefs."
-STYLES = list(itertools.product(["chat", "completion"], ["response", "prompt"]))
+STYLES = list(itertools.product(["chat", "completion"], ["bare_response", "prompt"]))
 
 
 def model_cfg(prompt_style: str, score_context: str) -> dict:
@@ -52,7 +52,7 @@ def test_scored_span_is_exactly_the_response(tokenizer, prompt_style, score_cont
     body = tokenizer(RESPONSE, add_special_tokens=False).input_ids
     assert tokens.input_ids[tokens.score_start :] == body
     prefix = tokens.input_ids[: tokens.score_start]
-    if score_context == "response":
+    if score_context == "bare_response":
         assert prefix == [tokenizer.bos_token_id]
     else:
         assert prefix == prompt_ids(tokenizer, cfg, INSTRUCTION)
@@ -78,14 +78,14 @@ def test_completion_prompt_gets_a_bos(tokenizer):
 
 
 def test_truncation_keeps_score_start(tokenizer):
-    cfg = model_cfg("chat", "response")
+    cfg = model_cfg("chat", "bare_response")
     tokens = scored_tokens(tokenizer, cfg, INSTRUCTION, RESPONSE * 20, max_length=16)
     assert len(tokens.input_ids) == 16
     assert tokens.score_start == 1
 
 
 def test_unknown_score_context(tokenizer):
-    cfg = model_cfg("chat", "response")
+    cfg = model_cfg("chat", "bare_response")
     cfg["score_context"] = "everything"
     with pytest.raises(ConfigError, match="score_context"):
         scored_tokens(tokenizer, cfg, INSTRUCTION, RESPONSE, max_length=64)
@@ -96,7 +96,7 @@ def tiny(tiny_model_dir):
     return load_model(tiny_model_dir, device="cpu")
 
 
-@pytest.mark.parametrize("score_context", ["response", "prompt"])
+@pytest.mark.parametrize("score_context", ["bare_response", "prompt"])
 def test_activations_exclude_the_prefix(tiny, score_context):
     model, tokenizer = tiny
     cfg = model_cfg("chat", score_context)

@@ -17,6 +17,7 @@ import yaml
 from interpflow.methods._through_model import PrefixCache
 from interpflow.models.hooks import edit_residual
 from interpflow.methods.data import EvalData, ModelHandle, TrainingData
+from interpflow.methods.base import VectorMethod
 from interpflow.methods.reft_r1 import ReFTR1
 from interpflow.methods.reps import RePS, null_out
 from interpflow.methods.ssv import SSV
@@ -107,16 +108,22 @@ def target_gain(method, tensors, handle, planted, strength: float) -> float:
 
 @pytest.fixture(scope="module")
 def held_out(handle, planted) -> EvalData:
-    """Held-out target (positive) and plain (negative) responses with their cached scored-token activations."""
+    """Held-out target (positive) and plain (negative) responses with their scored-token activations
+    in the model's score_context (the tests' tiny model: bare_response)."""
     examples = pd.DataFrame({"input": planted["instructions"] * 2, "output": planted["target"] + planted["plain"]})
+    return cached(handle, examples, None)
+
+
+def cached(handle, examples: pd.DataFrame, context: str | None) -> EvalData:
+    """Examples with their scored-token activations after block LAYER, one forward pass each."""
     acts = []
     for instruction, response in zip(examples["input"], examples["output"]):
-        tokens = scored_tokens(handle.tokenizer, handle.cfg, instruction, response, 256)
+        tokens = scored_tokens(handle.tokenizer, handle.cfg, instruction, response, 256, context)
         ids = torch.tensor([tokens.input_ids])
         with torch.no_grad():
             hidden = residual_after_block(handle.model, LAYER, ids, torch.ones_like(ids))
         acts.append(hidden[0, tokens.score_start :])
-    return EvalData(examples=examples.assign(n_tokens=[len(a) for a in acts]), acts=torch.cat(acts))
+    return EvalData(examples=examples.assign(n_tokens=[len(a) for a in acts]), acts=torch.cat(acts), model=handle)
 
 
 def detection_auroc(method, tensors, data: EvalData) -> float:
@@ -191,13 +198,16 @@ def test_reft_r1_without_training_neither_detects_nor_steers(repo_root, handle, 
     assert target_gain(method, tensors, handle, planted, strength=float(max_scores[:N_HELD, 0].max())) < 0.08
 
 
-def test_reft_r1_scores_without_a_cache_as_with_one(repo_root, handle, trained, held_out):
-    """Without cached activations, detection runs the model and gives the cached path's scores."""
-    method = ReFTR1(method_cfg(repo_root, "reft_r1"))
-    uncached = EvalData(examples=held_out.examples.drop(columns="n_tokens"), model=handle)
-    for want, got in zip(method.score_examples(trained["reft_r1"], held_out),
-                         method.score_examples(trained["reft_r1"], uncached)):
+def test_reft_r1_detects_in_the_context_it_trained_in(repo_root, handle, trained, held_out):
+    """ReFT-r1 trains on the model's prompt + response, so it detects (and sets a_c) there too, even
+    for a model whose score_context is bare_response, and whatever cache the stage passes."""
+    assert handle.cfg["score_context"] == "bare_response"
+    method, tensors = ReFTR1(method_cfg(repo_root, "reft_r1")), trained["reft_r1"]
+    in_prompt = cached(handle, held_out.examples.drop(columns="n_tokens"), "prompt")
+    for want, got in zip(VectorMethod.score_examples(method, tensors, in_prompt), method.score_examples(tensors, held_out)):
         torch.testing.assert_close(got, want, atol=1e-4, rtol=1e-4)
+    bare, _ = VectorMethod.score_examples(method, tensors, held_out)
+    assert not torch.allclose(bare, method.score_examples(tensors, held_out)[0], atol=1e-3)  # the contexts differ
 
 
 # --- RePS -----------------------------------------------------------------------------------

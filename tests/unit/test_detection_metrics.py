@@ -13,6 +13,7 @@ from interpflow.metrics.detection import (
     best_f1,
     detection_table,
     hard_negative_accuracy,
+    hard_negative_rejection,
     roc_auc,
     youden_threshold,
 )
@@ -72,11 +73,11 @@ def test_best_f1_without_positives_is_nan() -> None:
     assert math.isnan(f1) and math.isnan(threshold)
 
 
-def test_hard_negative_accuracy_hand_example() -> None:
+def test_hard_negative_rejection_hand_example() -> None:
     # Below 0.5: 0.1, 0.49 -> 2 of 4 (0.5 itself is predicted positive).
-    assert hard_negative_accuracy([0.1, 0.5, 0.49, 0.9], 0.5) == 0.5
-    assert math.isnan(hard_negative_accuracy([], 0.5))
-    assert math.isnan(hard_negative_accuracy([0.1], float("nan")))
+    assert hard_negative_rejection([0.1, 0.5, 0.49, 0.9], 0.5) == 0.5
+    assert math.isnan(hard_negative_rejection([], 0.5))
+    assert math.isnan(hard_negative_rejection([0.1], float("nan")))
 
 
 def _hand_frame() -> pd.DataFrame:
@@ -90,88 +91,75 @@ def _hand_frame() -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["concept_id", "example_id", "category", "score"])
 
 
-def _hand_cross_scores(frame: pd.DataFrame) -> pd.DataFrame:
-    """Concept 1's artifact on concept 2's examples and concept 2's on concept 1's.
-
-    Each concept's rows for its own examples repeat the frame's scores, as a
-    real pipeline would; they must not be counted twice.
-    """
-    own = frame[["concept_id", "example_id", "score"]]
-    other = pd.DataFrame(
-        [(1, 20, 0.95), (1, 21, 0.05)] + [(2, i, 0.1) for i in range(10, 18)],
-        columns=["concept_id", "example_id", "score"],
-    )
-    return pd.concat([own, other], ignore_index=True)
+def _hand_pool() -> pd.DataFrame:
+    """The run's imbalance pool (example ids 0..4, in the pool's order) scored by each concept."""
+    rows = [(1, i, score) for i, score in enumerate([0.95, 0.05, 0.5, 0.85, 0.3])]
+    rows += [(2, i, 0.1) for i in range(5)]
+    return pd.DataFrame(rows, columns=["concept_id", "example_id", "score"]).sample(frac=1.0, random_state=0)
 
 
 def test_detection_table_hand_example() -> None:
     table = detection_table(_hand_frame()).set_index("concept_id")
     one, two = table.loc[1], table.loc[2]
-    assert (one["n_pos"], one["n_neg"], one["n_hard"]) == (3, 3, 2)
+    assert (one["n_pos"], one["n_neg"], one["n_hard"], one["n_pool"]) == (3, 3, 2, 0)
     # 8 of the 9 positive/negative pairs are ordered correctly (0.4 < 0.5).
     assert one["roc_auc"] == pytest.approx(8 / 9)
     # J = 2/3 at 0.8 and at 0.4; the higher threshold wins the tie.
     assert one["threshold"] == 0.8
-    # Hard negatives 0.85 (>= 0.8, wrong) and 0.2 (right).
-    assert one["hard_negative_accuracy"] == 0.5
+    # AxBench: at 0.8, positives 0.9 0.8 right, 0.4 wrong (2/3); hard negatives 0.85 wrong, 0.2 right (1/2).
+    assert one["hard_negative_accuracy"] == pytest.approx((2 / 3 + 1 / 2) / 2)
+    assert one["hard_negative_rejection"] == 0.5
     # Best F1 at 0.4: TP 3, FP 1, FN 0 -> 6/7.
     assert one["f1"] == pytest.approx(6 / 7)
     assert math.isnan(one["imbalanced_f1"]) and math.isnan(one["imbalanced_roc_auc"])
     assert (two["n_pos"], two["n_neg"], two["n_hard"]) == (1, 1, 0)
     assert (two["roc_auc"], two["threshold"], two["f1"]) == (1.0, 0.7, 1.0)
-    assert math.isnan(two["hard_negative_accuracy"])
+    assert math.isnan(two["hard_negative_accuracy"]) and math.isnan(two["hard_negative_rejection"])
+
+
+def test_axbench_hard_negative_accuracy_hand_examples() -> None:
+    # Positives 0.9 0.6, negatives 0.1 0.7: J is 1/2 at 0.9 and at 0.6; 0.9 wins. Positives 1/2 right,
+    # hard negatives 0.95 (wrong) 0.5 0.2 (right) 2/3.
+    assert hard_negative_accuracy([0.9, 0.6], [0.1, 0.7], [0.95, 0.5, 0.2]) == pytest.approx((1 / 2 + 2 / 3) / 2)
+    # No threshold beats chance (J <= 0): AxBench reports nothing.
+    assert math.isnan(hard_negative_accuracy([0.1, 0.2], [0.5, 0.6], [0.0]))
+    assert math.isnan(hard_negative_accuracy([0.9], [0.1], []))
+    assert math.isnan(hard_negative_accuracy([], [0.1], [0.2]))
+
+
+def test_axbench_hard_negative_accuracy_matches_its_sklearn_recipe() -> None:
+    """AxBench's evaluator: min-max normalise, Youden threshold from roc_curve on positives and
+    negatives, then the mean of the positives' and hard negatives' accuracies."""
+    rng = np.random.default_rng(0)
+    for _ in range(50):
+        pos, neg, hard = rng.normal(1, 1, 7), rng.normal(0, 1, 9), rng.normal(0.5, 1, 5)
+        everything = np.concatenate([pos, neg, hard])
+        norm = lambda x: (x - everything.min()) / (everything.max() - everything.min())  # noqa: E731
+        fpr, tpr, thresholds = roc_curve(np.r_[np.ones(7), np.zeros(9)], norm(np.r_[pos, neg]))
+        t = thresholds[int(np.argmax(tpr - fpr))]
+        expected = float("nan") if np.isinf(t) else (np.mean(norm(pos) >= t) + np.mean(norm(hard) < t)) / 2
+        assert hard_negative_accuracy(pos, neg, hard) == pytest.approx(expected, nan_ok=True)
 
 
 def test_detection_table_imbalanced_pool() -> None:
-    frame = _hand_frame()
-    table = detection_table(frame, cross_scores=_hand_cross_scores(frame)).set_index("concept_id")
+    table = detection_table(_hand_frame(), imbalance_ratio=100, pool_scores=_hand_pool()).set_index("concept_id")
     one, two = table.loc[1], table.loc[2]
-    # Concept 1's pool: own negatives 0.1 0.5 0.3, hard 0.85 0.2, concept 2's examples 0.95 0.05.
-    # Correctly ordered pairs: 0.9 -> 6, 0.8 -> 5, 0.4 -> 4, of 3 x 7.
-    assert one["imbalanced_roc_auc"] == pytest.approx(15 / 21)
-    # Best threshold 0.4: TP 3, FP 3 (0.5, 0.85, 0.95) -> 6/9.
+    assert one["n_pool"] == 5 and two["n_pool"] == 5  # 100 x n_pos is more than the pool has
+    # Concept 1: positives 0.9 0.8 0.4 against 0.95 0.05 0.5 0.85 0.3: correct pairs 0.9 -> 4, 0.8 -> 3, 0.4 -> 2.
+    assert one["imbalanced_roc_auc"] == pytest.approx(9 / 15)
+    # Best threshold 0.4: TP 3, FP 3 (0.95, 0.5, 0.85) -> 6/9.
     assert one["imbalanced_f1"] == pytest.approx(2 / 3)
-    # Concept 2's pool: own negative 0.6 and concept 1's eight examples at 0.1.
-    assert two["imbalanced_roc_auc"] == 1.0
-    assert two["imbalanced_f1"] == 1.0
-    # The balanced columns do not change.
+    assert two["imbalanced_roc_auc"] == 1.0 and two["imbalanced_f1"] == 1.0
+    # The concept's own negatives and hard negatives are not in the pool, and the balanced columns do not change.
     assert one["roc_auc"] == pytest.approx(8 / 9)
 
 
-def test_detection_table_pool_is_capped_by_ratio() -> None:
-    # One positive at 0.5; ten other-concept examples all score 0.9 under its artifact.
-    frame = pd.DataFrame(
-        [(1, 0, "positive", 0.5)] + [(2, i, "negative", 0.0) for i in range(1, 11)],
-        columns=["concept_id", "example_id", "category", "score"],
-    )
-    cross = pd.DataFrame([(1, i, 0.9) for i in range(1, 11)], columns=["concept_id", "example_id", "score"])
-    for ratio, pool_size in ((3, 3), (100, 10)):
-        row = detection_table(frame, imbalance_ratio=ratio, cross_scores=cross).set_index("concept_id").loc[1]
-        # Predicting everything positive is best: F1 = 2 / (2 + pool size).
-        assert row["imbalanced_f1"] == pytest.approx(2 / (2 + pool_size))
-        assert row["imbalanced_roc_auc"] == 0.0
-
-
-def test_detection_table_sampling_is_seeded() -> None:
-    rng = np.random.default_rng(5)
-    frame = pd.DataFrame(
-        {
-            "concept_id": [1] * 4 + [2] * 200,
-            "example_id": range(204),
-            "category": ["positive"] * 4 + ["negative"] * 200,
-            "score": rng.normal(size=204),
-        }
-    )
-    cross = pd.DataFrame({"concept_id": 1, "example_id": range(4, 204), "score": rng.normal(size=200)})
-    first = detection_table(frame, imbalance_ratio=5, seed=3, cross_scores=cross)
-    again = detection_table(frame, imbalance_ratio=5, seed=3, cross_scores=cross)
-    pd.testing.assert_frame_equal(first, again)
-
-
-def test_detection_table_needs_example_ids_with_cross_scores() -> None:
-    frame = _hand_frame()
-    with pytest.raises(ValueError, match="example_id"):
-        detection_table(frame.drop(columns="example_id"), cross_scores=_hand_cross_scores(frame))
+def test_detection_table_takes_the_head_of_the_pool() -> None:
+    """Each concept meets the first ratio x n_pos pool examples in the pool's order, never a draw of its own."""
+    table = detection_table(_hand_frame(), imbalance_ratio=1, pool_scores=_hand_pool()).set_index("concept_id")
+    # Concept 1 (3 positives): pool examples 0, 1, 2 (0.95 0.05 0.5): correct pairs 0.9 -> 2, 0.8 -> 2, 0.4 -> 1.
+    assert table.loc[1, "n_pool"] == 3 and table.loc[1, "imbalanced_roc_auc"] == pytest.approx(5 / 9)
+    assert table.loc[2, "n_pool"] == 1  # one positive
 
 
 def test_detection_table_rejects_unknown_category() -> None:

@@ -71,7 +71,7 @@ def test_a_killed_training_job_resumes_from_its_checkpoints(tiny_full_run, tmp_p
     """Kill -9 the workflow while a through-the-model job trains its second concept; the re-run trains only that one."""
     copy = copy_run(tiny_full_run, tmp_path / "tiny_full")
     workdir, full_run = copy.workdir, copy.results
-    overrides = [f"experiment={RUN}", "methods.loreft.steps=400"]  # slow enough to be caught mid-shard
+    overrides = [f"experiment={RUN}", "methods.loreft.steps=60"]  # ~10 s per concept: caught mid-shard
     until = f"results/{RUN}/methods/{MODEL_DIR}/loreft/s0000.safetensors"  # Snakemake matches targets relative to --directory
     target = workdir / until
     checkpoints = full_run / f"methods/{MODEL_DIR}/loreft/s0000.checkpoints"

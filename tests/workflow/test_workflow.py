@@ -28,6 +28,11 @@ def test_every_artifact_has_its_schema(tiny_run):
     concepts = pd.read_parquet(run / "concepts.parquet")
     assert set(concepts.columns) == {"concept_id", "concept", "genre", "shard", "source", "ref"}
     assert len(concepts) == 3 and sorted(concepts["shard"].unique()) == ["s0000", "s0001"]
+    pool = pd.read_parquet(run / "data/latent_eval/pool.parquet")
+    every_negative = pd.concat([pd.read_parquet(run / f"data/latent_eval/{s}.parquet") for s in ("s0000", "s0001")])
+    every_negative = every_negative[every_negative["category"] == "negative"]
+    assert (pool["category"] == "negative").all() and pool["example_id"].tolist() == list(range(len(pool)))
+    assert len(pool) == len(every_negative.drop_duplicates(["input", "output"]))  # fewer than 100 x n_pos here
     for shard in ("s0000", "s0001"):
         assert {"concept_id", "input", "output", "label", "category", "genre"} <= columns(run / f"data/train/{shard}.parquet")
         latent_eval = pd.read_parquet(run / f"data/latent_eval/{shard}.parquet")
@@ -48,7 +53,11 @@ def test_every_artifact_has_its_schema(tiny_run):
             assert directions.shape[1] == 64
             assert json.loads((run / f"methods/tiny_llama/L2/{method}/{shard}.cfg.json").read_text())["method"]["name"] == method
             latent = pd.read_parquet(run / f"latent/tiny_llama/L2/{method}/{shard}.parquet")
-            assert {"concept_id", "example_id", "example_concept_id", "category", "label", "max_score", "mean_score"} <= set(latent.columns)
+            assert {"concept_id", "example_id", "example_concept_id", "category", "label", "in_pool", "max_score",
+                    "mean_score"} <= set(latent.columns)
+            scored_pool = latent[latent["in_pool"]]
+            assert set(scored_pool["concept_id"]) == set(concepts.loc[concepts["shard"] == shard, "concept_id"])
+            assert (scored_pool.groupby("concept_id").size() == len(pool)).all() and (scored_pool["label"] == 0).all()
         for method in METHODS:
             steering = pd.read_parquet(run / f"steering/tiny_llama/L2/{method}/{shard}.parquet")
             assert {"concept", "instruction", "split", "factor", "strength", "generation", "perplexity"} <= set(steering.columns)
@@ -146,7 +155,8 @@ def test_bad_config_stops_before_any_job(tmp_path):
 
 
 def test_two_models_in_one_dag(tmp_path):
-    overrides = ["experiment=tiny_two_models", "~methods.pca", "~methods.lat", "~methods.probe", "concepts.limit=2"]
+    overrides = ["experiment=tiny_two_models", "~methods.pca", "~methods.lat", "~methods.probe", "concepts.limit=1",
+                 "steering.instructions_per_concept=2"]
     result = snakemake(tmp_path, overrides)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     board = pd.read_csv(tmp_path / "results" / "tiny_two_models" / "leaderboard.csv")
@@ -174,3 +184,18 @@ def test_a_concept_the_data_set_lacks_stops_before_any_job(tmp_path):
     assert "'the Eiffel Tower' (closest:" in output and "generator=local" in output, output[-2000:]
     assert "Traceback" not in output and "rule " not in output
     assert not (tmp_path / "results").exists()
+
+
+def test_detection_metrics_do_not_depend_on_shard_size(tiny_run, tmp_path):
+    """The tiny run has 3 concepts in shards of 2; in one shard of 3 every detection metric is the
+    same: the balanced ones use each concept's own examples, the imbalanced ones the run's pool."""
+    overrides = [*tiny_run.overrides, "concepts.shard_size=3", f"models_dir={tiny_run.workdir / 'results/models'}"]
+    tables = [f"results/tiny/eval/detection/tiny_llama/L2/{method}.parquet" for method in DETECTORS]
+    result = snakemake(tmp_path, overrides, *tables)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert sorted(pd.read_parquet(tmp_path / "results/tiny/concepts.parquet")["shard"]) == ["s0000"] * 3
+    for table in tables:
+        sharded, single = pd.read_parquet(tiny_run.workdir / table), pd.read_parquet(tmp_path / table)
+        assert (sharded["n_pool"] > 0).all() and sharded["imbalanced_f1"].notna().all()
+        # Activations of one example are computed in other batches, so scores agree to float precision.
+        pd.testing.assert_frame_equal(sharded, single, check_exact=False, rtol=1e-4, atol=1e-6)

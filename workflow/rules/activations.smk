@@ -1,7 +1,10 @@
-# One forward pass (stopped after block L) per (model, layer, split, shard), read by every activation method.
+# One forward pass (stopped after block L) per (model, layer, split, shard), read by every activation method;
+# the run's imbalance pool is cached as the latent_eval split's shard `pool`.
 
 
 rule cache_activations:
+    wildcard_constraints:
+        shard=r"s\d\d\d\d+|pool",
     input:
         model=rules.prepare_model.output[0],
         data=f"{RESULTS}/data/{{split}}/{{shard}}.parquet",

@@ -3,6 +3,7 @@
 import functools
 import json
 import shlex
+from types import SimpleNamespace
 from pathlib import Path
 
 from interpflow.config import compose, validate, write_config
@@ -97,13 +98,18 @@ def train_inputs(w):
 
 
 def detect_inputs(w):
+    """The shard's evaluation data and the run's imbalance pool, with what the method reads of each."""
+    pool = SimpleNamespace(model=w.model, layer=w.layer, method=w.method, shard="pool")
+    pool_reads = {f"pool_{k}": v for k, v in _method_reads(pool, "latent_eval").items() if k in ("acts", "index")}
     return {"weights": f"{RESULTS}/methods/{w.model}/L{w.layer}/{w.method}/{w.shard}.safetensors",
-            "data": f"{RESULTS}/data/latent_eval/{w.shard}.parquet", **_method_reads(w, "latent_eval")}
+            "data": f"{RESULTS}/data/latent_eval/{w.shard}.parquet", **_method_reads(w, "latent_eval"),
+            "pool": f"{RESULTS}/data/latent_eval/pool.parquet", **pool_reads}
 
 
 def method_input_args(w, input):
     """Command-line options for the optional inputs of a train/detect job, and the model it runs."""
-    args = [f"--{name} {input[name]}" for name in ("acts", "index", "pairs", "sae") if name in input.keys()]
+    names = ("acts", "index", "pairs", "sae", "pool", "pool_acts", "pool_index")
+    args = [f"--{name.replace('_', '-')} {input[name]}" for name in names if name in input.keys()]
     if "model" in input.keys():
         args.append(f"--model-dir {MODELS_DIR}/{w.model}")
     args.append(f"--model-cfg {shlex.quote(model_params(w.model))} --layer {w.layer}")

@@ -1,4 +1,5 @@
-# The concept list, training data, evaluation data (with hard negatives) and steering prompts.
+# The concept list, training data, evaluation data (with hard negatives), steering prompts, and the
+# run's imbalance pool of plain negatives (data/latent_eval/pool.parquet, cached like a shard).
 
 
 rule concepts:
@@ -26,7 +27,8 @@ rule train_data:
         data=f"{RESULTS}/data/train/{{shard}}.parquet",
         usage=f"{RESULTS}/data/train/{{shard}}.usage.json",
     params:
-        cfg=json_param({k: config[k] for k in ("run_name", "results_dir", "generator", "seed")}),
+        cfg=json_param({**{k: config[k] for k in ("run_name", "results_dir", "generator", "seed")},
+                        "steering": {"instructions": config["steering"]["instructions"]}}),
         code=code_fingerprint("interpflow.stages.data"),
     threads: 1
     resources:
@@ -43,8 +45,8 @@ rule train_data:
 rule eval_data:
     input:
         concepts=rules.concepts.output.concepts,
-        # after train_data: a generator's cached answers are then reused, not generated twice
-        train=rules.train_data.output.data,
+        # an API generator runs after train_data, so its cached answers are reused, not paid twice
+        train=lambda w: [rules.train_data.output.data.format(shard=w.shard)] if api_jobs("generator") else [],
     output:
         latent=f"{RESULTS}/data/latent_eval/{{shard}}.parquet",
         prompts=f"{RESULTS}/data/steer_prompts/{{shard}}.parquet",
@@ -69,4 +71,23 @@ rule eval_data:
         f"{RESULTS}/benchmarks/eval_data/{{shard}}.tsv"
     shell:
         "interpflow eval-data --threads {threads} --cfg {params.cfg:q} --concepts {input.concepts} --shard {wildcards.shard} "
-        "--out-latent {output.latent} --out-steer {output.prompts} --out-usage {output.usage} --seen-data {input.train} > {log} 2>&1"
+        "--out-latent {output.latent} --out-steer {output.prompts} --out-usage {output.usage} > {log} 2>&1"
+
+
+rule imbalance_pool:
+    input:
+        latent=expand(f"{RESULTS}/data/latent_eval/{{shard}}.parquet", shard=SHARDS),
+    output:
+        f"{RESULTS}/data/latent_eval/pool.parquet",
+    params:
+        ratio=config["detection"]["imbalance_ratio"],
+        seed=config["seed"],
+        code=code_fingerprint("interpflow.stages.data"),
+    threads: 1
+    log:
+        f"{RESULTS}/logs/imbalance_pool.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/imbalance_pool.tsv"
+    shell:
+        "interpflow imbalance-pool --threads {threads} --latent {input.latent} --ratio {params.ratio} --seed {params.seed} "
+        "--out {output} > {log} 2>&1"

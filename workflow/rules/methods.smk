@@ -54,7 +54,6 @@ rule evaluate_detection:
         f"{RESULTS}/eval/detection/{{model}}/L{{layer}}/{{method}}.parquet",
     params:
         detection=json_param(config["detection"]),
-        seed=config["seed"],
         code=code_fingerprint("interpflow.stages.evaluate"),
     threads: 1
     log:
@@ -63,5 +62,5 @@ rule evaluate_detection:
         f"{RESULTS}/benchmarks/evaluate_detection/{{model}}/L{{layer}}/{{method}}.tsv"
     shell:
         "interpflow evaluate-detection --threads {threads} --model {wildcards.model} --layer {wildcards.layer} --method {wildcards.method} "
-        "--latent {input.latent} --concepts {input.concepts} --detection-cfg {params.detection:q} --seed {params.seed} "
+        "--latent {input.latent} --concepts {input.concepts} --detection-cfg {params.detection:q} "
         "--out {output} > {log} 2>&1"

@@ -144,11 +144,12 @@ def fit(params: list[torch.Tensor], n_examples: int, cfg: dict, generator: torch
 
 @torch.no_grad()
 def response_activations(handle: ModelHandle, examples: pd.DataFrame, max_length: int,
-                         batch_size: int = 16) -> tuple[torch.Tensor, pd.DataFrame]:
-    """Scored-token activations after the handle's layer for every example (the cache's format), when the
-    detect stage passes no cache: acts [n_tokens, d] back to back, and the examples with n_tokens."""
+                         batch_size: int = 16, context: str | None = None) -> tuple[torch.Tensor, pd.DataFrame]:
+    """Scored-token activations after the handle's layer for every example (the cache's format), in
+    `context` (default: the model's score_context): acts [n_tokens, d] back to back, and the examples
+    with n_tokens."""
     tokenizer, model = handle.tokenizer, handle.model
-    items = [scored_tokens(tokenizer, handle.cfg, instruction, response, max_length)
+    items = [scored_tokens(tokenizer, handle.cfg, instruction, response, max_length, context)
              for instruction, response in zip(examples["input"], examples["output"])]
     pieces: list[torch.Tensor] = [torch.empty(0)] * len(items)
     order = sorted(range(len(items)), key=lambda i: len(items[i].input_ids))

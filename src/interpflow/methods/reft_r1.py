@@ -106,7 +106,7 @@ class ReFTR1(VectorMethod):
         return {"directions": w.cpu(), "read_bias": -(centre @ w).cpu(), "threshold": torch.zeros(())}
 
     def score_examples(self, tensors, data: EvalData):
-        if data.acts is None:  # no activation cache from the stage: run the model (the handle's layer)
-            acts, examples = response_activations(data.model, data.examples, int(self.cfg["score_max_length"]))
-            data = EvalData(examples=examples, acts=acts, model=data.model)
-        return super().score_examples(tensors, data)
+        # Detect (and so set a_c) in the context it trained in, the model's prompt + response,
+        # whatever the model's score_context: the centre and the latent are only defined there.
+        acts, examples = response_activations(data.model, data.examples, int(self.cfg["score_max_length"]), context="prompt")
+        return super().score_examples(tensors, EvalData(examples=examples, acts=acts, model=data.model))

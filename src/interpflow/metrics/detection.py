@@ -1,12 +1,12 @@
-"""Concept-detection metrics in the style of AxBench.
+"""Concept-detection metrics, by AxBench's definitions where AxBench has one.
 
 Every method produces one detection score per example (the maximum over its
 tokens).  For one concept, the examples are *positives* (they contain the
 concept), *negatives* (generic text without it) and *hard negatives* (text
 about related but different concepts).  The metrics here turn those scores
-into ROC AUC, a Youden threshold, the accuracy on hard negatives at that
+into ROC AUC, a Youden threshold, AxBench's hard-negative accuracy at that
 threshold and the best-threshold F1, plus an *imbalanced* variant where the
-positives are scored against a much larger pool of negatives.
+positives are scored against a fixed run-wide pool of plain negatives.
 
 Thresholding convention everywhere: an example is predicted positive when
 ``score >= threshold``, and candidate thresholds are the distinct scores.
@@ -78,21 +78,27 @@ def roc_auc(labels: ArrayLike, scores: ArrayLike) -> float:
     return float(u_statistic / (n_pos * n_neg))
 
 
+def _youden(y: np.ndarray, s: np.ndarray) -> tuple[float, float]:
+    """(threshold, J) maximising Youden's J = TPR - FPR; NaNs if only one class is present."""
+    n_pos = int(y.sum())
+    n_neg = y.size - n_pos
+    if n_pos == 0 or n_neg == 0:
+        return float("nan"), float("nan")
+    thresholds, tp, fp = _counts_by_threshold(y, s)
+    # J * n_pos * n_neg in exact integer arithmetic, so equal J values tie exactly.
+    scaled_j = tp * n_neg - fp * n_pos
+    best = int(np.argmax(scaled_j))
+    return float(thresholds[best]), float(scaled_j[best] / (n_pos * n_neg))
+
+
 def youden_threshold(labels: ArrayLike, scores: ArrayLike) -> float:
     """Threshold maximising Youden's J = TPR - FPR (predict positive if ``score >= t``).
 
     Candidates are the distinct scores; among equally good thresholds the
-    highest one wins.  NaN if only one class is present.
+    highest one wins (scikit-learn's ``roc_curve`` order, as AxBench reads it).
+    NaN if only one class is present.
     """
-    y, s = _labels_and_scores(labels, scores)
-    n_pos = int(y.sum())
-    n_neg = y.size - n_pos
-    if n_pos == 0 or n_neg == 0:
-        return float("nan")
-    thresholds, tp, fp = _counts_by_threshold(y, s)
-    # J * n_pos * n_neg in exact integer arithmetic, so equal J values tie exactly.
-    scaled_j = tp * n_neg - fp * n_pos
-    return float(thresholds[int(np.argmax(scaled_j))])
+    return _youden(*_labels_and_scores(labels, scores))[0]
 
 
 def best_f1(labels: ArrayLike, scores: ArrayLike) -> tuple[float, float]:
@@ -112,8 +118,8 @@ def best_f1(labels: ArrayLike, scores: ArrayLike) -> tuple[float, float]:
     return float(f1[best]), float(thresholds[best])
 
 
-def hard_negative_accuracy(hard_scores: ArrayLike, threshold: float) -> float:
-    """Fraction of hard negatives classified negative (``score < threshold``).
+def hard_negative_rejection(hard_scores: ArrayLike, threshold: float) -> float:
+    """Fraction of hard negatives classified negative (``score < threshold``); not an AxBench metric.
 
     NaN if there are no hard negatives or the threshold is NaN.
     """
@@ -123,39 +129,27 @@ def hard_negative_accuracy(hard_scores: ArrayLike, threshold: float) -> float:
     return float(np.mean(s < threshold))
 
 
+def hard_negative_accuracy(positive_scores: ArrayLike, negative_scores: ArrayLike, hard_scores: ArrayLike) -> float:
+    """AxBench's hard-negative accuracy: at the Youden threshold of positives against negatives,
+    the mean of the positives' accuracy (``score >= t``) and the hard negatives' (``score < t``).
+
+    NaN, as AxBench reports no value, when a class is empty or no threshold beats chance (J <= 0:
+    scikit-learn's ``roc_curve`` then puts the optimum at its infinite first threshold).
+    """
+    positives = np.asarray(positive_scores, dtype=float)
+    hard = np.asarray(hard_scores, dtype=float)
+    labels, scores = _binary(positives, np.asarray(negative_scores, dtype=float))
+    threshold, j = _youden(*_labels_and_scores(labels, scores))
+    if hard.size == 0 or np.isnan(j) or j <= 0:
+        return float("nan")
+    return float((np.mean(positives >= threshold) + np.mean(hard < threshold)) / 2)
+
+
 def _require_columns(frame: pd.DataFrame, columns: Sequence[str], name: str) -> None:
     """Raise ValueError naming the columns ``frame`` lacks."""
     missing = [c for c in columns if c not in frame.columns]
     if missing:
         raise ValueError(f"{name} is missing columns: {missing}")
-
-
-def _imbalanced_negatives(
-    df: pd.DataFrame, cross_scores: pd.DataFrame, concept_id: int
-) -> np.ndarray:
-    """Scores, under concept ``concept_id``'s artifact, of every example that is not its positive.
-
-    The pool holds the concept's own negatives and hard negatives (their
-    ``score`` in ``df`` already is this concept's score) plus every example of
-    the other concepts, scored with the rows of ``cross_scores`` for this
-    concept.  Other concepts' examples without such a row are left out, and an
-    example id that also belongs to this concept is counted once, from ``df``.
-    """
-    own = df[df["concept_id"] == concept_id]
-    own_negatives = own.loc[own["category"] != POSITIVE, "score"].to_numpy(dtype=float)
-    other_ids = df.loc[df["concept_id"] != concept_id, "example_id"]
-    other_ids = other_ids[~other_ids.isin(own["example_id"])]
-    cross = cross_scores[
-        (cross_scores["concept_id"] == concept_id) & cross_scores["example_id"].isin(other_ids)
-    ]
-    return np.concatenate([own_negatives, cross["score"].to_numpy(dtype=float)])
-
-
-def _sample_at_most(values: np.ndarray, limit: int, rng: np.random.Generator) -> np.ndarray:
-    """``values`` itself if it has at most ``limit`` entries, else ``limit`` drawn without replacement."""
-    if values.size <= limit:
-        return values
-    return values[rng.choice(values.size, size=limit, replace=False)]
 
 
 def _binary(positives: np.ndarray, negatives: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -164,11 +158,7 @@ def _binary(positives: np.ndarray, negatives: np.ndarray) -> tuple[np.ndarray, n
     return labels, np.concatenate([positives, negatives])
 
 
-def _concept_row(
-    concept_id: int,
-    group: pd.DataFrame,
-    pool: np.ndarray | None,
-) -> dict[str, float | int]:
+def _concept_row(concept_id: int, group: pd.DataFrame, pool: np.ndarray | None) -> dict[str, float | int]:
     """Metrics of one concept; ``pool`` is its imbalanced negative pool (None: not available)."""
     by_category = {c: group.loc[group["category"] == c, "score"].to_numpy(dtype=float) for c in CATEGORIES}
     positives, negatives, hard = (by_category[c] for c in CATEGORIES)
@@ -179,74 +169,62 @@ def _concept_row(
         "n_pos": positives.size,
         "n_neg": negatives.size,
         "n_hard": hard.size,
+        "n_pool": 0 if pool is None else pool.size,
         "roc_auc": roc_auc(labels, scores),
         "threshold": threshold,
-        "hard_negative_accuracy": hard_negative_accuracy(hard, threshold),
+        "hard_negative_accuracy": hard_negative_accuracy(positives, negatives, hard),
+        "hard_negative_rejection": hard_negative_rejection(hard, threshold),
         "f1": best_f1(labels, scores)[0],
         "imbalanced_f1": float("nan"),
         "imbalanced_roc_auc": float("nan"),
     }
-    if pool is not None:
+    if pool is not None and pool.size:
         pool_labels, pool_scores = _binary(positives, pool)
         row["imbalanced_f1"] = best_f1(pool_labels, pool_scores)[0]
         row["imbalanced_roc_auc"] = roc_auc(pool_labels, pool_scores)
     return row
 
 
-def detection_table(
-    df: pd.DataFrame,
-    imbalance_ratio: int = 100,
-    seed: int = 0,
-    cross_scores: pd.DataFrame | None = None,
-) -> pd.DataFrame:
+DETECTION_COLUMNS = [
+    "concept_id", "n_pos", "n_neg", "n_hard", "n_pool", "roc_auc", "threshold", "hard_negative_accuracy",
+    "hard_negative_rejection", "f1", "imbalanced_f1", "imbalanced_roc_auc",
+]
+
+
+def detection_table(df: pd.DataFrame, imbalance_ratio: int = 100, pool_scores: pd.DataFrame | None = None) -> pd.DataFrame:
     """Per-concept detection metrics.
 
-    ``df`` has one row per evaluation example with columns ``concept_id``,
-    ``category`` ("positive" | "negative" | "hard_negative") and ``score`` (the
-    method's detection score under that concept's artifact).  The result has
-    one row per concept with columns ``concept_id, n_pos, n_neg, n_hard,
-    roc_auc, threshold, hard_negative_accuracy, f1, imbalanced_f1,
-    imbalanced_roc_auc``:
+    ``df`` has one row per evaluation example of a concept with columns
+    ``concept_id``, ``category`` ("positive" | "negative" | "hard_negative")
+    and ``score`` (the method's detection score under that concept's
+    artifact).  The result has one row per concept (DETECTION_COLUMNS):
 
     * ``roc_auc``, ``threshold`` (Youden) and ``f1`` (best threshold) compare
       the positives with the concept's own negatives;
-    * ``hard_negative_accuracy`` is the share of its hard negatives below that
-      threshold;
+    * ``hard_negative_accuracy`` is AxBench's: the mean of the positives' and
+      the hard negatives' accuracy at that threshold; ``hard_negative_rejection``
+      is the hard negatives' share alone;
     * ``imbalanced_f1`` and ``imbalanced_roc_auc`` compare the positives with
-      a pool of negatives: the concept's own negatives and hard negatives plus
-      all examples of the other concepts, scored by *this* concept's artifact.
-      Those scores come from ``cross_scores`` (columns ``concept_id,
-      example_id, score``: concept ``concept_id``'s artifact applied to
-      example ``example_id``), which also requires an ``example_id`` column in
-      ``df``.  Without ``cross_scores`` both columns are NaN.
-
-    The pool holds at most ``imbalance_ratio`` negatives per positive; AxBench
-    evaluates this imbalanced setting at 100 negatives per positive (the
-    default).  Larger pools are subsampled without replacement with
-    ``numpy.random.default_rng([seed, concept_id])``, seeded per concept so a
-    concept's pool does not depend on which other concepts are in the table
-    (concept ids must then be non-negative integers).
+      the first ``imbalance_ratio`` x n_pos examples (``n_pool``) of the run's
+      imbalance pool: plain negatives drawn once per run, in a fixed order
+      (``pool_scores``: concept_id, example_id, score, the pool's order being
+      example_id's). Every concept meets the same pool whatever shard it is
+      in. Without ``pool_scores`` both columns are NaN.
     """
     _require_columns(df, ("concept_id", "category", "score"), "df")
     unknown = set(df["category"]) - set(CATEGORIES)
     if unknown:
         raise ValueError(f"unknown categories {sorted(unknown)}; expected {list(CATEGORIES)}")
-    if cross_scores is not None:
-        _require_columns(df, ("example_id",), "df (needed with cross_scores)")
-        _require_columns(cross_scores, ("concept_id", "example_id", "score"), "cross_scores")
+    if pool_scores is not None:
+        _require_columns(pool_scores, ("concept_id", "example_id", "score"), "pool_scores")
+        pool_scores = pool_scores.sort_values(["concept_id", "example_id"])
+        pools = {c: g["score"].to_numpy(dtype=float) for c, g in pool_scores.groupby("concept_id")}
 
     rows = []
     for concept_id, group in df.groupby("concept_id", sort=True):
         pool = None
-        if cross_scores is not None:
+        if pool_scores is not None:
             n_pos = int((group["category"] == POSITIVE).sum())
-            rng = np.random.default_rng([seed, int(concept_id)])
-            pool = _sample_at_most(
-                _imbalanced_negatives(df, cross_scores, concept_id), imbalance_ratio * n_pos, rng
-            )
+            pool = pools.get(concept_id, np.empty(0))[: imbalance_ratio * n_pos]
         rows.append(_concept_row(concept_id, group, pool))
-    columns = [
-        "concept_id", "n_pos", "n_neg", "n_hard", "roc_auc", "threshold",
-        "hard_negative_accuracy", "f1", "imbalanced_f1", "imbalanced_roc_auc",
-    ]
-    return pd.DataFrame(rows, columns=columns)
+    return pd.DataFrame(rows, columns=DETECTION_COLUMNS)

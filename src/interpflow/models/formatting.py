@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from interpflow.errors import ConfigError
 
-SCORE_CONTEXTS = ("response", "prompt")
+SCORE_CONTEXTS = ("prompt", "bare_response")
 
 
 @dataclass(frozen=True)
@@ -47,15 +47,18 @@ def prompt_ids(tokenizer, model_cfg: dict, instruction: str) -> list[int]:
     return ids
 
 
-def scored_tokens(tokenizer, model_cfg: dict, instruction: str, response: str, max_length: int) -> ScoredTokens:
+def scored_tokens(tokenizer, model_cfg: dict, instruction: str, response: str, max_length: int,
+                  context: str | None = None) -> ScoredTokens:
     """Tokens of one example and where scoring starts.
 
-    score_context 'response' (AxBench's setting): BOS + the response; the response is scored.
-    score_context 'prompt': the steering prompt for the instruction + the response; only the
-    response is scored. Either way position 0 is excluded.
+    context (default: the model's score_context) 'prompt': the model's own prompt for the
+    instruction (chat template or completion template) + the response, as the model sees an answer
+    it wrote; only the response is scored (AxBench renders the same template, and scores its
+    instruction tokens too). 'bare_response': BOS + the response, no instruction; the response is
+    scored. Either way position 0 is excluded.
     """
-    context = model_cfg.get("score_context", "response")
-    if context == "response":
+    context = context or model_cfg.get("score_context", "prompt")
+    if context == "bare_response":
         prefix = _bos(tokenizer)
     elif context == "prompt":
         prefix = prompt_ids(tokenizer, model_cfg, instruction)

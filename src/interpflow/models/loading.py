@@ -113,12 +113,12 @@ def prepare_model(cfg: dict, out_dir: Path) -> None:
         # every later job loads this local snapshot and never asks the hub again.
         out_dir.mkdir(parents=True, exist_ok=True)
         local = Path(cfg["id"]).is_dir()  # a local folder is loaded as it is
-        manifest = {"source": "hub", "id": cfg["id"] if local else snapshot_download(cfg["id"])}
+        manifest = {"source": "hub", "id": str(Path(cfg["id"]).resolve()) if local else snapshot_download(cfg["id"])}
     elif source in MODEL_SOURCES:
         model, tokenizer = MODEL_SOURCES[source](cfg, out_dir / "_scratch")
         model.save_pretrained(out_dir)
         tokenizer.save_pretrained(out_dir)
-        manifest = {"source": source, "id": str(out_dir)}
+        manifest = {"source": source, "id": None}  # the weights are this folder, wherever it is read from
     else:
         known = ", ".join(["hub", *MODEL_SOURCES])
         raise ConfigError(f"unknown model source {source!r}; known sources: {known}")
@@ -147,7 +147,8 @@ def load_model(prepared_dir: Path, dtype: str = "float32", device: str | None = 
         raise ConfigError(f"{prepared_dir} is not a prepared model (no {MANIFEST}); run the prepare_model rule")
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    target = json.loads(manifest_path.read_text())["id"]
+    manifest = json.loads(manifest_path.read_text())
+    target = manifest["id"] if manifest["source"] == "hub" else str(prepared_dir)
     device = device or choose_device()
     tokenizer = AutoTokenizer.from_pretrained(target)
     model: PreTrainedModel = AutoModelForCausalLM.from_pretrained(target, dtype=getattr(torch, dtype))

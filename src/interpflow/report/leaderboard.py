@@ -92,8 +92,10 @@ def _markdown(detection: pd.DataFrame, steering: pd.DataFrame, usage: pd.DataFra
         "— : the method does not do this. `concepts`: how many concepts the row averages over.", "",
         "## Concept detection", "",
         "Mean over concepts of per-concept metrics on the latent evaluation split: ROC AUC positives vs "
-        "negatives; hard-negative accuracy at the Youden threshold; best-threshold F1; imbalanced F1 against "
-        "pooled negatives.", "",
+        "negatives; hard-negative accuracy as AxBench computes it (at the Youden threshold, the mean of the "
+        "positives' and the hard negatives' accuracies); best-threshold F1; imbalanced F1 of the positives "
+        "against detection.imbalance_ratio times as many plain negatives from the run's imbalance pool (fewer "
+        "where the run has fewer).", "",
         _markdown_table(detection, DETECTION), "",
         "## Steering", "",
         "Test-split means at each concept's factor chosen on the select split (methods without a factor: "

@@ -14,14 +14,14 @@ def _label(frame: pd.DataFrame, model: str, layer: int, method: str) -> pd.DataF
 
 
 def evaluate_detection(model: str, layer: int, method: str, latent: list[str], concepts: str, detection_cfg: dict,
-                       seed: int, out: str) -> None:
+                       out: str) -> None:
     """Per-concept detection metrics of one (model, layer, method) over all shards."""
     tables = []
-    for path in latent:  # example ids are per shard, so the imbalanced pool is built per shard
+    for path in latent:
         scores = read_parquet(path).rename(columns={"max_score": "score"})
-        own = scores[scores["concept_id"] == scores["example_concept_id"]]
-        cross = scores[scores["concept_id"] != scores["example_concept_id"]]
-        tables.append(detection_table(own, detection_cfg["imbalance_ratio"], seed, cross_scores=cross))
+        own = scores[~scores["in_pool"] & (scores["concept_id"] == scores["example_concept_id"])]
+        pool = scores[scores["in_pool"]]
+        tables.append(detection_table(own, detection_cfg["imbalance_ratio"], pool_scores=pool))
     table = pd.concat(tables, ignore_index=True)
     names = read_parquet(concepts)[["concept_id", "concept"]]
     write_parquet(_label(names.merge(table, on="concept_id"), model, layer, method), out)

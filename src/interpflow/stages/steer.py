@@ -28,11 +28,13 @@ from interpflow.models.generation import decode, generate, perplexity
 from interpflow.models.loading import load_model
 
 
-def max_activations(latent: str) -> dict[int, float]:
-    """a_c: each concept's largest example score on its own evaluation examples."""
+def max_activations(latent: str, fallback: float) -> dict[int, float]:
+    """a_c: each concept's largest example score on its own evaluation examples; where that is not
+    positive, `fallback` (AxBench's rule: a_c = max if max > 0 else 50)."""
     scores = read_parquet(latent)
-    own = scores[scores["concept_id"] == scores["example_concept_id"]]
-    return own.groupby("concept_id")["max_score"].max().to_dict()
+    own = scores[~scores["in_pool"] & (scores["concept_id"] == scores["example_concept_id"])]
+    largest = own.groupby("concept_id")["max_score"].max()
+    return largest.where(largest > 0, fallback).to_dict()
 
 
 def steering_plan(method, concepts: pd.DataFrame, prompts: pd.DataFrame, factors: list[float]) -> pd.DataFrame:
@@ -59,7 +61,7 @@ def steer(method_cfg: dict, model_dir: str, model_cfg: dict, layer: int, steer_c
     if not method.uses_factor:
         plan["strength"] = math.nan
     elif latent is not None:  # unit directions: factors are in units of the concept's max latent a_c
-        a_c = max_activations(latent)
+        a_c = max_activations(latent, steer_cfg["nonpositive_a_c"])
         plan["strength"] = [f * a_c[c] for f, c in zip(plan["factor"], plan["concept_id"])]
     else:  # a trained vector's own magnitude is the unit
         plan["strength"] = plan["factor"]
