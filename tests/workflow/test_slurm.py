@@ -19,15 +19,15 @@ from safetensors import safe_open
 
 from runs import REPO, snakemake_command
 
-pytestmark = [pytest.mark.workflow, pytest.mark.slurm]
+pytestmark = [pytest.mark.workflow, pytest.mark.slurm, pytest.mark.xdist_group("slurm")]
 
 HERE = Path(__file__).resolve().parent
 CLUSTER = HERE / "slurm_cluster.sh"
-# The tiny experiment cut to one shard (2 concepts) with one vector method and prompting: 17 jobs,
+# The tiny experiment cut to one shard (2 concepts) and one method: 16 jobs,
 # each an sbatch submission that parses the workflow again; re-planning one shard is checked on the
 # local tiny run. The test node has 2 CPUs: a 4-thread job would never start.
-OVERRIDES = ["experiment=tiny", "concepts.limit=2", "model_threads=1", "~methods.pca", "~methods.lat", "~methods.probe"]
-METHODS = ["diffmean", "prompt"]
+OVERRIDES = ["experiment=tiny", "concepts.limit=2", "~methods.probe", "~methods.prompt"]
+METHODS = ["diffmean"]
 # No accounting on the test cluster: job states come from squeue; the first check after 2 s, not 40.
 SLURM_ARGS = ["--profile", str(REPO / "profiles" / "slurm"), "--slurm-status-command", "squeue",
               "--slurm-init-seconds-before-status-checks", "2", "--slurm-keep-successful-logs"]
@@ -70,7 +70,7 @@ def slurm_run(slurm, tmp_path_factory):
 
 def test_every_artifact_through_slurm(slurm_run):
     workdir, log = slurm_run
-    assert log.count("has been submitted with SLURM jobid") >= 15, log[-2000:]
+    assert log.count("has been submitted with SLURM jobid") >= 16, log[-2000:]
     run = workdir / "results" / "tiny"
     assert len(pd.read_parquet(run / "concepts.parquet")) == 2
     for shard in ("s0000",):

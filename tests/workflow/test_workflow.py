@@ -13,10 +13,10 @@ from safetensors import safe_open
 
 from runs import scheduled_jobs, snakemake
 
-pytestmark = pytest.mark.workflow
+pytestmark = [pytest.mark.workflow, pytest.mark.xdist_group("shared_runs")]
 
-METHODS = ["diffmean", "pca", "lat", "probe", "prompt"]
-DETECTORS = ["diffmean", "pca", "lat", "probe"]
+METHODS = ["diffmean", "probe", "prompt"]
+DETECTORS = ["diffmean", "probe"]
 
 
 def columns(path: Path) -> set[str]:
@@ -78,14 +78,15 @@ def test_every_artifact_has_its_schema(tiny_run):
     assert list((run / "benchmarks").rglob("*.tsv")), "every rule has a benchmark file"
 
 
-def test_detectors_find_the_lexical_concept_and_not_the_semantic_one(tiny_run):
+def test_detectors_find_the_lexical_concept_and_not_the_semantic_one(tiny_full_run):
     """The tiny model is random, so only what its token embeddings carry can be detected: concept 0
     (arithmetic, whose positives are full of digits and operators) is, concept 1 (food, a topic) is
     not. An evaluation that leaked labels into scores, or mixed concepts up, would fail one side."""
-    concepts = pd.read_parquet(tiny_run.results / "concepts.parquet").set_index("concept_id")["concept"]
+    run = tiny_full_run.results
+    concepts = pd.read_parquet(run / "concepts.parquet").set_index("concept_id")["concept"]
     assert "arithmetic" in concepts[0].lower() and "food" in concepts[1].lower(), concepts
-    for method in DETECTORS:
-        auc = pd.read_parquet(tiny_run.results / f"eval/detection/tiny_llama/L2/{method}.parquet").set_index("concept_id")["roc_auc"]
+    for method in ("diffmean", "pca", "lat", "probe"):
+        auc = pd.read_parquet(run / f"eval/detection/tiny_llama/L2/{method}.parquet").set_index("concept_id")["roc_auc"]
         assert auc[0] >= 0.95, (method, auc.to_dict())
         assert 0.3 <= auc[1] <= 0.7, (method, auc.to_dict())
 
@@ -155,13 +156,13 @@ def test_bad_config_stops_before_any_job(tmp_path):
 
 
 def test_two_models_in_one_dag(tmp_path):
-    overrides = ["experiment=tiny_two_models", "~methods.pca", "~methods.lat", "~methods.probe", "concepts.limit=1",
+    overrides = ["experiment=tiny_two_models", "~methods.probe", "~methods.prompt", "concepts.limit=1",
                  "steering.instructions_per_concept=2"]
     result = snakemake(tmp_path, overrides)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     board = pd.read_csv(tmp_path / "results" / "tiny_two_models" / "leaderboard.csv")
     assert set(zip(board["model"], board["layer"])) == {("tiny_llama", 2), ("tiny_gemma3", 1)}
-    assert sorted(board["method"].unique()) == ["diffmean", "prompt"]
+    assert sorted(board["method"].unique()) == ["diffmean"]
 
 
 def test_generated_data_sources_plan_a_dag(tmp_path):
