@@ -41,10 +41,8 @@ $(TEST_STAMP): $(STAMP)
 	$(BIN)/python -m pip install --quiet --prefer-binary --find-links $(WHEELHOUSE) -e ".[test,llm-server]"
 	touch $(TEST_STAMP)
 
-# Two pytest-xdist workers: the real-model and SLURM tests fill the cores while a workflow run
-# waits on Snakemake; tests that share a run stay on one worker (xdist_group, --dist loadgroup).
 test: $(TEST_STAMP)
-	$(BIN)/python -m pytest -ra --durations=10 -n 2 --dist loadgroup
+	$(BIN)/python -m pytest -ra --durations=10
 
 # The inner loop: unit and integration tests on tiny models, without the real-model and workflow runs.
 test-fast: $(STAMP)

@@ -1,7 +1,5 @@
 """The workflow tests' shared runs: each experiment runs through the real Snakefile once per test
-session, and every test reads that run (or a copy of it, when the test changes files). Under
-pytest-xdist (make test) the modules that use them carry xdist_group("shared_runs"), so one worker
-runs them all and each run happens once."""
+session, and every test reads that run (or a copy of it, when the test changes files)."""
 
 from __future__ import annotations
 

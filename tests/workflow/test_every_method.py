@@ -16,7 +16,7 @@ from safetensors import safe_open
 from interpflow.methods import METHODS
 from runs import copy_run, snakemake, snakemake_command
 
-pytestmark = [pytest.mark.workflow, pytest.mark.xdist_group("shared_runs")]
+pytestmark = pytest.mark.workflow
 
 RUN = "tiny_full"
 MODEL_DIR = "tiny_llama/L2"

@@ -19,7 +19,7 @@ import pytest
 
 from runs import snakemake_command
 
-pytestmark = [pytest.mark.workflow, pytest.mark.llm_server, pytest.mark.xdist_group("llm_server")]
+pytestmark = [pytest.mark.workflow, pytest.mark.llm_server]
 
 KEY = "interpflow-test-key"
 CHAT_POST = '"POST /v1/chat/completions'

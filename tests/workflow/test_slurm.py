@@ -19,7 +19,7 @@ from safetensors import safe_open
 
 from runs import REPO, snakemake_command
 
-pytestmark = [pytest.mark.workflow, pytest.mark.slurm, pytest.mark.xdist_group("slurm")]
+pytestmark = [pytest.mark.workflow, pytest.mark.slurm]
 
 HERE = Path(__file__).resolve().parent
 CLUSTER = HERE / "slurm_cluster.sh"

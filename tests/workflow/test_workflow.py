@@ -13,7 +13,7 @@ from safetensors import safe_open
 
 from runs import scheduled_jobs, snakemake
 
-pytestmark = [pytest.mark.workflow, pytest.mark.xdist_group("shared_runs")]
+pytestmark = pytest.mark.workflow
 
 METHODS = ["diffmean", "probe", "prompt"]
 DETECTORS = ["diffmean", "probe"]
