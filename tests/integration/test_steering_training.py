@@ -14,6 +14,8 @@ import pytest
 import torch
 import yaml
 
+from interpflow.errors import ConfigError
+
 from interpflow.methods._through_model import PrefixCache
 from interpflow.models.hooks import edit_residual
 from interpflow.methods.data import EvalData, ModelHandle, TrainingData
@@ -81,6 +83,10 @@ def trained(repo_root, planted):
     out = {}
     for name, cls in CLASSES.items():
         cfg = method_cfg(repo_root, name)
+        if name == "reft_r1":
+            # On this random 64-dim model, AxBench's all-equal start ends (16 examples, 6 steps) with a latent
+            # that fires on the negatives (ROC AUC 0.1); from a random start it detects (1.0). Both are tested below.
+            cfg = {**cfg, "init": "random"}
         out[name] = cls(cfg).train(planted["data"])
         out[f"{name}_untrained"] = cls({**cfg, "epochs": 0}).train(planted["data"])
     return out
@@ -139,10 +145,10 @@ def test_configs_build_and_declare_their_needs(repo_root):
         cfg = method_cfg(repo_root, name)
         assert cls(cfg).cfg == cfg and cfg["name"] == name == cls.name
         assert cls.needs == "model" and cls.steers
-    assert SSV.detects is False and SSV.unit_directions is False and SSV({"factors": [1.0]}).factors([0.5]) == [1.0]
+    assert SSV.detects is True and SSV.unit_directions is False and SSV({}).factors([0.5]) == [0.5]
     assert ReFTR1.detects is True and ReFTR1.unit_directions is True
     assert RePS.detects is False and RePS.uses_pairs is True and RePS.unit_directions is False
-    assert 1.0 in method_cfg(repo_root, "ssv")["factors"]
+    assert "factors" not in method_cfg(repo_root, "ssv")  # factor x a_c: the experiment's grid, as for every detector
 
 
 def test_prefix_cache_matches_the_full_forward(handle, planted):
@@ -171,6 +177,21 @@ def test_ssv_raises_the_target(handle, planted, trained):
     assert target_gain(SSV({}), tensors, handle, planted, strength=1.0) > 0.2  # nats per token
 
 
+def test_ssv_latent_is_relu_of_the_raw_vector(repo_root, handle, trained, held_out):
+    """AxBench's SSV detector: max over scored tokens of ReLU(h . v), v as trained (not normalised); the detect
+    job recomputes the activations through the model, and they match the cache's."""
+    tensors = trained["ssv"]
+    v = tensors["directions"][0]
+    assert tensors["threshold"].tolist() == [0.0] and abs(v.norm().item() - 1) > 0.05
+    method = SSV(method_cfg(repo_root, "ssv"))
+    max_scores, mean_scores = method.score_examples(tensors, EvalData(examples=held_out.examples.drop(columns="n_tokens"),
+                                                                      model=handle))
+    token_latents = torch.relu(held_out.acts @ v).split(held_out.examples["n_tokens"].tolist())
+    torch.testing.assert_close(max_scores[:, 0], torch.stack([z.max() for z in token_latents]), atol=1e-4, rtol=1e-4)
+    torch.testing.assert_close(mean_scores[:, 0], torch.stack([z.mean() for z in token_latents]), atol=1e-4, rtol=1e-4)
+    assert (max_scores >= 0).all()
+
+
 def test_ssv_without_training_does_not(handle, planted, trained):
     assert target_gain(SSV({}), trained["ssv_untrained"], handle, planted, strength=1.0) < 0.05
 
@@ -188,6 +209,24 @@ def test_reft_r1_detects_and_steers(repo_root, handle, planted, trained, held_ou
     max_scores, _ = method.score_examples(tensors, held_out)
     a_c = float(max_scores[:N_HELD, 0].max())  # the concept's max latent on its positives
     assert target_gain(method, tensors, handle, planted, strength=a_c) > 0.08
+
+
+def test_reft_r1_starts_from_axbench_direction_and_span(handle, planted):
+    """init axbench: every coordinate 1/sqrt(d); the top k spans every token but each example's first (left
+    padding included), or the response's tokens only."""
+    from interpflow.methods.reft_r1 import initial_direction, top_k_span
+
+    w = initial_direction("axbench", 64, torch.Generator(), "cpu")
+    torch.testing.assert_close(w.detach(), torch.full((64,), 1 / 8.0))
+    pairs = tokenize_pairs(handle.tokenizer, handle.cfg, ["Hi.", "A longer instruction here."], ["ocean", "sea sea"], 48)
+    batch = lm_batches(pairs, 2, handle.tokenizer.pad_token_id)[0]
+    span = top_k_span(batch, "all")
+    for r, (prompt, response) in enumerate(pairs):
+        n = len(prompt) + len(response)
+        assert span[r].sum() == n - 1 and not span[r, batch.ids.shape[1] - n]
+    assert top_k_span(batch, "response").equal(batch.response.bool())
+    with pytest.raises(ConfigError, match="topk_span"):
+        top_k_span(batch, "prompt")
 
 
 def test_reft_r1_without_training_neither_detects_nor_steers(repo_root, handle, planted, trained, held_out):

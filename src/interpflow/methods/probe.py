@@ -1,4 +1,6 @@
-"""Linear probe: logistic regression on single tokens (per-token BCE), direction unit-normalised."""
+"""Linear probe as AxBench trains it: per-token BCE of sigmoid(h . w) with no bias, every token of a
+positive example labelled 1; w stays on the unit sphere (before each step it is rescaled to length 1
+and the gradient's radial part removed); AdamW with a linearly decaying learning rate."""
 
 import torch
 from torch.nn.functional import binary_cross_entropy_with_logits
@@ -13,17 +15,20 @@ class Probe(DirectionMethod):
         generator = torch.Generator().manual_seed(int(self.cfg.get("seed", 0)))
         x = torch.cat([pos, neg])
         y = torch.cat([torch.ones(len(pos)), torch.zeros(len(neg))])
-        # Standardise with one scale so the learning rate means the same across models and layers.
-        scale = x.norm(dim=1).mean().clamp_min(1e-6)
-        x = x / scale
-        weight = torch.zeros(x.shape[1], requires_grad=True)
-        bias = torch.zeros(1, requires_grad=True)
-        optimizer = torch.optim.AdamW([weight, bias], lr=self.cfg["lr"], weight_decay=self.cfg["weight_decay"])
-        batch = self.cfg["batch_size"]
-        for _ in range(self.cfg["epochs"]):
+        weight = torch.randn(x.shape[1], generator=generator)
+        weight = (weight / weight.norm()).requires_grad_(True)
+        optimizer = torch.optim.AdamW([weight], lr=self.cfg["lr"], weight_decay=self.cfg["weight_decay"])
+        batch, epochs = self.cfg["batch_size"], self.cfg["epochs"]
+        total_steps = epochs * -(-len(x) // batch)
+        schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1 - step / total_steps)
+        for _ in range(epochs):
             for idx in torch.randperm(len(x), generator=generator).split(batch):
-                loss = binary_cross_entropy_with_logits(x[idx] @ weight + bias, y[idx])
+                loss = binary_cross_entropy_with_logits(x[idx] @ weight, y[idx])
                 optimizer.zero_grad()
                 loss.backward()
+                with torch.no_grad():
+                    weight /= weight.norm().clamp_min(1e-12)
+                    weight.grad -= (weight.grad @ weight) * weight
                 optimizer.step()
+                schedule.step()
         return weight.detach()

@@ -2,16 +2,17 @@
 
 One unit direction w is both the detector and the steering vector. Token latent
 z = ReLU((h - mu) . w) (h: residual stream after block L; mu: its mean over the training responses'
-tokens, fixed before training). Training runs the frozen model with the intervention
-h <- h + mean(top-k z over the example's response tokens) * w at every position, on the concept's
+tokens, fixed before training; `centre: false` drops it). Training runs the frozen model with the
+intervention h <- h + mean(top-k z) * w at every position, the top k taken over every token but the
+first (AxBench's "all" positions; `topk_span: response` takes the response's only), on the concept's
 positive responses and as many of its negatives: the LM loss on both teaches w to fire on the
 concept (so the intervention helps the positives) and to stay silent elsewhere (so it does not
 disturb the negatives). An L1 penalty on the non-top-k latents, ramped linearly from 0 to
 `l1_coeff` over training, keeps the latent sparse; `negative_latent_coeff` penalises the negatives'
 top-k latent directly (with few steps the LM loss alone learns a direction that helps every
 response, negatives included). Each step moves w along the unit sphere (the gradient's radial
-part removed) and puts it back on it.
-Detection reads z; steering adds factor x a_c x w.
+part removed) and puts it back on it; it starts, as AxBench's, with every coordinate equal
+(`init: random` draws it instead). Detection reads z; steering adds factor x a_c x w.
 
 Centring departs from the paper's ReLU(h . w). Some models' residual streams carry a huge component
 shared by every token (Gemma 3 270M at layer 9: one dimension is ~6,250 of a ~6,500 norm). There,
@@ -26,12 +27,13 @@ from __future__ import annotations
 import pandas as pd
 import torch
 
+from interpflow.errors import ConfigError
 from interpflow.methods._through_model import (PrefixCache, concept_generator, fit, hidden_size,
                                                random_vector, response_activations, subsample, tokenize)
 from interpflow.methods.base import VectorMethod
 from interpflow.methods.data import ConceptData, EvalData
 from interpflow.models.hooks import edit_residual
-from interpflow.models.training import response_nll
+from interpflow.models.training import LMBatch, response_nll
 
 
 def top_k_split(z: torch.Tensor, mask: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -52,6 +54,29 @@ def response_mean(cache: PrefixCache) -> torch.Tensor:
     return torch.cat([state[-len(pair[1]) :] for state, pair in zip(cache.states, cache.pairs)]).float().mean(0)
 
 
+INITS = ("axbench", "random")
+SPANS = ("all", "response")
+
+
+def initial_direction(init: str, d: int, generator: torch.Generator, device) -> torch.Tensor:
+    """The unit w training starts from: AxBench fills every coordinate with 0.01 (on the unit sphere: all
+    coordinates 1/sqrt(d)); `random`, a torch Linear row's uniform draw, normalised."""
+    if init not in INITS:
+        raise ConfigError(f"reft_r1 init {init!r} is not one of {INITS}")
+    w = torch.ones(d, device=device) if init == "axbench" else random_vector(d, generator, device).detach()
+    return (w / w.norm()).requires_grad_(True)
+
+
+def top_k_span(batch: LMBatch, span: str) -> torch.Tensor:
+    """[B, T] bool: the tokens whose latents the top k is taken over. `all` (AxBench's "all" positions):
+    every token of the prompt and response but the first; `response`: the response tokens."""
+    if span not in SPANS:
+        raise ConfigError(f"reft_r1 topk_span {span!r} is not one of {SPANS}")
+    if span == "response":
+        return batch.response.bool()
+    return batch.mask.bool() & (batch.positions > 0)
+
+
 class ReFTR1(VectorMethod):
     name = "reft_r1"
     needs = "model"
@@ -70,19 +95,17 @@ class ReFTR1(VectorMethod):
         pairs = tokenize(handle, frame["input"], frame["output"], self.cfg["max_response_tokens"])
         cache = PrefixCache(handle, pairs, self.cfg["batch_size"])
         negative = torch.tensor((frame["label"] == 0).to_numpy(), device=model.device)
-        centre = response_mean(cache).to(model.device)
-        w = random_vector(hidden_size(model), generator, model.device)
-        with torch.no_grad():
-            w.div_(w.norm())
+        centre = response_mean(cache).to(model.device) * float(bool(self.cfg["centre"]))
+        w = initial_direction(self.cfg["init"], hidden_size(model), generator, model.device)
 
         def loss(rows: list[int], progress: float) -> torch.Tensor:
             batch = cache.batch(rows)
-            response = batch.response.to(model.device)
+            span = top_k_span(batch, self.cfg["topk_span"]).to(model.device)
             penalties: list[torch.Tensor] = []
 
             def intervene(hidden: torch.Tensor) -> torch.Tensor:
                 z = torch.relu((hidden.float() - centre) @ w)  # [B, T]
-                magnitude, rest = top_k_split(z, response, k)
+                magnitude, rest = top_k_split(z, span, k)
                 on_negatives = (magnitude * negative[rows]).sum() / len(rows)
                 penalties.append(progress * self.cfg["l1_coeff"] * rest.mean()
                                  + self.cfg["negative_latent_coeff"] * on_negatives)
