@@ -12,6 +12,7 @@ import torch
 import yaml
 
 from interpflow.methods._attribution import attributions, batches, pooled_state, scored_mask, tokenize
+from interpflow.errors import ConfigError
 from interpflow.methods.bow import BoW
 from interpflow.methods.data import ConceptData, EvalData, ModelHandle, TrainingData
 from interpflow.methods.ig import IG
@@ -95,6 +96,34 @@ def test_bow_fails_without_its_labels(repo_root):
     assert max(bow_aurocs(method, method.train(bow_training_data(shuffle_labels=True)))) < 0.8
     zero = {"weight": torch.zeros(2, 65536), "bias": torch.zeros(2)}
     assert bow_aurocs(method, zero) == [0.5, 0.5]
+
+
+def test_bow_l1_is_l1_and_the_instruction_counts(repo_root):
+    """penalty l1 fits an L1 model on the installed scikit-learn (most weights exactly 0; L2 leaves none at 0),
+    and by default the instruction's words count as the response's do (AxBench's text); `text: response`
+    ignores them."""
+    cfg = load_cfg(repo_root, "bow")
+    data = bow_training_data()
+    l1 = BoW({**cfg, "penalty": "l1", "C": 1.0}).train(data)["weight"]
+    l2 = BoW(cfg).train(data)["weight"]
+    used = l2 != 0  # the hashed features that any word reaches
+    assert (l1[used] == 0).float().mean() > 0.5 and (l2[used] == 0).float().mean() == 0
+    assert min(bow_aurocs(BoW({**cfg, "penalty": "l1", "C": 1.0}), {"weight": l1, "bias": torch.zeros(2)})) >= 0.9
+    with pytest.raises(ConfigError, match="penalty"):
+        BoW({**cfg, "penalty": "elasticnet"}).train(data)
+
+    examples = data.examples.copy()
+    own = examples["concept_id"] == 0
+    examples.loc[own, "input"] = np.where(examples.loc[own, "label"] == 1, "Tell me about zebras.", "Say something.")
+    examples.loc[own, "output"] = list(sentences(int(own.sum()), [], seed=50))  # the responses carry no concept word
+    moved = TrainingData(concepts=data.concepts, examples=examples)
+    probe = EvalData(examples=pd.DataFrame({"input": ["Tell me about zebras.", "Say something."], "output": ["ok", "ok"]}))
+    both = BoW(cfg)
+    scores, _ = both.score_examples(both.train(moved), probe)
+    assert scores[0, 0] > scores[1, 0]
+    response_only = BoW({**cfg, "text": "response"})
+    scores, _ = response_only.score_examples(response_only.train(moved), probe)
+    assert scores[0, 0] == scores[1, 0]
 
 
 # --- IxG and IG --------------------------------------------------------------------------------

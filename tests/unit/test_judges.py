@@ -190,3 +190,27 @@ def test_openai_judge_against_local_server(
     assert again.score(items) == scores
     assert chat_server.requests == 6
     assert again.usage()["requests"] == 0 and again.usage()["cached"] == 6
+
+
+def test_openai_judge_asks_axbench_rubrics_as_one_user_message(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each rubric is one user message (no system prompt, as AxBench sends it) naming what it grades and its
+    0/1/2 scale: the concept rubric's 2 asks for natural integration, fluency ignores relevance and coherence."""
+    monkeypatch.setenv("INTERPFLOW_LOCAL_KEY", "local")
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
+    seen: list = []
+
+    def reply(messages):
+        seen.append(messages)
+        return "Fine.\nRating: [[1]]"
+
+    with StubChatServer(reply=reply) as server:
+        judge = build_judge({"name": "openai", "model": "m", "base_url": server.base_url,
+                             "api_key_env": "INTERPFLOW_LOCAL_KEY"}, tmp_path)
+        judge.score([JudgeItem("the ocean", "Name a fruit.", "Apples float in the sea.", 10.0)])
+    assert len(seen) == 3 and all(len(m) == 1 and m[0]["role"] == "user" for m in seen)
+    concept, instruction, fluency = sorted((m[0]["content"] for m in seen), key=lambda text: (
+        "concept named" not in text, "instruction" not in text))
+    assert "the ocean" in concept and "natural part of the text" in concept and "ignore grammar" in concept
+    assert "Name a fruit." in instruction and "topic" in instruction and "the ocean" not in instruction
+    assert "fluency alone" in fluency and "relevant, coherent" in fluency and "Name a fruit." not in fluency
+    assert all("Apples float in the sea." in text and "Rating: [[n]]" in text for text in (concept, instruction, fluency))

@@ -22,7 +22,7 @@ DEFAULTS: dict[str, Any] = {
     "model": "gpt-4o-mini",
     "base_url": None,
     "api_key_env": "OPENAI_API_KEY",
-    "temperature": 0.0,
+    "temperature": 0.7,
     "max_tokens": 256,
     "concurrency": 8,
     "timeout_s": 60.0,
@@ -31,46 +31,44 @@ DEFAULTS: dict[str, Any] = {
     "price_per_1m": None,
 }
 
-SYSTEM_PROMPT = "You are a strict and consistent grader of text written by language models."
-
+# AxBench's three rubrics (github stanfordnlp/axbench, evaluators/prompt_templates.py): the same
+# criteria, scales and answer format, in our own words; each sent as a single user message, as AxBench does.
 _CLOSING = (
-    "The text may stop in the middle of a sentence because of a length limit; "
-    "do not penalise that.\n\n"
-    "First explain your judgement in one or two sentences. Then end your reply with a "
-    "line of exactly this form, where n is 0, 1 or 2:\n"
-    "Rating: [[n]]"
+    "Start with a short explanation. Then give your rating on the last line, written exactly as "
+    "Rating: [[n]] with n being 0, 1 or 2."
 )
 
 CONCEPT_PROMPT = (
-    "Decide whether the text below contains, or clearly relates to, the given concept.\n\n"
-    "Concept: {concept}\n\n"
-    "Text:\n<<<\n{generation}\n>>>\n\n"
-    "Scale:\n"
-    "0 = the concept is absent.\n"
-    "1 = the concept shows up only faintly, indirectly, or in a forced way.\n"
-    "2 = the concept is plainly and clearly present.\n\n" + _CLOSING
+    "You are an impartial judge. Decide whether the concept named below appears in the text fragment "
+    "that follows it. Judge only whether the concept is clearly worked into the fragment; ignore grammar "
+    "and whether the fragment makes logical sense.\n\n"
+    "In your explanation, quote or point to the parts of the fragment that refer to the concept, and say "
+    "where a reference is only minimal or awkward.\n\n"
+    "Rating scale: 0 = the concept does not appear at all; 1 = the concept appears, but only minimally or "
+    "awkwardly; 2 = the concept is fully and effectively worked in, and reads as a natural part of the text.\n\n"
+    "Concept:\n<<<\n{concept}\n>>>\n\n"
+    "Text fragment:\n<<<\n{generation}\n>>>\n\n" + _CLOSING
 )
 
 INSTRUCTION_PROMPT = (
-    "Decide whether the text below is a relevant response to the given instruction. "
-    "Judge relevance only, not correctness or style; a response that drifts onto an "
-    "unrelated subject is less relevant.\n\n"
-    "Instruction: {instruction}\n\n"
-    "Text:\n<<<\n{generation}\n>>>\n\n"
-    "Scale:\n"
-    "0 = the text has nothing to do with the instruction.\n"
-    "1 = the text touches on the instruction but is partly off-topic or only loosely related.\n"
-    "2 = the text addresses the instruction directly.\n\n" + _CLOSING
+    "You are an impartial judge. Decide whether the text fragment below is related to the instruction "
+    "given before it. Judge only how closely its topic relates to the instruction; ignore grammar, "
+    "coherence and how informative it is.\n\n"
+    "In your explanation, point to the parts of the fragment that relate to the instruction.\n\n"
+    "Rating scale: 0 = the fragment is unrelated to the instruction; 1 = it is somewhat related, but only "
+    "minimally or indirectly on topic; 2 = it is clearly and directly related to the instruction.\n\n"
+    "Instruction:\n<<<\n{instruction}\n>>>\n\n"
+    "Text fragment:\n<<<\n{generation}\n>>>\n\n" + _CLOSING
 )
 
 FLUENCY_PROMPT = (
-    "Decide how fluent the text below is: grammatical, coherent, natural to read, "
-    "and free of pointless repetition or gibberish. Ignore whether it is on topic.\n\n"
-    "Text:\n<<<\n{generation}\n>>>\n\n"
-    "Scale:\n"
-    "0 = not fluent: broken grammar, gibberish, or heavy repetition.\n"
-    "1 = understandable but with clear flaws (awkward phrasing, some repetition or incoherence).\n"
-    "2 = fluent, natural writing.\n\n" + _CLOSING
+    "You are an impartial judge. Rate how fluent the text fragment below is. Judge fluency alone; ignore "
+    "whether the fragment is complete, relevant, coherent with any wider context, or informative.\n\n"
+    "In your explanation, describe its fluency briefly, noting any unnatural phrasing, awkward transitions, "
+    "grammatical errors or repetitive structures that make it harder to read.\n\n"
+    "Rating scale: 0 = not fluent, highly unnatural (for example incomprehensible or repetitive); "
+    "1 = somewhat fluent, with noticeable errors or awkward phrasing; 2 = fluent and close to flawless.\n\n"
+    "Text fragment:\n<<<\n{generation}\n>>>\n\n" + _CLOSING
 )
 
 _BRACKETS = re.compile(r"\[\[([^\[\]]*)\]\]")
@@ -136,7 +134,7 @@ class OpenAIJudge:
 
     @staticmethod
     def _messages(prompt: str) -> Messages:
-        return [{"role": "system", "content": SYSTEM_PROMPT}, {"role": "user", "content": prompt}]
+        return [{"role": "user", "content": prompt}]
 
     def _prompts(self, item: JudgeItem) -> list[Messages]:
         """The concept, instruction and fluency requests for one item, in that order."""
