@@ -226,3 +226,32 @@ def test_configs_build(repo_root, name, cls):
     method = cls(cfg)
     assert method.detects and not method.steers
     assert cls.needs == ("text" if name == "bow" else "model")
+
+
+# --- prompt-based detection ---------------------------------------------------------------------
+
+
+def test_prompt_detection_rates_each_concepts_own_examples(repo_root, tiny_model_dir, tiny_model_cfg, tmp_path):
+    """Through the detect stage, without an artifact: every concept rates its own examples with the judge's concept
+    rubric; the tiny random model writes no readable rating, so each own example scores AxBench's -1; another
+    concept's examples are not rated (NaN), and no pool is asked for."""
+    from interpflow.artifacts import read_parquet, write_parquet
+    from interpflow.methods.prompt_detection import PromptDetection
+    from interpflow.stages.detect import detect
+
+    assert PromptDetection.detection_needs() == "model" and not PromptDetection.trains()
+    assert not PromptDetection.scores_pool and not PromptDetection.steers
+    concepts = pd.DataFrame({"concept_id": [3, 8], "concept": ["zebras", "music"], "genre": "text",
+                             "shard": "s0000", "source": "test"})
+    write_parquet(concepts, tmp_path / "concepts.parquet")
+    examples = pd.concat([frame(sentences(2, ["zebra"], seed=0), 3, 1), frame(sentences(1, [], seed=1), 3, 0),
+                          frame(sentences(2, ["piano"], seed=2), 8, 1)], ignore_index=True)
+    examples.insert(0, "example_id", range(len(examples)))
+    write_parquet(examples, tmp_path / "eval.parquet")
+    cfg = {**load_cfg(repo_root, "prompt_detection"), "max_new_tokens": 6}
+    detect(cfg, str(tmp_path / "concepts.parquet"), "s0000", data=str(tmp_path / "eval.parquet"),
+           out=str(tmp_path / "scores.parquet"), model_dir=str(tiny_model_dir), model_cfg=tiny_model_cfg, layer=1)
+    out = read_parquet(tmp_path / "scores.parquet")
+    own = out["concept_id"] == out["example_concept_id"]
+    assert len(out) == 2 * len(examples) and not out["in_pool"].any()
+    assert out.loc[own, "max_score"].eq(-1.0).all() and out.loc[~own, "max_score"].isna().all()

@@ -152,6 +152,9 @@ def test_openai_backend_with_local_server(
     assert server.requests == 28  # every answer came from the cache
     pd.testing.assert_frame_equal(train, train2)
     pd.testing.assert_frame_equal(evaluation, evaluation2)
+    # the prompting baseline's steering prompt: one request per concept, naming it, answered as is
+    prompts = again.steering_prompts(CONCEPTS)
+    assert server.requests == 30 and len(prompts) == 2 and all(p.strip() == p and p for p in prompts)
 
 
 def test_openai_missing_key_fails_before_any_request(

@@ -169,10 +169,11 @@ def test_prompt_method():
     assert not cls.trains()
     assert cls.needs == "nothing"
     assert cls.uses_factor is False and cls.detects is False and cls.steers is True
-    method = build_method({"name": "prompt", "template": "{instruction} In your answer, include content about {concept}."})
-    text = method.steering_instruction("the ocean", "Write a haiku.")
-    assert text == "Write a haiku. In your answer, include content about the ocean."
-    assert all(cls_.trains() for key, cls_ in METHODS.items() if key != "prompt")
+    method = build_method({"name": "prompt", "template": "Talk about {concept}.", "format": "{steering_prompt}\n\nQuestion: {instruction}"})
+    assert method.steering_instruction("the ocean", "Write a haiku.") == "Talk about the ocean.\n\nQuestion: Write a haiku."
+    written = method.steering_instruction("the ocean", "Write a haiku.", " Always mention waves. ")
+    assert written == "Always mention waves.\n\nQuestion: Write a haiku."  # the generator's prompt replaces the template
+    assert all(cls_.trains() for key, cls_ in METHODS.items() if key not in ("prompt", "prompt_detection"))
 
 
 def test_unknown_method():
@@ -277,7 +278,7 @@ def test_train_and_detect_stages(stage_files, name):
         # 120 training tokens in 64 dimensions: the probe also separates them along the noise
         assert similarity > (0.9 if name == "diffmean" else 0.6)
 
-    detect(cfg, str(artifact), out=str(scores), **stage_files["eval"])
+    detect(cfg, stage_files["concepts"], "s0000", artifact=str(artifact), out=str(scores), **stage_files["eval"])
     out = read_parquet(scores)
     assert list(out.columns) == ["concept_id", "example_id", "example_concept_id", "category", "label",
                                  "in_pool", "max_score", "mean_score"]

@@ -100,7 +100,8 @@ def test_server_stopped_mid_run_then_rerun_resumes_from_cache(tmp_path: Path) ->
 
 
 def test_unreadable_ratings_score_zero_and_are_kept(tmp_path: Path) -> None:
-    replies = {"concept": "Rating: [[7]]", "relevant": "I would say two.", "fluent": "Rating: [[1.5]]"}
+    replies = {"concept named": "Rating: [[7]]", "related to the instruction": "I would say two.",
+               "how fluent": "Rating: [[1.5]]"}
 
     def reply(messages: list[dict]) -> str:
         prompt = messages[-1]["content"]

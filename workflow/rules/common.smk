@@ -80,10 +80,11 @@ def _acts(w, split):
 def _method_reads(w, split):
     """What a method's job reads besides the data file, from its `needs` and flags."""
     info = method_info(w.method)
+    needs = info.needs if split == "train" else info.detection_needs()
     inputs = {}
-    if info.needs == "activations":
+    if needs == "activations":
         inputs.update(_acts(w, split))
-    if info.needs == "model":
+    if needs == "model":
         inputs["model"] = rules.prepare_model.output[0].format(model=w.model)
     if split == "train" and info.uses_pairs:
         inputs["pairs"] = f"{RESULTS}/data/pairs/{w.model}/{w.shard}.parquet"
@@ -99,17 +100,23 @@ def train_inputs(w):
 
 def detect_inputs(w):
     """The shard's evaluation data and the run's imbalance pool, with what the method reads of each."""
-    pool = SimpleNamespace(model=w.model, layer=w.layer, method=w.method, shard="pool")
-    pool_reads = {f"pool_{k}": v for k, v in _method_reads(pool, "latent_eval").items() if k in ("acts", "index")}
-    return {"weights": f"{RESULTS}/methods/{w.model}/L{w.layer}/{w.method}/{w.shard}.safetensors",
-            "data": f"{RESULTS}/data/latent_eval/{w.shard}.parquet", **_method_reads(w, "latent_eval"),
-            "pool": f"{RESULTS}/data/latent_eval/pool.parquet", **pool_reads}
+    info = method_info(w.method)
+    inputs = {"concepts": rules.concepts.output[0], "data": f"{RESULTS}/data/latent_eval/{w.shard}.parquet",
+              **_method_reads(w, "latent_eval")}
+    if info.trains():
+        inputs["weights"] = f"{RESULTS}/methods/{w.model}/L{w.layer}/{w.method}/{w.shard}.safetensors"
+    if info.scores_pool:
+        pool = SimpleNamespace(model=w.model, layer=w.layer, method=w.method, shard="pool")
+        inputs["pool"] = f"{RESULTS}/data/latent_eval/pool.parquet"
+        inputs.update({f"pool_{k}": v for k, v in _method_reads(pool, "latent_eval").items() if k in ("acts", "index")})
+    return inputs
 
 
 def method_input_args(w, input):
     """Command-line options for the optional inputs of a train/detect job, and the model it runs."""
     names = ("acts", "index", "pairs", "sae", "pool", "pool_acts", "pool_index")
-    args = [f"--{name.replace('_', '-')} {input[name]}" for name in names if name in input.keys()]
+    args = [f"--artifact {input.weights}"] if "weights" in input.keys() else []
+    args += [f"--{name.replace('_', '-')} {input[name]}" for name in names if name in input.keys()]
     if "model" in input.keys():
         args.append(f"--model-dir {MODELS_DIR}/{w.model}")
     args.append(f"--model-cfg {shlex.quote(model_params(w.model))} --layer {w.layer}")
@@ -124,7 +131,8 @@ def api_jobs(section):
 
 def method_threads(w):
     """A job with the model in the loop gets a model's threads; the rest are light."""
-    return MODEL_THREADS if method_info(w.method).needs == "model" else 1
+    info = method_info(w.method)
+    return MODEL_THREADS if "model" in (info.needs, info.detection_needs()) else 1
 
 
 def sae_training_acts(model, layer):

@@ -42,8 +42,8 @@ rule detect:
     benchmark:
         f"{RESULTS}/benchmarks/detect/{{model}}/L{{layer}}/{{method}}/{{shard}}.tsv"
     shell:
-        "interpflow detect --threads {threads} --method-cfg {params.method:q} --artifact {input.weights} --data {input.data} "
-        "{params.inputs} --out {output} > {log} 2>&1"
+        "interpflow detect --threads {threads} --method-cfg {params.method:q} --concepts {input.concepts} "
+        "--shard {wildcards.shard} --data {input.data} {params.inputs} --out {output} > {log} 2>&1"
 
 
 rule evaluate_detection:

@@ -13,6 +13,7 @@ from interpflow.methods.loreft import LoReFT
 from interpflow.methods.pca import PCA
 from interpflow.methods.probe import Probe
 from interpflow.methods.prompt import Prompt
+from interpflow.methods.prompt_detection import PromptDetection
 from interpflow.methods.reft_r1 import ReFTR1
 from interpflow.methods.reps import RePS
 from interpflow.methods.sae import SAE
@@ -23,7 +24,8 @@ from interpflow.methods.ssv import SSV
 # activations only; text only; the model in the loop; no training
 METHODS: dict[str, type[Method]] = {
     cls.name: cls
-    for cls in (DiffMean, PCA, LAT, Probe, SAE, SAEA, BoW, IG, IxG, SSV, ReFTR1, RePS, LoReFT, LoRA, SFT, HyperSteer, Prompt)
+    for cls in (DiffMean, PCA, LAT, Probe, SAE, SAEA, BoW, IG, IxG, SSV, ReFTR1, RePS, LoReFT, LoRA, SFT, HyperSteer, Prompt,
+                PromptDetection)
 }
 
 

@@ -31,6 +31,10 @@ class Method:
 
     name: ClassVar[str]
     needs: ClassVar[str] = "activations"
+    # what detection reads when it differs from training's `needs` (prompt-based detection: the model)
+    detect_needs: ClassVar[str | None] = None
+    # detection also scores the run's imbalance pool (False where every score is a generation)
+    scores_pool: ClassVar[bool] = True
     detects: ClassVar[bool] = True
     steers: ClassVar[bool] = True
     uses_factor: ClassVar[bool] = True
@@ -47,6 +51,10 @@ class Method:
     @classmethod
     def trains(cls) -> bool:
         return cls.needs != "nothing"
+
+    @classmethod
+    def detection_needs(cls) -> str:
+        return cls.detect_needs or cls.needs
 
     # --- training ---------------------------------------------------------------------------
     def selected_concepts(self, concept_ids: list[int]) -> list[int]:
@@ -67,8 +75,9 @@ class Method:
         """Steering factors: the experiment's grid unless the method config sets its own."""
         return list(self.cfg.get("factors", default))
 
-    def steering_instruction(self, concept: str, instruction: str) -> str:
-        """The instruction the model is given; only prompt-based methods change it."""
+    def steering_instruction(self, concept: str, instruction: str, steering_prompt: str = "") -> str:
+        """The instruction the model is given; only prompt-based methods change it (`steering_prompt`:
+        the concept's prompt-steering instruction written by the generator, "" where there is none)."""
         return instruction
 
     def steering(self, tensors: dict[str, torch.Tensor], model, layer: int, rows: pd.DataFrame) -> ContextManager:

@@ -122,6 +122,7 @@ class EvalData:
     examples: pd.DataFrame  # example_id, concept_id, category, input, output (text) and n_tokens when cached
     acts: torch.Tensor | None = None  # [n_tokens, d], examples back to back (needs == "activations")
     model: ModelHandle | None = None
+    concepts: pd.DataFrame | None = None  # concept_id, concept of the scoring concepts, in score-column order
 
     def reduce_tokens(self, token_scores: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Max and mean over each example's tokens: [n_tokens, n_concepts] -> two [n_examples, n_concepts]."""

@@ -50,20 +50,24 @@ def _score_rows(method, tensors: dict, concept_ids: list[int], evaluation: EvalD
     return pd.concat(frames, ignore_index=True)
 
 
-def detect(method_cfg: dict, artifact: str, data: str, out: str, acts: str | None = None, index: str | None = None,
-           model_dir: str | None = None, model_cfg: dict | None = None, layer: int | None = None,
-           pool: str | None = None, pool_acts: str | None = None, pool_index: str | None = None) -> None:
+def detect(method_cfg: dict, concepts: str, shard: str, data: str, out: str, artifact: str | None = None,
+           acts: str | None = None, index: str | None = None, model_dir: str | None = None,
+           model_cfg: dict | None = None, layer: int | None = None, pool: str | None = None,
+           pool_acts: str | None = None, pool_index: str | None = None) -> None:
     """Score every evaluation example of a shard, and every example of the run's imbalance pool,
-    with every concept's artifact."""
+    with every concept's artifact (a method without training: every concept of the shard)."""
     method = build_method(method_cfg)
-    tensors = read_tensors(artifact)
-    concept_ids = tensors.pop("concept_ids").tolist()
+    shard_concepts = read_parquet(concepts).query("shard == @shard")
+    tensors = read_tensors(artifact) if artifact is not None else {}
+    concept_ids = tensors.pop("concept_ids").tolist() if artifact is not None else shard_concepts["concept_id"].tolist()
+    names = shard_concepts.set_index("concept_id")["concept"]
+    scoring = pd.DataFrame({"concept_id": concept_ids, "concept": [names[c] for c in concept_ids]})
     sets = [(_evaluation_set(data, acts, index), False)]
     if pool is not None:
         sets.append((_evaluation_set(pool, pool_acts, pool_index), True))
-    handle = model_handle(model_dir, model_cfg, layer) if method.needs == "model" else None
+    handle = model_handle(model_dir, model_cfg, layer) if method.detection_needs() == "model" else None
     frames = []
     for evaluation, in_pool in sets:
-        evaluation.model = handle
+        evaluation.model, evaluation.concepts = handle, scoring
         frames.append(_score_rows(method, tensors, concept_ids, evaluation, in_pool))
     write_parquet(pd.concat(frames, ignore_index=True), out)

@@ -69,8 +69,9 @@ def steer(method_cfg: dict, model_dir: str, model_cfg: dict, layer: int, steer_c
     model, tokenizer = load_model(model_dir, model_cfg["dtype"])
     check_layer(model, layer)
     plain_prompts = [prompt_ids(tokenizer, model_cfg, text) for text in plan["instruction"]]
-    steered_prompts = [prompt_ids(tokenizer, model_cfg, method.steering_instruction(c, i))
-                       for c, i in zip(plan["concept"], plan["instruction"])]
+    written = plan["steering_prompt"] if "steering_prompt" in plan else [""] * len(plan)
+    steered_prompts = [prompt_ids(tokenizer, model_cfg, method.steering_instruction(c, i, w))
+                       for c, i, w in zip(plan["concept"], plan["instruction"], written)]
 
     def intervene(rows: list[int]):
         return method.steering(tensors, model, layer, plan.iloc[rows])

@@ -29,3 +29,6 @@ class DataSource(Protocol):
 
     def latent_eval_data(self, concepts: pd.DataFrame) -> pd.DataFrame:
         """Detection evaluation examples (LATENT_EVAL_COLUMNS) for `concepts`, hard negatives included."""
+
+    # Optional: steering_prompts(concepts) -> list[str], one prompt-steering instruction per concept,
+    # written by the source's generator model. Sources without one (a data set) leave it out.

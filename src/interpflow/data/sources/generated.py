@@ -55,6 +55,12 @@ HARD_NEGATIVE_PROMPT = (
     'Do not mention, refer to or hint at "{concept}". Reply with the response only.\n\n'
     "Instruction: {instruction}"
 )
+# AxBench's request for a prompt-steering instruction (utils/dataset.py), in our words
+STEERING_PROMPT_PROMPT = (
+    'Write a prompt that steers a language model\'s answers toward "{concept}". The prompt must tell the '
+    "model to bring this concept into every answer, even where it does not fit the question or make sense. "
+    "It may include a few short examples of such answers. Reply with the prompt only."
+)
 
 
 def prompt_id(name: str, template: str) -> str:
@@ -264,6 +270,13 @@ class GeneratedSource:
     def usage(self) -> dict:
         """The backend's API totals (requests, cached, retries, tokens, cost_usd); {} for a local model."""
         return self.backend.usage() if hasattr(self.backend, "usage") else {}
+
+    def steering_prompts(self, concepts: pd.DataFrame) -> list[str]:
+        """One prompt-steering instruction per concept, written by the generator model (as AxBench's
+        prompting baseline has gpt-4o-mini write them)."""
+        self.check_ready()
+        answers = self.backend.complete([STEERING_PROMPT_PROMPT.format(concept=c) for c in concepts["concept"]])
+        return [answer.strip() for answer in answers]
 
     def train_data(self, concepts: pd.DataFrame) -> pd.DataFrame:
         return self._frames(concepts)[0]
