@@ -57,6 +57,14 @@ def read_tensors(path: str | Path) -> dict[str, torch.Tensor]:
     return load_file(str(path))
 
 
+def read_tensor_metadata(path: str | Path) -> dict[str, str]:
+    """The string metadata saved beside a safetensors file's tensors."""
+    from safetensors import safe_open
+
+    with safe_open(str(path), "pt") as f:
+        return dict(f.metadata() or {})
+
+
 def write_json(obj, path: str | Path) -> None:
     with atomic_path(path) as tmp:
         tmp.write_text(json.dumps(obj, indent=1, sort_keys=True, default=str))

@@ -280,6 +280,37 @@ def test_sae_uses_the_labelled_latent(repo_root, tmp_path):
     assert method.labelled_latent("the ocean") == 7
 
 
+def test_sae_uses_the_latent_its_ref_names_on_that_sae(repo_root, tmp_path):
+    """A concept's Neuronpedia ref wins when it names this SAE (its Neuronpedia source), and the artifact says so;
+    a ref to another SAE is ignored, and a ref past the SAE's width is an error naming it."""
+    from interpflow.methods.sae import CHOICES, neuronpedia_latent
+
+    assert neuronpedia_latent("https://www.neuronpedia.org/gemma-2-2b/10-gemmascope-res-16k/14874") == (
+        "gemma-2-2b/10-gemmascope-res-16k", 14874)
+    assert neuronpedia_latent("neuronpedia:m/5-res/12") == ("m/5-res", 12)
+    assert neuronpedia_latent("") is None and neuronpedia_latent("https://example.org/a/b/3") is None
+    sae = planted_sae()
+    method = SAE(config(repo_root, "method", "sae"))
+    data = concept_data(sae)
+    data.ref, data.sae_neuronpedia = "https://www.neuronpedia.org/tiny/2-res/7", "tiny/2-res"
+    tensors = method.train_concept(data)
+    assert int(tensors["latent_index"]) == 7 and CHOICES[int(tensors["latent_choice"])] == "ref"
+    data.sae_neuronpedia = "tiny/3-res"  # the ref is about another SAE: the AUC ranking decides
+    tensors = method.train_concept(data)
+    assert int(tensors["latent_index"]) == CONCEPT_LATENT and CHOICES[int(tensors["latent_choice"])] == "best_training_auc"
+    data.ref, data.sae_neuronpedia = "neuronpedia:tiny/2-res/100000", "tiny/2-res"
+    with pytest.raises(ConfigError, match="latent 100000"):
+        method.train_concept(data)
+
+
+def test_pretrained_saes_know_their_neuronpedia_source():
+    """Read offline from sae_lens's registry, which ships with the package."""
+    from interpflow.sae.pretrained import neuronpedia_id
+
+    assert neuronpedia_id("gemma-scope-2b-pt-res-canonical", "layer_20/width_16k/canonical") == "gemma-2-2b/20-gemmascope-res-16k"
+    assert neuronpedia_id("no-such-release", "x") == ""
+
+
 def test_missing_sae_is_a_config_error(repo_root):
     data = concept_data(planted_sae())
     data.sae = None

@@ -50,6 +50,8 @@ class ConceptData:
     pairs: pd.DataFrame | None = None  # input, concept_output, plain_output (uses_pairs)
     model: ModelHandle | None = None
     sae: dict[str, torch.Tensor] | None = None  # the experiment's SAE (uses_sae), see interpflow.sae
+    sae_neuronpedia: str = ""  # the SAE's Neuronpedia source ("gemma-2-2b/20-gemmascope-res-16k"), "" if unknown
+    ref: str = ""  # where the concept came from (concepts.parquet `ref`): e.g. its Neuronpedia latent
     seed: int = 0
 
 
@@ -64,6 +66,7 @@ class TrainingData:
     model: ModelHandle | None = None
     pairs: pd.DataFrame | None = None
     sae: dict[str, torch.Tensor] | None = None
+    sae_neuronpedia: str = ""
     checkpoint_dir: Path | None = None
     checkpoint_key: str = ""  # what the checkpoints were trained from; a mismatch retrains
     seed: int = 0
@@ -90,7 +93,8 @@ class TrainingData:
             concept_id=concept_id, concept=row["concept"], genre=row["genre"],
             positives=self.examples[positive].reset_index(drop=True),
             negatives=self.examples[negative].reset_index(drop=True),
-            model=self.model, sae=self.sae, seed=self.seed,
+            model=self.model, sae=self.sae, sae_neuronpedia=self.sae_neuronpedia, seed=self.seed,
+            ref=str(row["ref"]) if "ref" in row.index and pd.notna(row["ref"]) else "",
         )
         if self.acts is not None:
             pos_mask, neg_mask = self._masks(self.index, concept_id, row["genre"])

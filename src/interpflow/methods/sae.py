@@ -1,12 +1,16 @@
 """SAE (AxBench): steer and detect with one latent of a sparse autoencoder.
 
 In AxBench the SAE baseline uses, for each concept, the Gemma Scope latent whose (Neuronpedia)
-explanation the concept was written from: its concepts *are* SAE-latent labels. Here the latent
-is chosen the same way when a labels table is configured (cfg `labels`): exact (case-insensitive)
-match of the concept to a latent's explanation, otherwise the explanation closest in MiniLM
-sentence embedding. Without labels (the embedded default, whose concepts are not SAE labels) the
-latent with the best training ROC AUC is used, scoring each example by the latent's mean over its
-tokens (SAE-A, in sae_a.py, uses the max, as AxBench's detection does).
+explanation the concept was written from: its concepts *are* SAE-latent labels. Here the latent is,
+in this order:
+1. `ref`: the latent the concept's `ref` names (AxBench metadata's Neuronpedia URL, a Neuronpedia
+   export's model/layer/index), when it names this SAE (its Neuronpedia source, which sae_lens's
+   registry gives for a pretrained SAE, equals the ref's);
+2. `labels`: with a labels table configured (cfg `labels`), the latent whose explanation is the
+   concept (case-insensitive), otherwise the explanation closest in MiniLM sentence embedding;
+3. `best_training_auc`: the latent with the best training ROC AUC, scoring each example by the
+   latent's mean over its tokens (SAE-A, in sae_a.py, uses the max, as AxBench's detection does).
+The artifact's `latent_choice` says which (0, 1, 2 in this order), and the job's log names it.
 
 Artifact per concept: the latent as a VectorMethod (read = W_enc[:, i], read_bias = b_enc[i] -
 b_dec . W_enc[:, i], threshold[i]: exactly the SAE's latent), directions = the raw decoder row
@@ -19,6 +23,7 @@ latent's max on the concept's evaluation examples, in the latent's own units.
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pandas as pd
@@ -32,6 +37,15 @@ from interpflow.sae.format import check_sae
 from interpflow.sae.latents import latent_artifact, latent_aucs
 
 INDEX_COLUMNS = ("latent", "index", "feature", "latent_index")
+CHOICES = ("ref", "labels", "best_training_auc")
+# "https://www.neuronpedia.org/gemma-2-2b/10-gemmascope-res-16k/14874" or "neuronpedia:gemma-2-2b/10-gemmascope-res-16k/14874"
+NEURONPEDIA_REF = re.compile(r"^(?:https?://(?:www\.)?neuronpedia\.org/|neuronpedia:)([^/]+/[^/]+)/(\d+)/?$")
+
+
+def neuronpedia_latent(ref: str) -> tuple[str, int] | None:
+    """(Neuronpedia source "model/sae-set", latent index) named by a concept's ref, or None."""
+    match = NEURONPEDIA_REF.match(ref.strip())
+    return (match.group(1), int(match.group(2))) if match else None
 TEXT_COLUMNS = ("description", "explanation", "label", "concept")
 
 
@@ -49,16 +63,25 @@ class SAE(VectorMethod):
 
     def train_concept(self, concept: ConceptData) -> dict[str, torch.Tensor]:
         sae = concept_sae(concept, self.name)
-        if self.cfg.get("labels"):
-            index = self.labelled_latent(concept.concept)
-            if not 0 <= index < sae["W_enc"].shape[1]:
-                raise ConfigError(f"the labels file names latent {index}, but the SAE has {sae['W_enc'].shape[1]} latents")
-            auc = self.training_aucs(sae, concept, restrict=index)
+        n_latents = sae["W_enc"].shape[1]
+        named = neuronpedia_latent(concept.ref)
+        if named is not None and concept.sae_neuronpedia and named[0] == concept.sae_neuronpedia:
+            choice, index = "ref", named[1]
+        elif self.cfg.get("labels"):
+            choice, index = "labels", self.labelled_latent(concept.concept)
         else:
+            choice, index = "best_training_auc", None
+        if index is not None and not 0 <= index < n_latents:
+            raise ConfigError(f"concept {concept.concept_id}'s {choice} names latent {index}, but the SAE has {n_latents} latents")
+        if index is None:
             aucs = self.training_aucs(sae, concept)
             index = int(aucs.argmax())
             auc = aucs[index]
-        return {**latent_artifact(sae, index), "train_auc": torch.tensor([float(auc)])}
+        else:
+            auc = self.training_aucs(sae, concept, restrict=index)
+        print(f"sae: concept {concept.concept_id} uses latent {index} ({choice}; training ROC AUC {float(auc):.3f})")
+        return {**latent_artifact(sae, index), "train_auc": torch.tensor([float(auc)]),
+                "latent_choice": torch.tensor([CHOICES.index(choice)])}
 
     def training_aucs(self, sae: dict, concept: ConceptData, restrict: int | None = None) -> torch.Tensor:
         """Training ROC AUC of every latent ([n_latents]), or of latent `restrict` alone (a scalar)."""

@@ -39,7 +39,17 @@ def load_pretrained(release: str, sae_id: str, device: str = "cpu") -> dict:
             "check the release and sae_id (sae_lens's pretrained_saes.yaml lists them) and network access to the hub"
         raise ConfigError(f"could not load pretrained SAE {release!r} / {sae_id!r}: {error}. {hint}") from error
     tensors, metadata = from_sae_lens(sae)
-    return {"tensors": tensors, "metadata": {"source": "pretrained", "release": release, "sae_id": sae_id, **metadata}}
+    return {"tensors": tensors, "metadata": {"source": "pretrained", "release": release, "sae_id": sae_id,
+                                             "neuronpedia": neuronpedia_id(release, sae_id), **metadata}}
+
+
+def neuronpedia_id(release: str, sae_id: str) -> str:
+    """The SAE's Neuronpedia source ("gemma-2-2b/20-gemmascope-res-16k"), from sae_lens's own registry of
+    pretrained SAEs (it ships with the package); "" where the registry has none."""
+    from sae_lens.loading.pretrained_saes_directory import get_pretrained_saes_directory
+
+    lookup = get_pretrained_saes_directory().get(release)
+    return str((lookup.neuronpedia_id or {}).get(sae_id) or "") if lookup is not None else ""
 
 
 @torch.no_grad()

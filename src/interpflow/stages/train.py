@@ -18,7 +18,7 @@ from pathlib import Path
 
 import torch
 
-from interpflow.artifacts import read_parquet, read_tensors, write_json, write_tensors
+from interpflow.artifacts import read_tensor_metadata, read_parquet, read_tensors, write_json, write_tensors
 from interpflow.methods import build_method
 from interpflow.methods.data import ModelHandle, TrainingData, checkpoint_key
 from interpflow.models.architectures import check_layer
@@ -62,6 +62,7 @@ def train(method_cfg: dict, concepts: str, shard: str, data: str, out: str, out_
         training.pairs = read_parquet(pairs)
     if sae is not None:
         training.sae = read_tensors(sae)
+        training.sae_neuronpedia = read_tensor_metadata(sae).get("neuronpedia", "")
 
     start = time.perf_counter()
     tensors = method.train(training)
