@@ -4,6 +4,8 @@ the shared model exactly as it was after training and after steering."""
 
 from __future__ import annotations
 
+from contextlib import nullcontext
+
 import pandas as pd
 import pytest
 import torch
@@ -12,7 +14,7 @@ import yaml
 from interpflow.artifacts import read_tensors, write_tensors
 from interpflow.methods.data import ModelHandle, TrainingData
 from interpflow.methods.lora import LoRA, adapter_tensors, lora_config
-from interpflow.methods.loreft import LoReFT
+from interpflow.methods.loreft import LoReFT, Positions
 from interpflow.methods.sft import SFT
 from interpflow.models.formatting import prompt_ids
 from interpflow.models.generation import decode, generate
@@ -87,11 +89,14 @@ def plan(concept_rows: list[int]) -> pd.DataFrame:
                          "strength": float("nan")})
 
 
-def phrase_logprobs(handle, responses: list[str], instructions: list[str]) -> torch.Tensor:
-    """Mean log-probability per response token of each (instruction, response), in order."""
+def phrase_logprobs(handle, responses: list[str], instructions: list[str], steering=None) -> torch.Tensor:
+    """Mean log-probability per response token of each (instruction, response), in order, inside `steering`
+    (LoReFT's context is told which positions are the prompt: it edits prompt positions only)."""
     pairs = tokenize_pairs(handle.tokenizer, handle.cfg, instructions, responses, 48)
     batch = lm_batches(pairs, len(pairs), handle.tokenizer.pad_token_id)[0]
-    with torch.no_grad():
+    with torch.no_grad(), (steering or nullcontext()) as where:
+        if isinstance(where, Positions):
+            where.fix(batch.mask.bool() & ~batch.response)
         logprobs = response_logprobs(handle.model, batch)
     return logprobs.sum(-1) / batch.response.sum(-1)
 
@@ -100,8 +105,8 @@ def gain(method, tensors, handle, concept_row: int, phrase: str) -> float:
     """How much steering with one concept raises the phrase's mean token log-probability (held out)."""
     responses = [phrase] * len(HELD_OUT)
     plain = phrase_logprobs(handle, responses, HELD_OUT)
-    with method.steering(tensors, handle.model, LAYER, plan([concept_row] * len(HELD_OUT))):
-        steered = phrase_logprobs(handle, responses, HELD_OUT)
+    steered = phrase_logprobs(handle, responses, HELD_OUT,
+                              method.steering(tensors, handle.model, LAYER, plan([concept_row] * len(HELD_OUT))))
     return float((steered - plain).mean())
 
 
@@ -160,7 +165,9 @@ def test_training_is_seeded(handle, repo_root, name):
 def greedy_under_steering(method, tensors, handle, prompt: list[int], generated: list[int], row: int) -> list[int]:
     """The greedy next token at each generated position, recomputed without a KV cache, batch of one."""
     ids = torch.tensor([prompt + generated])
-    with torch.no_grad(), method.steering(tensors, handle.model, LAYER, plan([row])):
+    with torch.no_grad(), method.steering(tensors, handle.model, LAYER, plan([row])) as where:
+        if isinstance(where, Positions):
+            where.fix(torch.tensor([[True] * len(prompt) + [False] * len(generated)]))
         logits = handle.model(input_ids=ids, use_cache=False).logits[0]
     return logits[len(prompt) - 1 : len(prompt) - 1 + len(generated)].argmax(-1).tolist()
 
@@ -263,3 +270,18 @@ def test_sft_selects_a_subset_of_concepts(repo_root):
     assert SFT({**shipped_cfg(repo_root, "sft"), "max_concepts": 2}).selected_concepts([5, 3, 9]) == [5, 3]
     assert SFT({**shipped_cfg(repo_root, "sft"), "max_concepts": None}).selected_concepts([5, 3, 9]) == [5, 3, 9]
     assert LoRA(shipped_cfg(repo_root, "lora")).selected_concepts([5, 3, 9]) == [5, 3, 9]
+
+
+def test_loreft_edits_the_first_and_last_five_prompt_tokens():
+    """AxBench's f5+l5: after each row's first token, min(5, n // 2) tokens at each end of its n prompt tokens;
+    left padding and the response are never edited."""
+    from interpflow.methods.loreft import edge_positions
+
+    prompt = torch.zeros(3, 16, dtype=torch.bool)
+    prompt[0, 3:16] = True   # 13 prompt tokens after 3 pads: the first is skipped, 12 remain
+    prompt[1, 0:5] = True    # 5 tokens then response: 4 remain, 2 at each end (all of them)
+    prompt[2, 10:14] = True  # 4 tokens: 3 remain, 1 at each end
+    edited = edge_positions(prompt)
+    assert edited[0].nonzero().flatten().tolist() == [4, 5, 6, 7, 8, 11, 12, 13, 14, 15]
+    assert edited[1].nonzero().flatten().tolist() == [1, 2, 3, 4]
+    assert edited[2].nonzero().flatten().tolist() == [11, 13]

@@ -9,7 +9,7 @@ and optionally grad_clip.
 from __future__ import annotations
 
 from contextlib import contextmanager
-from typing import Iterator
+from typing import Callable, Iterator
 
 import torch
 
@@ -45,11 +45,12 @@ def batch_stream(pairs, batch_size: int, pad_id: int, generator: torch.Generator
         yield from lm_batches(pairs, batch_size, pad_id, order)
 
 
-def finetune(model, params: list[torch.Tensor], concept: ConceptData, cfg: dict) -> list[float]:
+def finetune(model, params: list[torch.Tensor], concept: ConceptData, cfg: dict,
+             before_batch: Callable[[LMBatch], None] | None = None) -> list[float]:
     """Minimise the response NLL of the concept's positives over `params` (AdamW, linear decay to 0).
 
     `model` must already route its forward pass through `params` (hooks, adapters, or its own
-    weights). Returns the loss of every step.
+    weights); `before_batch` sees each batch before its forward pass. Returns the loss of every step.
     """
     steps = int(cfg["steps"])
     if steps == 0:
@@ -62,6 +63,8 @@ def finetune(model, params: list[torch.Tensor], concept: ConceptData, cfg: dict)
     losses = []
     for _ in range(steps):
         batch: LMBatch = next(batches)
+        if before_batch is not None:
+            before_batch(batch)
         loss = response_nll(model, batch)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
