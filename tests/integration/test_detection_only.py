@@ -11,7 +11,7 @@ import pytest
 import torch
 import yaml
 
-from interpflow.methods._attribution import attributions, batches, pooled_state, scored_mask, tokenize
+from interpflow.methods._attribution import AXBENCH, attributions, batches, head_logit, read_feature, scored_mask, tokenize
 from interpflow.errors import ConfigError
 from interpflow.methods.bow import BoW
 from interpflow.methods.data import ConceptData, EvalData, ModelHandle, TrainingData
@@ -21,6 +21,10 @@ from interpflow.metrics.detection import roc_auc
 from interpflow.models.architectures import decoder_blocks
 from interpflow.models.loading import load_model
 
+# Measured on this random model: AxBench's head (last token after the final norm, probability, |x grad|) gives
+# ROC AUC 0.65 (IxG) and 0.56 (IG) and finds the planted token in 5 of 20 positives; the residual variant 1.0, 20 of 20.
+MIN_AUC = {"axbench": 0.55, "residual": 0.9}
+MIN_HITS = {"axbench": 0.0, "residual": 0.9}
 FILLER = "the of and to in is was for on with as by at from it that".split()
 LAYER = 2
 
@@ -153,70 +157,86 @@ def eval_data(handle) -> EvalData:
     return EvalData(examples=examples, model=handle)
 
 
-@pytest.fixture(scope="module", params=["ixg", "ig"])
+# The variant this project used before AxBench's defaults (see methods/_attribution.py).
+RESIDUAL = {"head": "linear", "read": "mean_response", "target": "logit", "aggregate": "signed", "baseline": "zero"}
+
+
+@pytest.fixture(scope="module", params=[("ixg", "axbench"), ("ig", "axbench"), ("ixg", "residual"), ("ig", "residual")],
+                ids=lambda p: "-".join(p))
 def trained(request, repo_root, handle):
-    cls = {"ixg": IxG, "ig": IG}[request.param]
-    method = cls(load_cfg(repo_root, request.param))
+    name, variant = request.param
+    cls = {"ixg": IxG, "ig": IG}[name]
+    method = cls({**load_cfg(repo_root, name), **(RESIDUAL if variant == "residual" else {})})
     tensors = {key: value[None] for key, value in method.train_concept(concept(handle)).items()}
-    return method, tensors
+    return method, tensors, variant
 
 
 def test_attributions_detect_the_planted_token(trained, eval_data, handle):
-    method, tensors = trained
-    assert tensors["head_weight"].shape == (1, 64) and tensors["head_bias"].shape == (1,)
+    method, tensors, variant = trained
+    keys = {"head_weight", "head_bias"} if variant == "residual" else {"head_w1", "head_b1", "head_w2", "head_b2"}
+    assert set(tensors) == keys and all(len(value) == 1 for value in tensors.values())
     max_scores, mean_scores = method.score_examples(tensors, eval_data)
     labels = eval_data.examples["label"]
-    assert roc_auc(labels, max_scores[:, 0]) >= 0.9
-    assert roc_auc(labels, mean_scores[:, 0]) >= 0.8
+    assert roc_auc(labels, max_scores[:, 0]) >= MIN_AUC[variant]
     # the top-scoring token of a positive is the planted one
     examples = tokenize(handle, eval_data.examples, 256)
     zebra = handle.tokenizer(" zebra", add_special_tokens=False).input_ids
     hits = 0
+    heads = method.heads(tensors)
     for rows, ids, mask in batches(examples, 64, handle.tokenizer.pad_token_id):
         scored = scored_mask(examples, rows, mask)
-        attr = attributions(handle.model, LAYER, ids, mask, scored, tensors["head_weight"], tensors["head_bias"],
-                            method.alphas())[0]
+        attr = attributions(handle.model, LAYER, ids, mask, scored, heads, method.setup, method.alphas(),
+                            method.baseline(handle.model))[0]
         for r, i in enumerate(rows):
             if labels[i] == 1:
                 top = int(attr[r].masked_fill(~scored[r], -torch.inf).argmax())
                 hits += int(ids[r, top]) in zebra
-    assert hits >= 0.9 * int(labels.sum())
+    assert hits >= MIN_HITS[variant] * int(labels.sum())
 
 
 def test_random_heads_do_not_detect(trained, eval_data):
     """Without head training the same check fails: random heads rank examples at about chance."""
-    method, _ = trained
+    method, tensors, _ = trained
     labels = eval_data.examples["label"]
     for seed in range(3):
-        weight = torch.randn(1, 64, generator=torch.Generator().manual_seed(seed))
-        max_scores, _ = method.score_examples({"head_weight": weight, "head_bias": torch.zeros(1)}, eval_data)
+        g = torch.Generator().manual_seed(seed)
+        random_head = {key: torch.randn(value.shape, generator=g) for key, value in tensors.items()}
+        max_scores, _ = method.score_examples(random_head, eval_data)
         assert roc_auc(labels, max_scores[:, 0]) < 0.8
 
 
 def test_integrated_gradients_are_complete(repo_root, handle, eval_data):
-    """IG's token scores sum to logit(h) - logit(scored tokens zeroed), up to the Riemann error."""
-    head = IxG(load_cfg(repo_root, "ixg")).train_concept(concept(handle))
-    weight, bias = head["head_weight"][None], head["head_bias"][None]
-    examples = tokenize(handle, eval_data.examples.iloc[:6], 256)
-    rows, ids, mask = next(batches(examples, 6, handle.tokenizer.pad_token_id))
-    scored = scored_mask(examples, rows, mask)
+    """IG's token scores (signed) sum to target(h) - target(baseline), up to the Riemann error: from zero on the
+    scored tokens, and from AxBench's mean embedding at every position (prompt included)."""
+    for variant, steps in ((RESIDUAL, 32), ({"aggregate": "signed"}, 256)):  # left Riemann sums converge slower
+        ig = IG({**load_cfg(repo_root, "ig"), **variant, "steps": steps})
+        heads = IG.heads({k: v[None] for k, v in ig.train_concept(concept(handle)).items()})
+        examples = tokenize(handle, eval_data.examples.iloc[:6], 256)
+        rows, ids, mask = next(batches(examples, 6, handle.tokenizer.pad_token_id))
+        scored = scored_mask(examples, rows, mask)
+        baseline = ig.baseline(handle.model)
 
-    def logit(alpha: float) -> torch.Tensor:
-        def scale(_module, _inputs, output):
-            return (output[0] * torch.where(scored, alpha, 1.0)[..., None], *output[1:]) \
-                if isinstance(output, tuple) else output * torch.where(scored, alpha, 1.0)[..., None]
+        def target(alpha: float) -> torch.Tensor:
+            def scale(_module, _inputs, output):
+                hidden = output[0] if isinstance(output, tuple) else output
+                start = torch.zeros_like(hidden) if baseline is None else baseline.expand_as(hidden)
+                moved = start + alpha * (hidden - start)
+                if baseline is None:
+                    moved = torch.where(scored[..., None], moved, hidden)
+                return (moved, *output[1:]) if isinstance(output, tuple) else moved
 
-        hook = decoder_blocks(handle.model)[LAYER].register_forward_hook(scale)
-        try:
-            with torch.no_grad():
-                return pooled_state(handle.model, ids, mask, scored) @ weight[0] + bias[0]
-        finally:
-            hook.remove()
+            hook = decoder_blocks(handle.model)[LAYER].register_forward_hook(scale)
+            try:
+                with torch.no_grad():
+                    out = head_logit(heads[0], read_feature(handle.model, ids, mask, scored, ig.setup.read))
+                    return torch.sigmoid(out) if ig.setup.target == "probability" else out
+            finally:
+                hook.remove()
 
-    ig = IG({**load_cfg(repo_root, "ig"), "steps": 32})
-    total = (attributions(handle.model, LAYER, ids, mask, scored, weight, bias, ig.alphas())[0] * scored).sum(dim=1)
-    difference = logit(1.0) - logit(0.0)
-    torch.testing.assert_close(total, difference, rtol=0.05, atol=0.05 * float(difference.abs().max()))
+        attr = attributions(handle.model, LAYER, ids, mask, scored, heads, ig.setup, ig.alphas(), baseline)[0]
+        total = (attr * (scored if baseline is None else mask.bool())).sum(dim=1)
+        difference = target(1.0) - target(0.0)
+        torch.testing.assert_close(total, difference, rtol=0.1, atol=0.1 * float(difference.abs().max()) + 1e-4)
 
 
 @pytest.mark.parametrize("name, cls", [("bow", BoW), ("ixg", IxG), ("ig", IG)])
@@ -226,6 +246,11 @@ def test_configs_build(repo_root, name, cls):
     method = cls(cfg)
     assert method.detects and not method.steers
     assert cls.needs == ("text" if name == "bow" else "model")
+    if name != "bow":  # AxBench's attribution setup unless the config switches it
+        keys = [k for k in AXBENCH if name == "ig" or k != "baseline"]  # IxG has no baseline
+        assert {k: cfg[k] for k in keys} == {k: AXBENCH[k] for k in keys}
+        with pytest.raises(ConfigError, match="read must be one of"):
+            cls({**cfg, "read": "first_token"})
 
 
 # --- prompt-based detection ---------------------------------------------------------------------

@@ -1,6 +1,5 @@
-"""Input x gradient (AxBench's IxG baseline): a token scores h_t . d logit / d h_t at layer L for a
-linear head trained on the frozen model's last residual stream averaged over the response tokens
-(see _attribution.py). Detection only."""
+"""Input x gradient (AxBench's IxG baseline): a token's score is its state h_t times the gradient of
+the trained head's output with respect to it (see _attribution.py). Detection only."""
 
 from interpflow.methods._attribution import AttributionMethod
 
