@@ -6,6 +6,8 @@ server's own access log."""
 
 from __future__ import annotations
 
+import json
+
 import os
 import socket
 import subprocess
@@ -133,13 +135,23 @@ def test_generation_and_judging_through_the_server(finished_run):
 
 
 def test_rerun_makes_no_api_calls(finished_run, server):
+    """Every job that calls the API runs again (the rest of the DAG is left alone: it makes no calls) and
+    every answer comes from the cache: no request reaches the server, and each job's usage file says so."""
     run, _ = finished_run
     before = server.chat_requests()
-    result = run_workflow(run.parents[1], server, KEY, "--forcerun", "concepts")  # every job runs again
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    # judge first: its inputs stay older than its outputs; then concepts, and with it (until eval_data, which
+    # an API generator runs after train_data) every shard's training and evaluation data
+    for forced, until, rules in (("judge", "judge", ["judge"]), ("concepts", "eval_data", ["concepts", "train_data", "eval_data"])):
+        result = run_workflow(run.parents[1], server, KEY, "--forcerun", forced, "--until", until)
+        assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+        assert all(f"rule {rule}:" in result.stdout + result.stderr for rule in rules), result.stdout[-3000:]
     assert server.chat_requests() == before
-    usage = usage_rows(run)
-    assert usage["total"][0] == "0" and int(usage["total"][1].replace(",", "")) > 0  # all from the cache
+    kinds = [list(run.glob(pattern)) for pattern in ("data/train/*.usage.json", "data/latent_eval/*.usage.json",
+                                                      "judged/*/*/*/*.usage.json")]
+    assert all(kinds), kinds
+    for path in sum(kinds, []):
+        usage = json.loads(path.read_text())
+        assert usage["requests"] == 0 and usage["cached"] > 0, (path, usage)
 
 
 def test_wrong_key_is_one_clear_error(server, tmp_path):
