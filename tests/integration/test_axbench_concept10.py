@@ -1,6 +1,11 @@
 """AxBench's released Concept10 data, read as is through the `dataset` source, and DiffMean's
 detection ROC AUC at the middle layer of SmolLM2-135M-Instruct (the default model).
 
+DiffMean trains on every other training example of each concept and category (36 of 72 positives,
+108 of the 216 shared negatives) and is scored on the whole evaluation set: the forward passes
+are the test's cost, and a mean of 36 examples' tokens is as good a direction as one of 72
+(measured: mean ROC AUC 0.940 with all of them, 0.939 with half).
+
 The data is third-party and lives outside the repository (../shared/axbench/concept10, or the
 folder named by INTERPFLOW_AXBENCH_DIR); without it the test is skipped, with the reason shown, or
 fails under CI=true.
@@ -48,6 +53,8 @@ def test_diffmean_detects_axbench_concepts_on_smollm2(tmp_path_factory, unavaila
     concepts = source.concepts()
     train, evaluation = source.train_data(concepts), source.latent_eval_data(concepts)
     assert len(concepts) == 10 and set(evaluation["category"]) == {"positive", "negative", "hard_negative"}
+    train = train.groupby(["concept_id", "category"], group_keys=False).apply(lambda g: g.iloc[::2])
+    assert len(train) == 10 * 36 + 108
 
     model_dir = tmp_path_factory.mktemp("smollm2")
     prepare_model(model_cfg, model_dir)

@@ -152,6 +152,40 @@ def test_pretrained_offline_error(monkeypatch):
         load_pretrained("gemma-scope-2b-pt-res-canonical", "layer_20/width_16k/canonical")
 
 
+def test_a_folder_saved_by_sae_lens_loads_offline_through_the_stage(repo_root, tmp_path, monkeypatch):
+    """The pretrained path with `path`: sae_lens's own save_model writes the folder, the sae stage loads it (no hub),
+    and our encode/decode of the stage's artifact equal sae_lens's on the same activations, for each architecture."""
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    h = 2 * torch.randn(512, 16, generator=torch.Generator().manual_seed(5))
+    acts = tmp_path / "acts.safetensors"
+    write_tensors({"acts": h, "offsets": torch.tensor([0, len(h)])}, acts, metadata={"layer": 3})
+    base = {**config(repo_root, "sae", "gemma_scope"), "release": None, "sae_id": None, "summary_tokens": 256}
+    for seed, (label, lens) in enumerate(lens_saes()):
+        randomise(lens, seed)
+        folder = tmp_path / f"saved_{seed}"
+        lens.save_model(folder)
+        out = tmp_path / f"sae_{seed}.safetensors"
+        sae_stage({**base, "path": str(folder)}, [str(acts)], str(out), layer=3)
+        ours = read_tensors(out)
+        with torch.no_grad():
+            z_lens = lens.encode(h)
+            h_lens = lens.decode(z_lens)
+        assert (z_lens > 0).float().mean() > 0.05, label
+        torch.testing.assert_close(encode(ours, h), z_lens, atol=1e-5, rtol=1e-5, msg=label)
+        torch.testing.assert_close(decode(ours, encode(ours, h)), h_lens, atol=1e-4, rtol=1e-5, msg=label)
+        with safe_open(str(out), "pt") as f:
+            assert f.metadata()["path"] == str(folder) and f.metadata()["source"] == "pretrained"
+    with pytest.raises(ConfigError, match="cfg.json"):
+        sae_stage({**base, "path": str(tmp_path)}, [str(acts)], str(tmp_path / "none.safetensors"), layer=3)
+
+
+def test_pretrained_sae_id_follows_the_layer():
+    from interpflow.sae.pretrained import layer_sae_id
+
+    assert layer_sae_id("layer_{layer}/width_16k/canonical", 9) == "layer_9/width_16k/canonical"
+    assert layer_sae_id("layer_20/width_16k/canonical", 9) == "layer_20/width_16k/canonical"
+
+
 # --- the stage ---------------------------------------------------------------------------------
 
 

@@ -136,9 +136,10 @@ def method_threads(w):
 
 
 def sae_training_acts(model, layer):
-    if (config.get("sae") or {}).get("source") != "train":
-        return []
-    first = config["sae"].get("train_shards") or len(SHARDS)
+    """A trained SAE learns from the first `train_shards` shards' training activations; a pretrained one
+    reads the first shard's, to check its width and layer and to summarise it."""
+    sae_cfg = config.get("sae") or {}
+    first = (sae_cfg.get("train_shards") or len(SHARDS)) if sae_cfg.get("source") == "train" else 1
     return [f"{RESULTS}/acts/{model}/L{layer}/train/{s}.safetensors" for s in SHARDS[:first]]
 
 

@@ -24,7 +24,6 @@ rule pairs:
 
 rule sae:
     input:
-        # a trained SAE learns from every shard's cached training activations; a pretrained one reads none
         acts=lambda w: sae_training_acts(w.model, w.layer),
     output:
         f"{RESULTS}/sae/{{model}}/L{{layer}}.safetensors",
@@ -37,4 +36,5 @@ rule sae:
     benchmark:
         f"{RESULTS}/benchmarks/sae/{{model}}/L{{layer}}.tsv"
     shell:
-        "interpflow sae --threads {threads} --sae-cfg {params.sae:q} --acts {input.acts} --out {output} > {log} 2>&1"
+        "interpflow sae --threads {threads} --sae-cfg {params.sae:q} --acts {input.acts} --layer {wildcards.layer} "
+        "--out {output} > {log} 2>&1"

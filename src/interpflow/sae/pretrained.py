@@ -23,6 +23,26 @@ from interpflow.errors import ConfigError
 SUPPORTED = ("jumprelu", "standard", "topk")
 
 
+def layer_sae_id(sae_id: str, layer: int) -> str:
+    """The SAE id for one layer: `sae_id` with {layer} filled ("layer_{layer}/width_16k/canonical"), so one
+    config serves every layer of an experiment; an id without {layer} is used as it is."""
+    return sae_id.replace("{layer}", str(layer))
+
+
+def load_local(path: str, device: str = "cpu") -> dict:
+    """An SAE folder saved by sae_lens (`sae.save_model(path)`: cfg.json + sae_weights.safetensors), read
+    offline with sae_lens's own loader; our format on the CPU."""
+    from sae_lens import SAE  # heavy import, only when used
+
+    if not (os.path.isdir(path) and os.path.isfile(os.path.join(path, "cfg.json"))):
+        raise ConfigError(f"SAE folder {path!r} has no cfg.json: point `path` at a folder saved by sae_lens "
+                          "(SAE.save_model)")
+    sae = SAE.load_from_disk(path, device=device)
+    tensors, metadata = from_sae_lens(sae)
+    return {"tensors": tensors, "metadata": {"source": "pretrained", "path": os.path.abspath(path),
+                                             "neuronpedia": "", **metadata}}
+
+
 def load_pretrained(release: str, sae_id: str, device: str = "cpu") -> dict:
     """Load `sae_id` of `release` from the hub (or its cache) with sae_lens; our format on the CPU.
 

@@ -16,11 +16,11 @@ from safetensors import safe_open
 from interpflow.artifacts import write_tensors
 from interpflow.errors import ConfigError
 from interpflow.sae.format import check_sae, firing_counts, fraction_of_variance_explained
-from interpflow.sae.pretrained import load_pretrained
+from interpflow.sae.pretrained import layer_sae_id, load_local, load_pretrained
 from interpflow.sae.topk import TopKConfig, config_metadata, train_topk
 
 COMMON_KEYS = {"name", "source", "max_tokens", "summary_tokens", "seed"}
-PRETRAINED_KEYS = COMMON_KEYS | {"release", "sae_id", "device"}
+PRETRAINED_KEYS = COMMON_KEYS | {"release", "sae_id", "path", "device"}
 TRAIN_KEYS = COMMON_KEYS | set(TopKConfig.__dataclass_fields__) | {"train_shards"}  # train_shards: read by the Snakefile
 
 
@@ -67,8 +67,20 @@ def summary(sae: dict[str, torch.Tensor], acts: torch.Tensor) -> dict[str, float
     }
 
 
-def sae(sae_cfg: dict, acts: list[str], out: str) -> None:
-    """Train or load the SAE for one (model, layer) and write it to `out` (safetensors, our format)."""
+def load(sae_cfg: dict, layer: int | None) -> dict:
+    """A pretrained SAE: a local sae_lens folder (`path`), or `release` + `sae_id` ({layer} filled in)."""
+    device = sae_cfg.get("device", "cpu")
+    if sae_cfg.get("path"):
+        return load_local(str(sae_cfg["path"]), device)
+    if not sae_cfg.get("release") or not sae_cfg.get("sae_id"):
+        raise ConfigError("a pretrained SAE needs `path` (a folder saved by sae_lens) or `release` and `sae_id`")
+    sae_id = layer_sae_id(str(sae_cfg["sae_id"]), layer) if layer is not None else str(sae_cfg["sae_id"])
+    return load_pretrained(sae_cfg["release"], sae_id, device)
+
+
+def sae(sae_cfg: dict, acts: list[str], out: str, layer: int | None = None) -> None:
+    """Train or load the SAE for one (model, layer) and write it to `out` (safetensors, our format).
+    A pretrained SAE reads the activations only to check that it fits them and to summarise it."""
     source = sae_cfg.get("source")
     allowed = {"train": TRAIN_KEYS, "pretrained": PRETRAINED_KEYS}.get(source)
     if allowed is None:
@@ -84,7 +96,7 @@ def sae(sae_cfg: dict, acts: list[str], out: str) -> None:
         cfg = TopKConfig.from_dict(sae_cfg)
         tensors, metadata = train_topk(data, cfg), config_metadata(cfg)
     else:
-        loaded = load_pretrained(sae_cfg["release"], sae_cfg["sae_id"], sae_cfg.get("device", "cpu"))
+        loaded = load(sae_cfg, layer if layer is not None else acts_layer(acts[0]))
         tensors, metadata = loaded["tensors"], loaded["metadata"]
         data = read_acts(acts, sae_cfg.get("summary_tokens", 8192), seed)
         check_matches(metadata, check_sae(tensors)[0], acts, data)
