@@ -1,6 +1,7 @@
 """Stage: the sparse autoencoder of one (model, layer), for the SAE and SAE-A methods.
 
-source "train": a TopK SAE (topk.py) trained on every shard's cached training activations;
+source "train": trained on the first shards' cached training activations, by sae_lens's own trainer
+(lens_training.py: standard/L1, TopK, BatchTopK, JumpReLU) or our TopK trainer (topk.py);
 source "pretrained": an sae_lens release (pretrained.py), checked against the activations' width
 and layer. Either way the result is written in our format (format.py) with its metadata, and a
 summary (tokens, fraction of variance explained, L0, dead latents) is printed and stored.
@@ -17,11 +18,15 @@ from interpflow.artifacts import write_tensors
 from interpflow.errors import ConfigError
 from interpflow.sae.format import check_sae, firing_counts, fraction_of_variance_explained
 from interpflow.sae.pretrained import layer_sae_id, load_local, load_pretrained
+from interpflow.sae.lens_training import KEYS as LENS_KEYS
+from interpflow.sae.lens_training import train_with_sae_lens
 from interpflow.sae.topk import TopKConfig, config_metadata, train_topk
 
 COMMON_KEYS = {"name", "source", "max_tokens", "summary_tokens", "seed"}
 PRETRAINED_KEYS = COMMON_KEYS | {"release", "sae_id", "path", "device"}
-TRAIN_KEYS = COMMON_KEYS | set(TopKConfig.__dataclass_fields__) | {"train_shards"}  # train_shards: read by the Snakefile
+TRAIN_KEYS = (COMMON_KEYS | set(TopKConfig.__dataclass_fields__) | LENS_KEYS
+              | {"train_shards", "trainer"})  # train_shards: read by the Snakefile
+TRAINERS = ("interpflow_topk", "sae_lens")
 
 
 def read_acts(paths: list[str], max_tokens: int | None, seed: int) -> torch.Tensor:
@@ -92,9 +97,15 @@ def sae(sae_cfg: dict, acts: list[str], out: str, layer: int | None = None) -> N
         raise ConfigError("the sae stage needs the cached training activations of at least one shard")
     seed = int(sae_cfg.get("seed", 0))
     if source == "train":
+        trainer = sae_cfg.get("trainer", "interpflow_topk")
+        if trainer not in TRAINERS:
+            raise ConfigError(f"sae.trainer must be one of {TRAINERS}, got {trainer!r}")
         data = read_acts(acts, sae_cfg.get("max_tokens"), seed)
-        cfg = TopKConfig.from_dict(sae_cfg)
-        tensors, metadata = train_topk(data, cfg), config_metadata(cfg)
+        if trainer == "sae_lens":
+            tensors, metadata = train_with_sae_lens(data, sae_cfg)
+        else:
+            cfg = TopKConfig.from_dict(sae_cfg)
+            tensors, metadata = train_topk(data, cfg), config_metadata(cfg)
     else:
         loaded = load(sae_cfg, layer if layer is not None else acts_layer(acts[0]))
         tensors, metadata = loaded["tensors"], loaded["metadata"]
