@@ -1,4 +1,5 @@
-# interpflow: the concept benchmark (AxBench protocol) as a Snakemake workflow.
+# interpflow: the concept benchmark (AxBench protocol) and the SAE benchmark (SAEBench protocol) as one
+# Snakemake workflow.
 #   snakemake -c2                                   # the default experiment (config/experiment/demo.yaml)
 #   snakemake -c2 --config overrides='["experiment=demo_two_models"]'
 # All logic lives in the `interpflow` package; every rule calls one `interpflow <stage>` command.
@@ -15,10 +16,23 @@ include: "workflow/rules/activations.smk"
 include: "workflow/rules/shared.smk"
 include: "workflow/rules/methods.smk"
 include: "workflow/rules/steering.smk"
+include: "workflow/rules/saebench.smk"
 include: "workflow/rules/report.smk"
+
+
+# Pandas-only summaries run where Snakemake runs, not as cluster jobs: on SLURM each would wait in
+# the queue and parse the workflow again for a second of work.
+localrules:
+    all,
+    imbalance_pool,
+    evaluate_detection,
+    evaluate_steering,
+    leaderboard,
+    saebench_leaderboard,
 
 
 rule all:
     default_target: True
     input:
         LEADERBOARD,
+        SAEBENCH_OUTPUTS,

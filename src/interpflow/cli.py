@@ -36,6 +36,8 @@ STAGES = {
     "steer": "interpflow.stages.steer:steer",
     "judge": "interpflow.stages.judge:judge",
     "evaluate-steering": "interpflow.stages.evaluate:evaluate_steering",
+    "saebench-core": "interpflow.saebench.core:core",
+    "saebench-leaderboard": "interpflow.saebench.leaderboard:saebench_leaderboard",
     "leaderboard": "interpflow.report.leaderboard:leaderboard",
     "wall-times": "interpflow.report.wall_times:wall_times",
 }

@@ -27,9 +27,28 @@ def compose(config_dir: str | Path, overrides: list[str] | None = None) -> dict:
         composed = OmegaConf.to_container(cfg, resolve=True)
     except (HydraException, OmegaConfBaseException) as err:
         raise ConfigError(f"could not compose the config with overrides {overrides}: {err}") from None
-    for key, model in composed.get("models", {}).items():
-        model["name"] = key
+    for group in ("models", "saes"):
+        for key, entry in (composed.get(group) or {}).items():
+            entry["name"] = key
+    composed["methods"] = expand_sae_methods(composed.get("methods") or {}, composed.get("saes") or {})
     return composed
+
+
+def expand_sae_methods(methods: dict, saes: dict) -> dict:
+    """A method that reads an SAE becomes one method per SAE: `sae` with SAEs `topk` and `relu` is
+    `sae-topk` and `sae-relu`, each with its `sae` key set. A method whose `sae` is already set
+    keeps its name and its SAE."""
+    from interpflow.methods import method_class
+
+    expanded = {}
+    for key, method in methods.items():
+        reads_sae = "name" in method and method_class(method["name"]).uses_sae
+        if reads_sae and method.get("sae") is None and saes:
+            for sae_name in saes:
+                expanded[f"{key}-{sae_name}"] = {**method, "sae": sae_name}
+        else:
+            expanded[key] = method
+    return expanded
 
 
 def validate(cfg: dict, schema_path: str | Path) -> None:

@@ -58,8 +58,10 @@ def check_methods(cfg: dict) -> None:
         if intervention is not None and (not issubclass(cls, VectorMethod) or intervention not in INTERVENTIONS):
             allowed = f"one of {', '.join(INTERVENTIONS)}" if issubclass(cls, VectorMethod) else "not set (it does not steer with a vector)"
             raise ConfigError(f"methods.{key}.intervention is {intervention!r}; for {cls.name} it must be {allowed}")
-        if cls.uses_sae and not cfg.get("sae"):
-            raise ConfigError(f"method {key} reads a sparse autoencoder; add an `sae` config (e.g. sae=trained_topk)")
+        if cls.uses_sae and method_cfg.get("sae") not in (cfg.get("saes") or {}):
+            known = sorted(cfg.get("saes") or {})
+            raise ConfigError(f"method {key} reads the sparse autoencoder {method_cfg.get('sae')!r}, which is not in "
+                              f"`saes` ({known or 'empty'}); add one, e.g. +sae@saes.topk=trained_topk")
 
 
 def check_genre_source(cfg: dict, source) -> None:

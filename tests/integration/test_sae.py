@@ -418,7 +418,7 @@ def test_clamping_sets_the_sae_latent(repo_root, tiny_model_dir):
 # --- sae_lens's trainer ---------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("architecture, sparsity", [("standard", {"l1_coefficient": 2.0}), ("topk", {"k": 4}),
+@pytest.mark.parametrize("architecture, sparsity", [("standard", {"l1_coefficient": 1.0}), ("topk", {"k": 4}),
                                                     ("batchtopk", {"k": 4}), ("jumprelu", {"l0_coefficient": 5.0})])
 def test_sae_lens_trains_each_architecture_on_cached_activations(tmp_path, architecture, sparsity):
     """Through the stage with trainer sae_lens: on a planted sparse dictionary the trained SAE explains most of the

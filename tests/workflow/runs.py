@@ -23,8 +23,12 @@ class Run:
     results: Path
 
 
-def snakemake_command(workdir: Path, overrides: list[str], *args: str) -> tuple[list[str], dict]:
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
+LOCAL_ONLY = Path(__file__).resolve().parent / "local_only"  # see local_only/scontrol
+
+
+def snakemake_command(workdir: Path, overrides: list[str], *args: str, slurm: bool = False) -> tuple[list[str], dict]:
+    path = f"{Path(sys.executable).parent}:{os.environ['PATH']}"
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "PATH": path if slurm else f"{LOCAL_ONLY}:{path}"}
     command = [
         sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "--directory", str(workdir),
         "--cores", "2", *args, "--config", f"overrides={json.dumps(overrides)}",

@@ -20,6 +20,9 @@ pytestmark = pytest.mark.workflow
 
 RUN = "tiny_full"
 MODEL_DIR = "tiny_llama/L2"
+SAES = ["topk", "relu"]
+# a method that reads an SAE runs once per SAE of the experiment, named <method>-<sae>
+RUN_NAMES = {name: [f"{name}-{sae}" for sae in SAES] if cls.uses_sae else [name] for name, cls in METHODS.items()}
 
 
 @pytest.fixture(scope="module")
@@ -34,34 +37,35 @@ def test_the_experiment_lists_every_registered_method(repo_root):
 
 
 def test_every_method_leaves_its_artifacts(full_run):
-    for name, cls in METHODS.items():
+    for name, cls, run_name in ((n, c, r) for n, c in METHODS.items() for r in RUN_NAMES[n]):
         if cls.trains():
-            with safe_open(str(full_run / f"methods/{MODEL_DIR}/{name}/s0000.safetensors"), "pt") as f:
+            with safe_open(str(full_run / f"methods/{MODEL_DIR}/{run_name}/s0000.safetensors"), "pt") as f:
                 assert "concept_ids" in f.keys()
-            cfg = json.loads((full_run / f"methods/{MODEL_DIR}/{name}/s0000.cfg.json").read_text())
+            cfg = json.loads((full_run / f"methods/{MODEL_DIR}/{run_name}/s0000.cfg.json").read_text())
             assert cfg["method"]["name"] == name
-            assert not (full_run / f"methods/{MODEL_DIR}/{name}/s0000.checkpoints").exists()
+            assert not (full_run / f"methods/{MODEL_DIR}/{run_name}/s0000.checkpoints").exists()
         if cls.detects:
-            table = pd.read_parquet(full_run / f"eval/detection/{MODEL_DIR}/{name}.parquet")
+            table = pd.read_parquet(full_run / f"eval/detection/{MODEL_DIR}/{run_name}.parquet")
             assert len(table) == 2 and table["roc_auc"].between(0, 1).all(), name
         if cls.steers:
-            steering = pd.read_parquet(full_run / f"steering/{MODEL_DIR}/{name}/s0000.parquet")
+            steering = pd.read_parquet(full_run / f"steering/{MODEL_DIR}/{run_name}/s0000.parquet")
             assert steering["generation"].map(type).eq(str).all()
             assert steering["factor"].isna().all() == (not cls.uses_factor), name
     pairs = pd.read_parquet(full_run / "data/pairs/tiny_llama/s0000.parquet")
     assert {"input", "concept_output", "plain_output"} <= set(pairs.columns) and len(pairs)
-    with safe_open(str(full_run / "sae/tiny_llama/L2.safetensors"), "pt") as f:
-        assert {"W_enc", "W_dec", "b_enc", "b_dec", "threshold"} <= set(f.keys())
+    for sae in SAES:
+        with safe_open(str(full_run / f"sae/tiny_llama/L2/{sae}.safetensors"), "pt") as f:
+            assert {"W_enc", "W_dec", "b_enc", "b_dec", "threshold"} <= set(f.keys())
     # SFT is restricted to one concept by the experiment
     assert pd.read_parquet(full_run / f"steering/{MODEL_DIR}/sft/s0000.parquet")["concept_id"].nunique() == 1
 
 
 def test_leaderboard_has_every_method_and_dashes_where_it_does_not_apply(full_run):
     board = pd.read_csv(full_run / "leaderboard.csv").set_index("method")
-    assert sorted(board.index) == sorted(METHODS)
-    for name, cls in METHODS.items():
-        assert pd.notna(board.loc[name, "roc_auc"]) == cls.detects, name
-        assert pd.notna(board.loc[name, "overall"]) == cls.steers, name
+    assert sorted(board.index) == sorted(r for runs in RUN_NAMES.values() for r in runs)
+    for name, cls, run_name in ((n, c, r) for n, c in METHODS.items() for r in RUN_NAMES[n]):
+        assert pd.notna(board.loc[run_name, "roc_auc"]) == cls.detects, run_name
+        assert pd.notna(board.loc[run_name, "overall"]) == cls.steers, run_name
     text = (full_run / "leaderboard.md").read_text()
     assert "## Concept detection" in text and "## Steering" in text and "—" in text
     assert (full_run / "plots/steering_vs_factor.png").stat().st_size > 10_000

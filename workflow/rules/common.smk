@@ -89,7 +89,7 @@ def _method_reads(w, split):
     if split == "train" and info.uses_pairs:
         inputs["pairs"] = f"{RESULTS}/data/pairs/{w.model}/{w.shard}.parquet"
     if split == "train" and info.uses_sae:
-        inputs["sae"] = f"{RESULTS}/sae/{w.model}/L{w.layer}.safetensors"
+        inputs["sae"] = sae_path(w.model, w.layer, config["methods"][w.method]["sae"])
     return inputs
 
 
@@ -135,10 +135,17 @@ def method_threads(w):
     return MODEL_THREADS if "model" in (info.needs, info.detection_needs()) else 1
 
 
-def sae_training_acts(model, layer):
+SAES = list(config.get("saes") or {})
+
+
+def sae_path(model, layer, sae):
+    return f"{RESULTS}/sae/{model}/L{layer}/{sae}.safetensors"
+
+
+def sae_training_acts(model, layer, sae):
     """A trained SAE learns from the first `train_shards` shards' training activations; a pretrained one
     reads the first shard's, to check its width and layer and to summarise it."""
-    sae_cfg = config.get("sae") or {}
+    sae_cfg = config["saes"][sae]
     first = (sae_cfg.get("train_shards") or len(SHARDS)) if sae_cfg.get("source") == "train" else 1
     return [f"{RESULTS}/acts/{model}/L{layer}/train/{s}.safetensors" for s in SHARDS[:first]]
 
@@ -172,10 +179,18 @@ def run_paths(template, capability):
 wildcard_constraints:
     model="|".join(MODELS),
     method="|".join(METHODS),
+    sae="|".join(SAES) or "no_sae",
     shard=r"s\d\d\d\d+",  # shard names (see data/concepts.py); a 250-way alternation slows planning at 16K concepts
     layer=r"\d+",
     split="train|latent_eval",
 
+
+SAEBENCH_EVALS = list(config["saebench"]["evals"])
+SAEBENCH_RESULTS = [
+    f"{RESULTS}/saebench/{m}/L{l}/{sae}/{evaluation}.json"
+    for m, l in model_layers() for sae in SAES for evaluation in SAEBENCH_EVALS
+]
+SAEBENCH_OUTPUTS = [f"{RESULTS}/saebench/leaderboard.md"] if SAEBENCH_RESULTS else []
 
 LEADERBOARD = [
     f"{RESULTS}/leaderboard.md",

@@ -24,17 +24,17 @@ rule pairs:
 
 rule sae:
     input:
-        acts=lambda w: sae_training_acts(w.model, w.layer),
+        acts=lambda w: sae_training_acts(w.model, w.layer, w.sae),
     output:
-        f"{RESULTS}/sae/{{model}}/L{{layer}}.safetensors",
+        sae_path("{model}", "{layer}", "{sae}"),
     params:
-        sae=json_param(config.get("sae")),
+        sae=lambda w: as_json(config["saes"][w.sae]),
         code=code_fingerprint("interpflow.sae.stage"),
     threads: MODEL_THREADS
     log:
-        f"{RESULTS}/logs/sae/{{model}}/L{{layer}}.log",
+        f"{RESULTS}/logs/sae/{{model}}/L{{layer}}/{{sae}}.log",
     benchmark:
-        f"{RESULTS}/benchmarks/sae/{{model}}/L{{layer}}.tsv"
+        f"{RESULTS}/benchmarks/sae/{{model}}/L{{layer}}/{{sae}}.tsv"
     shell:
         "interpflow sae --threads {threads} --sae-cfg {params.sae:q} --acts {input.acts} --layer {wildcards.layer} "
         "--out {output} > {log} 2>&1"

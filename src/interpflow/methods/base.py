@@ -42,7 +42,7 @@ class Method:
     uses_pairs: ClassVar[bool] = False
     # steering batches never mix values of this plan column (e.g. one fine-tuned model per concept)
     batch_key: ClassVar[str | None] = None
-    # training reads the experiment's sparse autoencoder for this model and layer (config `sae`)
+    # training reads one of the experiment's sparse autoencoders for this model and layer (method key `sae`)
     uses_sae: ClassVar[bool] = False
 
     def __init__(self, cfg: dict):

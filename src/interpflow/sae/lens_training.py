@@ -10,16 +10,22 @@ residual stream feeds it directly: no model runs again. Architectures and their 
   jumprelu  a learned threshold per latent, L0 penalty (Rajamanoharan et al. 2024)  l0_coefficient
 
 The trained SAE is saved by sae_lens as an inference SAE (BatchTopK becomes a JumpReLU SAE, as
-sae_lens defines it) and converted into our format (pretrained.py). sae_lens normalises inputs only
-when asked (`normalize_activations`); we leave it off so the SAE reads the raw residual stream, as
-every method's direction does. Its trainer starts the decoder bias at 0, which a residual stream
-far from the origin punishes (on planted data with an offset, TopK explained 13% of the variance);
-we start it at the tokens' geometric median, as our TopK trainer and the TopK paper do.
+sae_lens defines it) and converted into our format (pretrained.py).
+
+Training sees the activations scaled so that their mean norm is sqrt(d) (what sae_lens's
+`expected_average_only_in` normalisation does, with the factor measured on every token rather
+than on one batch), so a sparsity coefficient means the same on every model and layer; the factor
+is folded into the weights afterwards (sae_lens's `fold_activation_norm_scaling_factor`), so the
+saved SAE reads the raw residual stream, as every method's direction does. sae_lens's trainer
+starts the decoder bias at 0, which a residual stream far from the origin punishes (on planted
+data with an offset, TopK explained 13% of the variance); we start it at the tokens' geometric
+median, as our TopK trainer and the TopK paper do.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import tempfile
 from typing import Iterator
 
@@ -73,6 +79,7 @@ def train_with_sae_lens(acts: torch.Tensor, cfg: dict) -> tuple[dict[str, torch.
     from sae_lens.config import LoggingConfig, SAETrainerConfig
     from sae_lens.training.sae_trainer import SAETrainer
 
+    from interpflow.models.loading import choose_device
     from interpflow.sae.pretrained import from_sae_lens
 
     check_config(cfg)
@@ -84,16 +91,19 @@ def train_with_sae_lens(acts: torch.Tensor, cfg: dict) -> tuple[dict[str, torch.
     training_cls, config_cls = _classes(architecture)
     knob = SPARSITY[architecture]
     sae = training_cls(config_cls(d_in=acts.shape[1], d_sae=int(cfg["n_latents"]), **{knob: cfg[knob]}))
+    scale = math.sqrt(acts.shape[1]) / float(acts.float().norm(dim=1).mean().clamp_min(1e-12))
+    acts = acts.float() * scale
     with torch.no_grad():  # sae_lens's trainer starts b_dec at 0; like our TopK trainer (and the TopK paper), we
-        sae.b_dec.copy_(geometric_median(acts[:GEOMEDIAN_TOKENS].float()))  # start it at the data's median
+        sae.b_dec.copy_(geometric_median(acts[:GEOMEDIAN_TOKENS]))  # start it at the data's median
     trainer_cfg = SAETrainerConfig(
         total_training_samples=samples, train_batch_size_samples=batch_size, lr=lr,
         lr_end=float(cfg.get("lr_end") or lr), lr_warm_up_steps=int(cfg.get("lr_warm_up_steps", 0)),
-        device="cpu", logger=LoggingConfig(log_to_wandb=False), n_checkpoints=0,
+        device=choose_device(), logger=LoggingConfig(log_to_wandb=False), n_checkpoints=0,
         dead_feature_window=max(1, samples // batch_size // 4), feature_sampling_window=max(1, samples // batch_size),
         n_batches_for_norm_estimate=1)
     generator = torch.Generator().manual_seed(int(cfg.get("seed", 0)))
-    trained = SAETrainer(cfg=trainer_cfg, sae=sae, data_provider=batches(acts.float(), batch_size, generator)).fit()
+    trained = SAETrainer(cfg=trainer_cfg, sae=sae, data_provider=batches(acts, batch_size, generator)).fit()
+    trained.fold_activation_norm_scaling_factor(scale)
     with tempfile.TemporaryDirectory() as folder:
         trained.save_inference_model(folder)
         inference = SAE.load_from_disk(folder)

@@ -1,0 +1,132 @@
+"""Stage: the SAE leaderboard: one row per (model, layer, SAE) with SAEBench's headline metrics and,
+beside them, the concept benchmark's scores of the same SAE (the `sae` and `sae_a` methods' rows of
+the concept leaderboard), as markdown and CSV; plots of the sparsity frontier (L0 against loss
+recovered) and of each metric against L0, per architecture."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import pandas as pd  # noqa: E402
+
+from interpflow.artifacts import atomic_path, write_text  # noqa: E402
+
+KEYS = ["model", "layer", "sae"]
+# (eval_type_id, metric category, metric) -> column
+HEADLINE = {
+    ("core", "sparsity", "l0"): "l0",
+    ("core", "reconstruction_quality", "explained_variance"): "explained_variance",
+    ("core", "model_performance_preservation", "ce_loss_score"): "loss_recovered",
+    ("core", "model_behavior_preservation", "kl_div_score"): "kl_div_score",
+    ("core", "reconstruction_quality", "cossim"): "cossim",
+    ("core", "misc_metrics", "frac_alive"): "frac_alive",
+}
+CONCEPT = {"roc_auc": "concept_roc_auc", "overall": "concept_steering"}
+PATH = re.compile(r".*/saebench/(?P<model>[^/]+)/L(?P<layer>\d+)/(?P<sae>[^/]+)/(?P<eval>[^/]+)\.json$")
+
+
+def architecture(sae_cfg: dict) -> str:
+    return str(sae_cfg.get("trained_architecture") or sae_cfg.get("architecture") or "unknown")
+
+
+def read_results(paths: list[str]) -> pd.DataFrame:
+    """One row per (model, layer, SAE): its architecture, width and headline metrics."""
+    rows: dict[tuple, dict] = {}
+    for path in paths:
+        match = PATH.match(str(Path(path).resolve()))
+        if match is None:
+            raise ValueError(f"{path} is not results/<run>/saebench/<model>/L<layer>/<sae>/<eval>.json")
+        result = json.loads(Path(path).read_text())
+        key = (match["model"], int(match["layer"]), match["sae"])
+        row = rows.setdefault(key, dict(zip(KEYS, key)))
+        row["architecture"] = architecture(result.get("sae_cfg_dict", {}))
+        for (eval_type, category, metric), column in HEADLINE.items():
+            if result["eval_type_id"] == eval_type:
+                row[column] = result["eval_result_metrics"].get(category, {}).get(metric)
+        if result["eval_type_id"] == "core":
+            row["n_latents"] = len(result["eval_result_details"])
+    return pd.DataFrame(list(rows.values()))
+
+
+def concept_columns(concept_csv: str | None, saes: pd.DataFrame) -> pd.DataFrame:
+    """Each SAE's concept-benchmark scores: method rows named <method>-<sae> (config.expand_sae_methods)."""
+    if not concept_csv or saes.empty:
+        return saes
+    board = pd.read_csv(concept_csv)
+    for _, row in board.iterrows():
+        method, _, sae = str(row["method"]).rpartition("-")
+        hit = (saes["model"] == row["model"]) & (saes["layer"] == int(row["layer"])) & (saes["sae"] == sae)
+        if method and hit.any():
+            for source, column in CONCEPT.items():
+                if source in row and pd.notna(row[source]):
+                    saes.loc[hit, f"{method}_{column}"] = row[source]
+    return saes
+
+
+def _markdown(table: pd.DataFrame) -> str:
+    lines = ["# SAE benchmark", "",
+             "One row per SAE: SAEBench's core metrics (loss recovered = ce_loss_score) and, where the SAE's",
+             "methods ran, the concept benchmark's mean ROC AUC and steering score (harmonic mean).", ""]
+    shown = table.round(4).astype(object).where(table.notna(), "—")
+    lines.append("| " + " | ".join(shown.columns) + " |")
+    lines.append("|" + "---|" * len(shown.columns))
+    lines += ["| " + " | ".join(str(v) for v in row) + " |" for row in shown.itertuples(index=False)]
+    return "\n".join(lines) + "\n"
+
+
+def _plot_frontier(table: pd.DataFrame, path: str) -> None:
+    fig, ax = plt.subplots(figsize=(6.5, 4.5))
+    for arch, group in table.groupby("architecture"):
+        ax.plot(group["l0"], group["loss_recovered"], "o", label=arch)
+        for _, row in group.iterrows():
+            ax.annotate(row["sae"], (row["l0"], row["loss_recovered"]), fontsize=7, xytext=(3, 3), textcoords="offset points")
+    ax.set_xscale("log")
+    ax.set_xlabel("L0 (active latents per token)")
+    ax.set_ylabel("loss recovered (CE score)")
+    ax.set_title("Sparsity frontier")
+    ax.legend(title="architecture", fontsize=8)
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=120)
+    plt.close(fig)
+
+
+def _plot_metrics(table: pd.DataFrame, path: str) -> None:
+    metrics = [c for c in table.columns if c not in (*KEYS, "architecture", "n_latents", "l0") and table[c].notna().any()]
+    columns = 3
+    rows = max(1, -(-len(metrics) // columns))
+    fig, axes = plt.subplots(rows, columns, figsize=(4 * columns, 3.2 * rows), squeeze=False)
+    for ax, metric in zip(axes.flat, metrics):
+        for arch, group in table.groupby("architecture"):
+            ax.plot(group["l0"], group[metric], "o", label=arch)
+        ax.set_xscale("log")
+        ax.set_xlabel("L0")
+        ax.set_title(metric, fontsize=9)
+    for ax in list(axes.flat)[len(metrics):]:
+        ax.axis("off")
+    if metrics:
+        axes.flat[0].legend(fontsize=7)
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=110)
+    plt.close(fig)
+
+
+def saebench_leaderboard(results: list[str], out_md: str, out_csv: str, out_frontier_plot: str, out_metrics_plot: str,
+                         concept_leaderboard: str | None = None) -> None:
+    """The SAE leaderboard of every SAEBench result JSON, with the concept benchmark's columns beside it."""
+    table = concept_columns(concept_leaderboard, read_results(results)).sort_values(KEYS).reset_index(drop=True)
+    first = [*KEYS, "architecture", "n_latents", *HEADLINE.values()]
+    table = table[[c for c in first if c in table.columns] + [c for c in table.columns if c not in first]]
+    with atomic_path(out_csv) as tmp:
+        table.to_csv(tmp, index=False)
+    write_text(_markdown(table), out_md)
+    _plot_frontier(table, out_frontier_plot)
+    _plot_metrics(table, out_metrics_plot)
+    print(f"SAE leaderboard: {len(table)} SAEs")

@@ -1,0 +1,55 @@
+"""The SAE benchmark inside the shared tiny-full run: both SAEs (our TopK trainer, sae_lens's ReLU/L1)
+get SAEBench's core JSON and a row of the SAE leaderboard beside their concept-benchmark scores, and
+adding an SAE schedules only that SAE's jobs."""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import pytest
+
+from runs import copy_run, scheduled_jobs, snakemake
+
+pytestmark = pytest.mark.workflow
+
+SAES = ["relu", "topk"]
+
+
+def test_every_sae_has_its_core_json(tiny_full_run):
+    for sae in SAES:
+        result = json.loads((tiny_full_run.results / f"saebench/tiny_llama/L2/{sae}/core.json").read_text())
+        assert result["eval_type_id"] == "core" and len(result["eval_result_details"]) == 256
+        metrics = result["eval_result_metrics"]
+        assert 0 < metrics["sparsity"]["l0"] < 256, sae
+        # trained on this model's activations: most of the variance and of the loss come back
+        assert metrics["reconstruction_quality"]["explained_variance"] > 0.5, (sae, metrics)
+        assert metrics["model_performance_preservation"]["ce_loss_score"] > 0.5, (sae, metrics)
+        assert result["sae_cfg_dict"]["source"] == "train"
+
+
+def test_sae_leaderboard_puts_saebench_and_concept_scores_side_by_side(tiny_full_run):
+    board = pd.read_csv(tiny_full_run.results / "saebench/leaderboard.csv").set_index("sae")
+    assert sorted(board.index) == SAES
+    assert board.loc["relu", "architecture"] == "standard" and board.loc["topk", "architecture"] == "topk"
+    for column in ("l0", "explained_variance", "loss_recovered", "sae_concept_roc_auc", "sae_a_concept_roc_auc",
+                   "sae_concept_steering"):
+        assert board[column].notna().all(), column
+    concept = pd.read_csv(tiny_full_run.results / "leaderboard.csv").set_index("method")
+    assert board.loc["relu", "sae_a_concept_roc_auc"] == pytest.approx(concept.loc["sae_a-relu", "roc_auc"])
+    for plot in ("sparsity_frontier", "metrics_vs_l0"):
+        assert (tiny_full_run.results / f"saebench/plots/{plot}.png").stat().st_size > 10_000
+
+
+def test_adding_an_sae_schedules_only_its_own_jobs(tiny_full_run, tmp_path):
+    run = copy_run(tiny_full_run, tmp_path / "tiny_full")  # parsing rewrites the run's config.yaml
+    extra = ["+sae@saes.extra=topk", "saes.extra.n_latents=64", "saes.extra.k=4"]
+    result = snakemake(run.workdir, [*run.overrides, *extra], "-n")
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    jobs = scheduled_jobs(result.stdout)
+    assert jobs, result.stdout[-2000:]
+    summaries = {"leaderboard", "saebench_leaderboard", "all"}
+    for rule, wildcards in jobs:
+        if rule not in summaries:
+            assert wildcards.get("sae") == "extra" or wildcards.get("method", "").endswith("-extra"), (rule, wildcards)
+    assert {rule for rule, _ in jobs} >= {"sae", "saebench_core", "train", "detect", "steer", "saebench_leaderboard"}

@@ -1,0 +1,57 @@
+# The SAE benchmark (SAEBench protocol): each evaluation of `saebench.evals` for every SAE of `saes`
+# at every (model, layer), over the activations the concept benchmark already caches.
+
+
+def saebench_eval_data(w):
+    """The latent-evaluation shards' data and cached activations (shared with the concept benchmark)."""
+    base = f"{RESULTS}/acts/{w.model}/L{w.layer}/latent_eval"
+    return {
+        "model": rules.prepare_model.output[0].format(model=w.model),
+        "sae": sae_path(w.model, w.layer, w.sae),
+        "acts": [f"{base}/{s}.safetensors" for s in SHARDS],
+        "index": [f"{base}/{s}.index.parquet" for s in SHARDS],
+        "data": [f"{RESULTS}/data/latent_eval/{s}.parquet" for s in SHARDS],
+    }
+
+
+rule saebench_core:
+    input:
+        unpack(saebench_eval_data),
+    output:
+        f"{RESULTS}/saebench/{{model}}/L{{layer}}/{{sae}}/core.json",
+    params:
+        model=lambda w: model_params(w.model),
+        eval=json_param(config["saebench"]["core"]),
+        folder=lambda w: f"{MODELS_DIR}/{w.model}",
+        code=code_fingerprint("interpflow.saebench.core"),
+    threads: MODEL_THREADS
+    log:
+        f"{RESULTS}/logs/saebench/{{model}}/L{{layer}}/{{sae}}/core.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/saebench/{{model}}/L{{layer}}/{{sae}}/core.tsv"
+    shell:
+        "interpflow saebench-core --threads {threads} --model-dir {params.folder} --model-cfg {params.model:q} "
+        "--layer {wildcards.layer} --sae {input.sae} --sae-name {wildcards.sae} --acts {input.acts} --index {input.index} "
+        "--data {input.data} --eval-cfg {params.eval:q} --out {output} > {log} 2>&1"
+
+
+rule saebench_leaderboard:
+    input:
+        results=SAEBENCH_RESULTS,
+        concept=f"{RESULTS}/leaderboard.csv",
+    output:
+        md=report(f"{RESULTS}/saebench/leaderboard.md", category="SAE benchmark"),
+        csv=report(f"{RESULTS}/saebench/leaderboard.csv", category="SAE benchmark"),
+        frontier=report(f"{RESULTS}/saebench/plots/sparsity_frontier.png", category="SAE benchmark"),
+        metrics=report(f"{RESULTS}/saebench/plots/metrics_vs_l0.png", category="SAE benchmark"),
+    params:
+        code=code_fingerprint("interpflow.saebench.leaderboard"),
+    threads: 1
+    log:
+        f"{RESULTS}/logs/saebench/leaderboard.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/saebench/leaderboard.tsv"
+    shell:
+        "interpflow saebench-leaderboard --threads {threads} --results {input.results} --concept-leaderboard {input.concept} "
+        "--out-md {output.md} --out-csv {output.csv} --out-frontier-plot {output.frontier} "
+        "--out-metrics-plot {output.metrics} > {log} 2>&1"
