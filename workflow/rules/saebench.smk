@@ -35,6 +35,38 @@ rule saebench_core:
         "--data {input.data} --eval-cfg {params.eval:q} --out {output} > {log} 2>&1"
 
 
+def saebench_probe_data(w):
+    """Both splits' cached activations: probes fit on train and are scored on latent_eval."""
+    base = f"{RESULTS}/acts/{w.model}/L{w.layer}"
+    return {
+        "sae": sae_path(w.model, w.layer, w.sae),
+        "train_acts": [f"{base}/train/{s}.safetensors" for s in SHARDS],
+        "train_index": [f"{base}/train/{s}.index.parquet" for s in SHARDS],
+        "test_acts": [f"{base}/latent_eval/{s}.safetensors" for s in SHARDS],
+        "test_index": [f"{base}/latent_eval/{s}.index.parquet" for s in SHARDS],
+    }
+
+
+rule saebench_sparse_probing:
+    input:
+        unpack(saebench_probe_data),
+    output:
+        f"{RESULTS}/saebench/{{model}}/L{{layer}}/{{sae}}/sparse_probing.json",
+    params:
+        eval=json_param(config["saebench"]["sparse_probing"]),
+        code=code_fingerprint("interpflow.saebench.sparse_probing"),
+    threads: 1
+    log:
+        f"{RESULTS}/logs/saebench/{{model}}/L{{layer}}/{{sae}}/sparse_probing.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/saebench/{{model}}/L{{layer}}/{{sae}}/sparse_probing.tsv"
+    shell:
+        "interpflow saebench-sparse-probing --sae {input.sae} --sae-name {wildcards.sae} "
+        "--train-acts {input.train_acts} --train-index {input.train_index} --test-acts {input.test_acts} "
+        "--test-index {input.test_index} --model-name {wildcards.model} --layer {wildcards.layer} "
+        "--eval-cfg {params.eval:q} --out {output} > {log} 2>&1"
+
+
 rule saebench_leaderboard:
     input:
         results=SAEBENCH_RESULTS,

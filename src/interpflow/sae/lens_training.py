@@ -36,8 +36,10 @@ from interpflow.sae.topk import geometric_median
 
 ARCHITECTURES = ("standard", "topk", "batchtopk", "jumprelu")
 SPARSITY = {"standard": "l1_coefficient", "topk": "k", "batchtopk": "k", "jumprelu": "l0_coefficient"}
+# architecture-specific settings passed on to sae_lens's config when set
+EXTRA = {"jumprelu": ("jumprelu_init_threshold", "jumprelu_bandwidth")}
 KEYS = {"architecture", "n_latents", "l1_coefficient", "k", "l0_coefficient", "lr", "lr_end", "batch_size", "epochs",
-        "lr_warm_up_steps", "seed"}
+        "lr_warm_up_steps", "seed", *(key for keys in EXTRA.values() for key in keys)}
 GEOMEDIAN_TOKENS = 16_384
 
 
@@ -90,7 +92,8 @@ def train_with_sae_lens(acts: torch.Tensor, cfg: dict) -> tuple[dict[str, torch.
     torch.manual_seed(int(cfg.get("seed", 0)))  # sae_lens initialises the weights from torch's global generator
     training_cls, config_cls = _classes(architecture)
     knob = SPARSITY[architecture]
-    sae = training_cls(config_cls(d_in=acts.shape[1], d_sae=int(cfg["n_latents"]), **{knob: cfg[knob]}))
+    extra = {key: cfg[key] for key in EXTRA.get(architecture, ()) if cfg.get(key) is not None}
+    sae = training_cls(config_cls(d_in=acts.shape[1], d_sae=int(cfg["n_latents"]), **{knob: cfg[knob]}, **extra))
     scale = math.sqrt(acts.shape[1]) / float(acts.float().norm(dim=1).mean().clamp_min(1e-12))
     acts = acts.float() * scale
     with torch.no_grad():  # sae_lens's trainer starts b_dec at 0; like our TopK trainer (and the TopK paper), we

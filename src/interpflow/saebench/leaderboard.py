@@ -26,6 +26,9 @@ HEADLINE = {
     ("core", "model_behavior_preservation", "kl_div_score"): "kl_div_score",
     ("core", "reconstruction_quality", "cossim"): "cossim",
     ("core", "misc_metrics", "frac_alive"): "frac_alive",
+    ("sparse_probing", "sae", "sae_top_1_test_accuracy"): "sparse_probing_top_1",
+    ("sparse_probing", "sae", "sae_test_accuracy"): "sparse_probing_all_latents",
+    ("sparse_probing", "llm", "llm_test_accuracy"): "sparse_probing_llm",
 }
 CONCEPT = {"roc_auc": "concept_roc_auc", "overall": "concept_steering"}
 PATH = re.compile(r".*/saebench/(?P<model>[^/]+)/L(?P<layer>\d+)/(?P<sae>[^/]+)/(?P<eval>[^/]+)\.json$")
@@ -71,8 +74,9 @@ def concept_columns(concept_csv: str | None, saes: pd.DataFrame) -> pd.DataFrame
 
 def _markdown(table: pd.DataFrame) -> str:
     lines = ["# SAE benchmark", "",
-             "One row per SAE: SAEBench's core metrics (loss recovered = ce_loss_score) and, where the SAE's",
-             "methods ran, the concept benchmark's mean ROC AUC and steering score (harmonic mean).", ""]
+             "One row per SAE: SAEBench's core metrics (loss recovered = ce_loss_score), its sparse-probing",
+             "test accuracies (top-1 latent, all latents, and the LLM's own activations as the baseline) and,",
+             "where the SAE's methods ran, the concept benchmark's mean ROC AUC and steering score (harmonic mean).", ""]
     shown = table.round(4).astype(object).where(table.notna(), "—")
     lines.append("| " + " | ".join(shown.columns) + " |")
     lines.append("|" + "---|" * len(shown.columns))
