@@ -38,6 +38,7 @@ STAGES = {
     "evaluate-steering": "interpflow.stages.evaluate:evaluate_steering",
     "saebench-core": "interpflow.saebench.core:core",
     "saebench-sparse-probing": "interpflow.saebench.sparse_probing:sparse_probing",
+    "saebench-tpp": "interpflow.saebench.tpp:tpp",
     "saebench-leaderboard": "interpflow.saebench.leaderboard:saebench_leaderboard",
     "leaderboard": "interpflow.report.leaderboard:leaderboard",
     "wall-times": "interpflow.report.wall_times:wall_times",

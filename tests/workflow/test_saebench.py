@@ -1,5 +1,5 @@
 """The SAE benchmark inside the shared tiny-full run: both SAEs (our TopK trainer, sae_lens's ReLU/L1)
-get SAEBench's core JSON and a row of the SAE leaderboard beside their concept-benchmark scores, and
+get SAEBench's core, sparse-probing and TPP JSON and a row of the SAE leaderboard beside their concept-benchmark scores, and
 adding an SAE schedules only that SAE's jobs."""
 
 from __future__ import annotations
@@ -28,12 +28,42 @@ def test_every_sae_has_its_core_json(tiny_full_run):
         assert result["sae_cfg_dict"]["source"] == "train"
 
 
+def test_every_sae_has_its_sparse_probing_json(tiny_full_run):
+    results = {sae: json.loads((tiny_full_run.results / f"saebench/tiny_llama/L2/{sae}/sparse_probing.json").read_text())
+               for sae in SAES}
+    for sae, result in results.items():
+        assert result["eval_type_id"] == "sparse_probing"
+        assert [d["dataset_name"] for d in result["eval_result_details"]] == result["eval_config"]["dataset_names"]
+        assert len(result["eval_result_details"]) >= 2, result["eval_result_unstructured"]
+        sae_metrics = result["eval_result_metrics"]["sae"]
+        assert set(sae_metrics) == {"sae_test_accuracy", "sae_top_1_test_accuracy", "sae_top_2_test_accuracy",
+                                    "sae_top_5_test_accuracy"}
+        for detail in result["eval_result_details"]:
+            assert detail["n_train"] >= 8 and detail["n_test"] >= 8 and detail["n_train"] % 2 == 0
+    # the LLM's probes read the same activations and tasks whichever SAE is scored
+    assert results["relu"]["eval_result_metrics"]["llm"] == results["topk"]["eval_result_metrics"]["llm"]
+    LLM_ACCURACY_FLOOR = 0.0
+    assert results["relu"]["eval_result_metrics"]["llm"]["llm_test_accuracy"] >= LLM_ACCURACY_FLOOR
+
+
+def test_every_sae_has_its_tpp_json(tiny_full_run):
+    for sae in SAES:
+        result = json.loads((tiny_full_run.results / f"saebench/tiny_llama/L2/{sae}/tpp.json").read_text())
+        assert result["eval_type_id"] == "tpp" and len(result["eval_result_details"]) >= 2
+        metrics = result["eval_result_metrics"]["tpp_metrics"]
+        for n in result["eval_config"]["n_values"]:
+            total = metrics[f"tpp_threshold_{n}_total_metric"]
+            intended, unintended = (metrics[f"tpp_threshold_{n}_{part}_diff_only"] for part in ("intended", "unintended"))
+            assert total == pytest.approx(intended - unintended, abs=2e-6)
+            assert -1 <= total <= 1
+
+
 def test_sae_leaderboard_puts_saebench_and_concept_scores_side_by_side(tiny_full_run):
     board = pd.read_csv(tiny_full_run.results / "saebench/leaderboard.csv").set_index("sae")
     assert sorted(board.index) == SAES
     assert board.loc["relu", "architecture"] == "standard" and board.loc["topk", "architecture"] == "topk"
-    for column in ("l0", "explained_variance", "loss_recovered", "sae_concept_roc_auc", "sae_a_concept_roc_auc",
-                   "sae_concept_steering"):
+    for column in ("l0", "explained_variance", "loss_recovered", "sparse_probing_top_1", "sparse_probing_llm",
+                   "sae_concept_roc_auc", "sae_a_concept_roc_auc", "sae_concept_steering"):
         assert board[column].notna().all(), column
     concept = pd.read_csv(tiny_full_run.results / "leaderboard.csv").set_index("method")
     assert board.loc["relu", "sae_a_concept_roc_auc"] == pytest.approx(concept.loc["sae_a-relu", "roc_auc"])
@@ -52,4 +82,6 @@ def test_adding_an_sae_schedules_only_its_own_jobs(tiny_full_run, tmp_path):
     for rule, wildcards in jobs:
         if rule not in summaries:
             assert wildcards.get("sae") == "extra" or wildcards.get("method", "").endswith("-extra"), (rule, wildcards)
-    assert {rule for rule, _ in jobs} >= {"sae", "saebench_core", "train", "detect", "steer", "saebench_leaderboard"}
+    assert {rule for rule, _ in jobs} >= {"sae", "saebench_core", "saebench_probe", "train", "detect", "steer",
+                                          "saebench_leaderboard"}
+    assert {w["probe_eval"] for rule, w in jobs if rule == "saebench_probe"} == {"sparse_probing", "tpp"}

@@ -47,21 +47,29 @@ def saebench_probe_data(w):
     }
 
 
-rule saebench_sparse_probing:
+# Evaluations that read only the cached activations of both splits (no model): one rule, the
+# evaluation a wildcard, its settings under saebench.<eval>.
+PROBE_EVALS = ["sparse_probing", "tpp"]
+
+
+rule saebench_probe:
     input:
         unpack(saebench_probe_data),
     output:
-        f"{RESULTS}/saebench/{{model}}/L{{layer}}/{{sae}}/sparse_probing.json",
+        f"{RESULTS}/saebench/{{model}}/L{{layer}}/{{sae}}/{{probe_eval}}.json",
+    wildcard_constraints:
+        probe_eval="|".join(PROBE_EVALS),
     params:
-        eval=json_param(config["saebench"]["sparse_probing"]),
-        code=code_fingerprint("interpflow.saebench.sparse_probing"),
+        eval=lambda w: as_json(config["saebench"][w.probe_eval]),
+        command=lambda w: "saebench-" + w.probe_eval.replace("_", "-"),
+        code=lambda w: code_fingerprint(f"interpflow.saebench.{w.probe_eval}"),
     threads: 1
     log:
-        f"{RESULTS}/logs/saebench/{{model}}/L{{layer}}/{{sae}}/sparse_probing.log",
+        f"{RESULTS}/logs/saebench/{{model}}/L{{layer}}/{{sae}}/{{probe_eval}}.log",
     benchmark:
-        f"{RESULTS}/benchmarks/saebench/{{model}}/L{{layer}}/{{sae}}/sparse_probing.tsv"
+        f"{RESULTS}/benchmarks/saebench/{{model}}/L{{layer}}/{{sae}}/{{probe_eval}}.tsv"
     shell:
-        "interpflow saebench-sparse-probing --sae {input.sae} --sae-name {wildcards.sae} "
+        "interpflow {params.command} --sae {input.sae} --sae-name {wildcards.sae} "
         "--train-acts {input.train_acts} --train-index {input.train_index} --test-acts {input.test_acts} "
         "--test-index {input.test_index} --model-name {wildcards.model} --layer {wildcards.layer} "
         "--eval-cfg {params.eval:q} --out {output} > {log} 2>&1"

@@ -29,6 +29,7 @@ HEADLINE = {
     ("sparse_probing", "sae", "sae_top_1_test_accuracy"): "sparse_probing_top_1",
     ("sparse_probing", "sae", "sae_test_accuracy"): "sparse_probing_all_latents",
     ("sparse_probing", "llm", "llm_test_accuracy"): "sparse_probing_llm",
+    ("tpp", "tpp_metrics", "tpp_threshold_20_total_metric"): "tpp_n20",
 }
 CONCEPT = {"roc_auc": "concept_roc_auc", "overall": "concept_steering"}
 PATH = re.compile(r".*/saebench/(?P<model>[^/]+)/L(?P<layer>\d+)/(?P<sae>[^/]+)/(?P<eval>[^/]+)\.json$")
@@ -75,7 +76,8 @@ def concept_columns(concept_csv: str | None, saes: pd.DataFrame) -> pd.DataFrame
 def _markdown(table: pd.DataFrame) -> str:
     lines = ["# SAE benchmark", "",
              "One row per SAE: SAEBench's core metrics (loss recovered = ce_loss_score), its sparse-probing",
-             "test accuracies (top-1 latent, all latents, and the LLM's own activations as the baseline) and,",
+             "test accuracies (top-1 latent, all latents, and the LLM's own activations as the baseline), TPP with",
+             "20 latents ablated per concept (own probe's accuracy drop minus the other probes') and,",
              "where the SAE's methods ran, the concept benchmark's mean ROC AUC and steering score (harmonic mean).", ""]
     shown = table.round(4).astype(object).where(table.notna(), "—")
     lines.append("| " + " | ".join(shown.columns) + " |")
@@ -86,6 +88,9 @@ def _markdown(table: pd.DataFrame) -> str:
 
 def _plot_frontier(table: pd.DataFrame, path: str) -> None:
     fig, ax = plt.subplots(figsize=(6.5, 4.5))
+    if not {"l0", "loss_recovered"} <= set(table.columns):
+        ax.text(0.5, 0.5, "the sparsity frontier needs the core evaluation (saebench.evals)", ha="center", va="center")
+        table = table.iloc[:0].assign(l0=[], loss_recovered=[])
     for arch, group in table.groupby("architecture"):
         ax.plot(group["l0"], group["loss_recovered"], "o", label=arch)
         for _, row in group.iterrows():
@@ -103,6 +108,8 @@ def _plot_frontier(table: pd.DataFrame, path: str) -> None:
 
 def _plot_metrics(table: pd.DataFrame, path: str) -> None:
     metrics = [c for c in table.columns if c not in (*KEYS, "architecture", "n_latents", "l0") and table[c].notna().any()]
+    if "l0" not in table.columns:  # every metric is drawn against core's L0
+        metrics, table = [], table.assign(l0=float("nan"))
     columns = 3
     rows = max(1, -(-len(metrics) // columns))
     fig, axes = plt.subplots(rows, columns, figsize=(4 * columns, 3.2 * rows), squeeze=False)
