@@ -29,6 +29,7 @@ localrules:
     evaluate_steering,
     leaderboard,
     saebench_leaderboard,
+    saebench_texts,
 
 
 rule all:

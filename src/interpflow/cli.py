@@ -39,6 +39,8 @@ STAGES = {
     "saebench-core": "interpflow.saebench.core:core",
     "saebench-sparse-probing": "interpflow.saebench.sparse_probing:sparse_probing",
     "saebench-tpp": "interpflow.saebench.tpp:tpp",
+    "saebench-scr": "interpflow.saebench.scr:scr",
+    "saebench-texts": "interpflow.saebench.two_attribute:saebench_texts",
     "saebench-leaderboard": "interpflow.saebench.leaderboard:saebench_leaderboard",
     "leaderboard": "interpflow.report.leaderboard:leaderboard",
     "wall-times": "interpflow.report.wall_times:wall_times",

@@ -1,5 +1,5 @@
 """The SAE benchmark inside the shared tiny-full run: both SAEs (our TopK trainer, sae_lens's ReLU/L1)
-get SAEBench's core, sparse-probing and TPP JSON and a row of the SAE leaderboard beside their concept-benchmark scores, and
+get SAEBench's core, sparse-probing, TPP and SCR JSON and a row of the SAE leaderboard beside their concept-benchmark scores, and
 adding an SAE schedules only that SAE's jobs."""
 
 from __future__ import annotations
@@ -58,6 +58,20 @@ def test_every_sae_has_its_tpp_json(tiny_full_run):
             assert -1 <= total <= 1
 
 
+def test_every_sae_has_its_scr_json_on_the_templated_biographies(tiny_full_run):
+    texts = pd.read_parquet(tiny_full_run.results / "saebench/data/two_attribute.parquet")
+    assert set(texts["profession"]) == {"professor", "nurse", "architect", "journalist"}
+    for sae in SAES:
+        result = json.loads((tiny_full_run.results / f"saebench/tiny_llama/L2/{sae}/scr.json").read_text())
+        assert result["eval_type_id"] == "scr"
+        assert [d["dataset_name"] for d in result["eval_result_details"]] == [
+            "two_attribute_professor/nurse", "two_attribute_architect/journalist"]
+        for detail in result["eval_result_details"]:
+            # the oracle probes read their own attribute off the tiny model's activations
+            assert detail["profession_probe_accuracy"] > 0.6 and detail["gender_probe_accuracy"] > 0.6, detail
+        assert set(result["eval_result_metrics"]["scr_metrics"]) >= {"scr_metric_threshold_20", "scr_dir1_threshold_20"}
+
+
 def test_sae_leaderboard_puts_saebench_and_concept_scores_side_by_side(tiny_full_run):
     board = pd.read_csv(tiny_full_run.results / "saebench/leaderboard.csv").set_index("sae")
     assert sorted(board.index) == SAES
@@ -85,3 +99,4 @@ def test_adding_an_sae_schedules_only_its_own_jobs(tiny_full_run, tmp_path):
     assert {rule for rule, _ in jobs} >= {"sae", "saebench_core", "saebench_probe", "train", "detect", "steer",
                                           "saebench_leaderboard"}
     assert {w["probe_eval"] for rule, w in jobs if rule == "saebench_probe"} == {"sparse_probing", "tpp"}
+    assert "saebench_scr" in {rule for rule, _ in jobs} and "cache_saebench_texts" not in {rule for rule, _ in jobs}

@@ -75,6 +75,69 @@ rule saebench_probe:
         "--eval-cfg {params.eval:q} --out {output} > {log} 2>&1"
 
 
+# SCR reads its own texts: the two-attribute biographies, written once per run and cached at each
+# (model, layer) like the concept data.
+SCR = config["saebench"]["scr"]
+
+
+rule saebench_texts:
+    output:
+        f"{RESULTS}/saebench/data/two_attribute.parquet",
+    params:
+        pairs=SCR["pairs"],
+        code=code_fingerprint("interpflow.saebench.two_attribute"),
+    log:
+        f"{RESULTS}/logs/saebench/two_attribute.log",
+    shell:
+        "interpflow saebench-texts --pairs {params.pairs} --train-per-cell {SCR[train_per_cell]} "
+        "--test-per-cell {SCR[test_per_cell]} --seed {SCR[seed]} --out {output} > {log} 2>&1"
+
+
+rule cache_saebench_texts:
+    input:
+        model=rules.prepare_model.output[0],
+        data=rules.saebench_texts.output[0],
+    output:
+        acts=f"{RESULTS}/acts/{{model}}/L{{layer}}/saebench/two_attribute.safetensors",
+        index=f"{RESULTS}/acts/{{model}}/L{{layer}}/saebench/two_attribute.index.parquet",
+    params:
+        model=lambda w: model_params(w.model),
+        acts=json_param(config["activations"]),
+        folder=lambda w: f"{MODELS_DIR}/{w.model}",
+        code=code_fingerprint("interpflow.stages.activations"),
+    threads: MODEL_THREADS
+    log:
+        f"{RESULTS}/logs/cache_activations/{{model}}/L{{layer}}/saebench/two_attribute.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/cache_activations/{{model}}/L{{layer}}/saebench/two_attribute.tsv"
+    shell:
+        "interpflow cache-activations --threads {threads} --model-dir {params.folder} --model-cfg {params.model:q} "
+        "--layer {wildcards.layer} --act-cfg {params.acts:q} --data {input.data} --out {output.acts} "
+        "--out-index {output.index} > {log} 2>&1"
+
+
+rule saebench_scr:
+    input:
+        sae=lambda w: sae_path(w.model, w.layer, w.sae),
+        acts=rules.cache_saebench_texts.output.acts,
+        index=rules.cache_saebench_texts.output.index,
+        texts=rules.saebench_texts.output[0],
+    output:
+        f"{RESULTS}/saebench/{{model}}/L{{layer}}/{{sae}}/scr.json",
+    params:
+        eval=json_param({k: v for k, v in SCR.items() if k in ("n_values", "C", "max_iter")}),
+        code=code_fingerprint("interpflow.saebench.scr"),
+    threads: 1
+    log:
+        f"{RESULTS}/logs/saebench/{{model}}/L{{layer}}/{{sae}}/scr.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/saebench/{{model}}/L{{layer}}/{{sae}}/scr.tsv"
+    shell:
+        "interpflow saebench-scr --sae {input.sae} --sae-name {wildcards.sae} --acts {input.acts} --index {input.index} "
+        "--texts {input.texts} --model-name {wildcards.model} --layer {wildcards.layer} --eval-cfg {params.eval:q} "
+        "--out {output} > {log} 2>&1"
+
+
 rule saebench_leaderboard:
     input:
         results=SAEBENCH_RESULTS,
