@@ -71,6 +71,17 @@ def check_genre_source(cfg: dict, source) -> None:
                           f"not {cfg['generator']['name']!r}; set concepts.genre = given")
 
 
+def check_saebench(cfg: dict, concepts: pd.DataFrame) -> None:
+    """SAEBench evaluations that need more of the run than it has."""
+    evals = (cfg.get("saebench") or {}).get("evals") or []
+    if evals and not cfg.get("saes"):
+        raise ConfigError(f"saebench.evals lists {evals} but `saes` is empty; add an SAE, e.g. +sae@saes.topk=trained_topk")
+    if "tpp" in evals and len(concepts) < 3:
+        raise ConfigError(f"saebench.evals has tpp, which needs three concepts or more (this run has {len(concepts)}; with "
+                          "two, each concept's probe mirrors the other's and TPP is 0 by construction); add concepts "
+                          "or drop tpp")
+
+
 def preflight(cfg: dict) -> pd.DataFrame:
     """Validate everything that can be checked cheaply; return the concept table (with shards)."""
     check_methods(cfg)
@@ -79,6 +90,7 @@ def preflight(cfg: dict) -> pd.DataFrame:
     source = data_source(cfg)
     check_genre_source(cfg, source)
     concepts = build_concepts(cfg, source.concepts())
+    check_saebench(cfg, concepts)
     steering = load_instructions(cfg["steering"]["instructions"], "steering.instructions")
     if cfg["generator"]["name"] == "dataset":  # ready-made data is cheap to read now
         train, evaluation = source.train_data(concepts), source.latent_eval_data(concepts)

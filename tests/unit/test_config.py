@@ -258,3 +258,10 @@ def test_asking_genres_needs_a_generator_model(paths, tmp_path):
     cfg = composed(paths, ["experiment=tiny", "concepts.genre=ask"], tmp_path)
     with pytest.raises(ConfigError, match="concepts.genre = ask needs a generator model"):
         preflight(cfg)
+
+
+def test_tpp_with_two_concepts_and_saebench_without_saes_stop_in_preflight(paths, tmp_path):
+    message = config_error(paths, ["experiment=tiny_full", "saebench.evals=[core,tpp]"], tmp_path, run_preflight=True)
+    assert "tpp" in message and "three concepts" in message and "this run has 2" in message
+    message = config_error(paths, ["experiment=tiny", "saebench.evals=[core]"], tmp_path, run_preflight=True)
+    assert "`saes` is empty" in message

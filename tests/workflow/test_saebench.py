@@ -1,5 +1,5 @@
 """The SAE benchmark inside the shared tiny-full run: both SAEs (our TopK trainer, sae_lens's ReLU/L1)
-get SAEBench's core, sparse-probing, TPP and SCR JSON and a row of the SAE leaderboard beside their concept-benchmark scores, and
+get SAEBench's core, sparse-probing and SCR JSON (TPP needs three concepts; tiny_full has two) and a row of the SAE leaderboard beside their concept-benchmark scores, and
 adding an SAE schedules only that SAE's jobs."""
 
 from __future__ import annotations
@@ -42,20 +42,8 @@ def test_every_sae_has_its_sparse_probing_json(tiny_full_run):
             assert detail["n_train"] >= 8 and detail["n_test"] >= 8 and detail["n_train"] % 2 == 0
     # the LLM's probes read the same activations and tasks whichever SAE is scored
     assert results["relu"]["eval_result_metrics"]["llm"] == results["topk"]["eval_result_metrics"]["llm"]
-    LLM_ACCURACY_FLOOR = 0.0
-    assert results["relu"]["eval_result_metrics"]["llm"]["llm_test_accuracy"] >= LLM_ACCURACY_FLOOR
-
-
-def test_every_sae_has_its_tpp_json(tiny_full_run):
-    for sae in SAES:
-        result = json.loads((tiny_full_run.results / f"saebench/tiny_llama/L2/{sae}/tpp.json").read_text())
-        assert result["eval_type_id"] == "tpp" and len(result["eval_result_details"]) >= 2
-        metrics = result["eval_result_metrics"]["tpp_metrics"]
-        for n in result["eval_config"]["n_values"]:
-            total = metrics[f"tpp_threshold_{n}_total_metric"]
-            intended, unintended = (metrics[f"tpp_threshold_{n}_{part}_diff_only"] for part in ("intended", "unintended"))
-            assert total == pytest.approx(intended - unintended, abs=2e-6)
-            assert -1 <= total <= 1
+    # measured 0.78 on the tiny random model's activations of the two concepts' data
+    assert results["relu"]["eval_result_metrics"]["llm"]["llm_test_accuracy"] >= 0.65
 
 
 def test_every_sae_has_its_scr_json_on_the_templated_biographies(tiny_full_run):
@@ -98,5 +86,5 @@ def test_adding_an_sae_schedules_only_its_own_jobs(tiny_full_run, tmp_path):
             assert wildcards.get("sae") == "extra" or wildcards.get("method", "").endswith("-extra"), (rule, wildcards)
     assert {rule for rule, _ in jobs} >= {"sae", "saebench_core", "saebench_probe", "train", "detect", "steer",
                                           "saebench_leaderboard"}
-    assert {w["probe_eval"] for rule, w in jobs if rule == "saebench_probe"} == {"sparse_probing", "tpp"}
+    assert {w["probe_eval"] for rule, w in jobs if rule == "saebench_probe"} == {"sparse_probing"}
     assert "saebench_scr" in {rule for rule, _ in jobs} and "cache_saebench_texts" not in {rule for rule, _ in jobs}

@@ -51,7 +51,7 @@ def one_vs_rest_tasks(train, test, cfg: dict) -> tuple[dict[int, dict], list[int
     concepts = sorted(set(positives["train"]) & set(positives["test"]))
     kept = [c for c in concepts if min(len(positives[s][c]) for s in frames) >= cfg["min_examples_per_class"]]
     tasks = {}
-    for concept in kept if len(kept) >= 2 else []:
+    for concept in kept if len(kept) >= 3 else []:
         task = {}
         for split in frames:
             own = positives[split][concept]
@@ -114,9 +114,10 @@ def tpp(sae: str, sae_name: str, train_acts: list[str], train_index: list[str], 
     llm_train, train = pooled_examples(train_acts, train_index)
     llm_test, test = pooled_examples(test_acts, test_index)
     tasks, skipped = one_vs_rest_tasks(train, test, cfg)
-    if not tasks:
-        raise ValueError(f"tpp: fewer than two concepts have {cfg['min_examples_per_class']} positives in both the train and "
-                         "the latent_eval split; lower saebench.tpp.min_examples_per_class or run more concepts")
+    if not tasks:  # with two, each concept's probe mirrors the other's and TPP is 0 by construction
+        raise ValueError(f"tpp: fewer than three concepts have {cfg['min_examples_per_class']} positives in both the train and "
+                         "the latent_eval split (with two, TPP is 0 by construction); run more concepts or lower "
+                         "saebench.tpp.min_examples_per_class")
     sae_train, _ = pooled_examples(train_acts, train_index, tensors)
     sae_test, _ = pooled_examples(test_acts, test_index, tensors)
     w_dec = tensors["W_dec"].float().numpy()
