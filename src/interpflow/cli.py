@@ -40,6 +40,7 @@ STAGES = {
     "saebench-sparse-probing": "interpflow.saebench.sparse_probing:sparse_probing",
     "saebench-tpp": "interpflow.saebench.tpp:tpp",
     "saebench-scr": "interpflow.saebench.scr:scr",
+    "saebench-autointerp": "interpflow.saebench.autointerp:autointerp",
     "saebench-texts": "interpflow.saebench.two_attribute:saebench_texts",
     "saebench-leaderboard": "interpflow.saebench.leaderboard:saebench_leaderboard",
     "leaderboard": "interpflow.report.leaderboard:leaderboard",

@@ -76,6 +76,10 @@ def check_saebench(cfg: dict, concepts: pd.DataFrame) -> None:
     evals = (cfg.get("saebench") or {}).get("evals") or []
     if evals and not cfg.get("saes"):
         raise ConfigError(f"saebench.evals lists {evals} but `saes` is empty; add an SAE, e.g. +sae@saes.topk=trained_topk")
+    if "autointerp" in evals:  # it asks an LLM: the key must be there before any job starts
+        from interpflow.providers.openai_chat import require_api_key
+
+        require_api_key(cfg["saebench"]["autointerp"]["llm"]["api_key_env"], "saebench.autointerp.llm")
     if "tpp" in evals and len(concepts) < 3:
         raise ConfigError(f"saebench.evals has tpp, which needs three concepts or more (this run has {len(concepts)}; with "
                           "two, each concept's probe mirrors the other's and TPP is 0 by construction); add concepts "

@@ -265,3 +265,20 @@ def test_tpp_with_two_concepts_and_saebench_without_saes_stop_in_preflight(paths
     assert "tpp" in message and "three concepts" in message and "this run has 2" in message
     message = config_error(paths, ["experiment=tiny", "saebench.evals=[core]"], tmp_path, run_preflight=True)
     assert "`saes` is empty" in message
+
+
+# experiments that need something a user supplies: a data folder, an OpenAI-compatible endpoint and key
+NEEDS_USER_INPUT = {"axbench_import", "scale_16k", "tiny_llm_server"}
+
+
+@pytest.mark.parametrize("experiment", sorted(p.stem for p in (Path(__file__).parents[2] / "config" / "experiment").glob("*.yaml")
+                                              if p.stem not in NEEDS_USER_INPUT))
+def test_every_shipped_experiment_passes_preflight(paths, tmp_path, experiment):
+    preflight(checked(paths, [f"experiment={experiment}"], tmp_path))
+
+
+def test_autointerp_without_its_api_key_stops_in_preflight(paths, tmp_path, monkeypatch):
+    monkeypatch.delenv("INTERPFLOW_NO_SUCH_KEY", raising=False)
+    message = config_error(paths, ["experiment=saebench_tiny", "saebench.evals=[autointerp]",
+                                   "saebench.autointerp.llm.api_key_env=INTERPFLOW_NO_SUCH_KEY"], tmp_path, run_preflight=True)
+    assert "INTERPFLOW_NO_SUCH_KEY" in message and "saebench.autointerp.llm" in message

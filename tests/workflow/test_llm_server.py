@@ -162,3 +162,36 @@ def test_wrong_key_is_one_clear_error(server, tmp_path):
     assert "rejected the API key in INTERPFLOW_LLM_KEY" in log and "Traceback" not in log
     assert server.chat_requests() - before <= 2  # at most the requests already in flight (concurrency 2)
     assert not (tmp_path / "results/tiny_llm_server/concepts.parquet").exists()
+
+
+def test_autointerp_speaks_to_the_live_server(server, tmp_path, monkeypatch):
+    """SAEBench's autointerp prompts through llama.cpp: two latents planted on one word each are explained
+    and scored; whatever the small model answers is either parsed into a score or counted unreadable."""
+    import numpy as np
+    import torch
+
+    from interpflow.saebench.autointerp import DEFAULTS, autointerp_latents, chat_client
+
+    monkeypatch.setenv("INTERPFLOW_LLM_KEY", KEY)
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
+    rng = np.random.default_rng(0)
+    words, filler = [" apple", " river"], [" the", " a", " of", " and", " to", " in", " is", " on"]
+    tokens, acts = [], []
+    for example in range(60):
+        text = list(rng.choice(filler, 8))
+        act = np.zeros((8, 2), dtype=np.float32)
+        if example % 3:
+            latent, place = example % 2, int(rng.integers(8))
+            text[place], act[place, latent] = words[latent], 1.0
+        tokens.append(text)
+        acts.append(act)
+    llm = {"model": "local-llm", "base_url": server.base_url, "api_key_env": "INTERPFLOW_LLM_KEY", "concurrency": 2,
+           "timeout_s": 120, "max_retries": 1, "backoff_s": 1.0, "price_per_1m": None}
+    before = server.chat_requests()
+    table = autointerp_latents(torch.tensor(np.concatenate(acts)), tokens, chat_client(llm, str(tmp_path)),
+                               {**DEFAULTS, "n_latents": 2, "n_top_ex_for_generation": 5, "n_iw_sampled_ex_for_generation": 2,
+                                "n_random_ex_for_scoring": 4, "explanation_max_tokens": 24, "scoring_max_tokens": 16})
+    assert server.chat_requests() - before == 4
+    assert list(table["latent"]) == [0, 1] and table["explanation"].str.len().gt(0).all(), table
+    for score in table["score"]:
+        assert score is None or score != score or 0 <= score <= 1

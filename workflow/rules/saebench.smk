@@ -47,6 +47,33 @@ def saebench_probe_data(w):
     }
 
 
+rule saebench_autointerp:
+    input:
+        model=lambda w: rules.prepare_model.output[0].format(model=w.model),
+        sae=lambda w: sae_path(w.model, w.layer, w.sae),
+        acts=lambda w: [f"{RESULTS}/acts/{w.model}/L{w.layer}/latent_eval/{s}.safetensors" for s in SHARDS],
+        data=[f"{RESULTS}/data/latent_eval/{s}.parquet" for s in SHARDS],
+    output:
+        f"{RESULTS}/saebench/{{model}}/L{{layer}}/{{sae}}/autointerp.json",
+    params:
+        model=lambda w: model_params(w.model),
+        eval=json_param({**config["saebench"]["autointerp"], "max_length": config["activations"]["max_length"]}),
+        folder=lambda w: f"{MODELS_DIR}/{w.model}",
+        cache=f"{config['results_dir']}/cache/autointerp",
+        code=code_fingerprint("interpflow.saebench.autointerp"),
+    threads: 1
+    resources:
+        llm_api=1,
+    log:
+        f"{RESULTS}/logs/saebench/{{model}}/L{{layer}}/{{sae}}/autointerp.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/saebench/{{model}}/L{{layer}}/{{sae}}/autointerp.tsv"
+    shell:
+        "interpflow saebench-autointerp --model-dir {params.folder} --model-cfg {params.model:q} --sae {input.sae} "
+        "--sae-name {wildcards.sae} --acts {input.acts} --data {input.data} --eval-cfg {params.eval:q} "
+        "--cache-dir {params.cache} --layer {wildcards.layer} --out {output} > {log} 2>&1"
+
+
 # Evaluations that read only the cached activations of both splits (no model): one rule, the
 # evaluation a wildcard, its settings under saebench.<eval>.
 PROBE_EVALS = ["sparse_probing", "tpp"]
