@@ -8,9 +8,13 @@ BIN := $(abspath $(VENV))/bin
 STAMP := $(VENV)/.installed
 TEST_STAMP := $(VENV)/.installed-llm-server
 # llama-cpp-python ships no Linux wheel, so the tests' llama.cpp server is built from source once
-# (~7 min on 2 cores; longer on a slow machine) into this wheelhouse, shared by every clone.
-WHEELHOUSE ?= $(HOME)/.cache/interpflow/wheels
+# (~7 min on 2 cores; longer on a slow machine) into this wheelhouse, shared by every clone. The
+# build targets AVX2, not the build machine's CPU: a native build used AMX instructions that crashed
+# (SIGSEGV at the first token) on a machine whose kernel does not grant AMX, and a wheelhouse may
+# outlive the machine it was built on.
+WHEELHOUSE ?= $(HOME)/.cache/interpflow/wheels-avx2
 LLAMA_CPP_VERSION ?= 0.3.36
+LLAMA_CPP_CMAKE_ARGS ?= -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON
 
 # Rules call the `interpflow` command, so the venv's bin must be on PATH; the demo and the tests
 # use only models and data that ship in packages, so the hub is never asked.
@@ -36,7 +40,7 @@ demo: setup
 
 $(TEST_STAMP): $(STAMP)
 	ls $(WHEELHOUSE)/llama_cpp_python-$(LLAMA_CPP_VERSION)-*.whl >/dev/null 2>&1 || \
-	  CMAKE_BUILD_PARALLEL_LEVEL=$(CORES) $(BIN)/python -m pip wheel --quiet --no-deps \
+	  CMAKE_BUILD_PARALLEL_LEVEL=$(CORES) CMAKE_ARGS="$(LLAMA_CPP_CMAKE_ARGS)" $(BIN)/python -m pip wheel --quiet --no-deps \
 	    "llama-cpp-python==$(LLAMA_CPP_VERSION)" -w $(WHEELHOUSE)
 	$(BIN)/python -m pip install --quiet --prefer-binary --find-links $(WHEELHOUSE) -e ".[test,llm-server]"
 	touch $(TEST_STAMP)

@@ -49,10 +49,7 @@ def saebench_probe_data(w):
 
 rule saebench_autointerp:
     input:
-        model=lambda w: rules.prepare_model.output[0].format(model=w.model),
-        sae=lambda w: sae_path(w.model, w.layer, w.sae),
-        acts=lambda w: [f"{RESULTS}/acts/{w.model}/L{w.layer}/latent_eval/{s}.safetensors" for s in SHARDS],
-        data=[f"{RESULTS}/data/latent_eval/{s}.parquet" for s in SHARDS],
+        unpack(saebench_eval_data),
     output:
         f"{RESULTS}/saebench/{{model}}/L{{layer}}/{{sae}}/autointerp.json",
     params:
