@@ -40,7 +40,7 @@ demo: setup
 
 $(TEST_STAMP): $(STAMP)
 	ls $(WHEELHOUSE)/llama_cpp_python-$(LLAMA_CPP_VERSION)-*.whl >/dev/null 2>&1 || \
-	  CMAKE_BUILD_PARALLEL_LEVEL=$(CORES) CMAKE_ARGS="$(LLAMA_CPP_CMAKE_ARGS)" $(BIN)/python -m pip wheel --quiet --no-deps \
+	  CMAKE_BUILD_PARALLEL_LEVEL=$(CORES) CMAKE_ARGS="$(LLAMA_CPP_CMAKE_ARGS)" $(BIN)/python -m pip wheel --no-cache-dir --quiet --no-deps \
 	    "llama-cpp-python==$(LLAMA_CPP_VERSION)" -w $(WHEELHOUSE)
 	$(BIN)/python -m pip install --quiet --prefer-binary --find-links $(WHEELHOUSE) -e ".[test,llm-server]"
 	touch $(TEST_STAMP)
