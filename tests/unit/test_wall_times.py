@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from interpflow.errors import InterpflowError
-from interpflow.report.wall_times import per_method, read_benchmarks, shared_stages, wall_times
+from interpflow.report.wall_times import per_method, per_sae, read_benchmarks, shared_stages, wall_times
 
 HEADER = "s\th:m:s\tmax_rss\tmax_vms\tmax_uss\tmax_pss\tio_in\tio_out\tmean_load\tcpu_time\n"
 
@@ -43,3 +44,16 @@ def test_seconds_add_up_per_method_and_stage(tmp_path):
 def test_a_folder_without_benchmarks_is_named_in_the_error(tmp_path):
     with pytest.raises(InterpflowError, match="no Snakemake benchmark files"):
         wall_times(str(tmp_path))
+
+
+def test_seconds_per_sae_and_evaluation(tmp_path):
+    bench(tmp_path, "sae/m/L9/topk", (40.0, 900))
+    bench(tmp_path, "sae/m/L9/relu", (30.0, 900))
+    bench(tmp_path, "saebench/m/L9/topk/core", (20.0, 800))
+    bench(tmp_path, "saebench/m/L9/topk/scr", (2.0, 800))
+    bench(tmp_path, "saebench/m/L9/relu/core", (25.0, 800))
+    bench(tmp_path, "saebench/leaderboard", (3.0, 300))
+    saes = per_sae(read_benchmarks(tmp_path)).set_index("sae")
+    assert saes.loc["topk", "train_or_load"] == 40.0 and saes.loc["topk", "core"] == 20.0 and saes.loc["topk", "scr"] == 2.0
+    assert saes.loc["topk", "total_s"] == 62.0 and saes.loc["relu", "total_s"] == 55.0
+    assert pd.isna(saes.loc["relu", "scr"])

@@ -2,8 +2,9 @@
 benchmark file every job writes (`<run>/benchmarks/<rule>/...tsv`: wall seconds, peak memory).
 
 One row per (model, layer, method) with its seconds in each per-method stage, summed over shards,
-and one row per shared stage (model conversion, data, activation caching, the SAE, ...). Printed as
-markdown; `--out file.csv` also writes the rows.
+one row per shared stage (model conversion, data, activation caching, the SAE, ...), and one row per
+SAE with its training and each SAEBench evaluation. Printed as markdown; `--out file.csv` also
+writes the per-method rows.
 """
 
 from __future__ import annotations
@@ -62,6 +63,25 @@ def shared_stages(jobs: pd.DataFrame) -> pd.DataFrame:
                 .reset_index())
 
 
+def per_sae(jobs: pd.DataFrame) -> pd.DataFrame:
+    """Seconds per (model, layer, SAE): its training or loading and each SAEBench evaluation."""
+    sae_jobs = jobs[jobs["rule"] == "sae"].copy()
+    sae_jobs["evaluation"] = "train_or_load"
+    evals = jobs[jobs["rule"] == "saebench"].copy()
+    evals = evals[evals["path"].str.count("/") == 3]  # <model>/L<layer>/<sae>/<evaluation>; not the leaderboard
+    evals["evaluation"] = evals["path"].str.rsplit("/", n=1).str[1]
+    evals["path"] = evals["path"].str.rsplit("/", n=1).str[0]
+    both = pd.concat([sae_jobs, evals], ignore_index=True)
+    if both.empty:
+        return pd.DataFrame(columns=["model", "layer", "sae", "total_s"])
+    fields = both["path"].str.split("/", expand=True)
+    both["model"], both["layer"], both["sae"] = fields[0], fields[1], fields[2]
+    table = both.pivot_table(index=["model", "layer", "sae"], columns="evaluation", values="seconds", aggfunc="sum")
+    order = ["train_or_load"] + sorted(c for c in table.columns if c != "train_or_load")
+    table = table.reindex(columns=[c for c in order if c in table.columns])
+    return table.assign(total_s=table.sum(axis=1)).reset_index().rename_axis(columns=None)
+
+
 def _markdown(frame: pd.DataFrame) -> str:
     shown = frame.astype(object).where(frame.notna(), None)  # tabulate writes "—" only for None
     return shown.to_markdown(index=False, floatfmt=".0f", missingval="—")
@@ -77,5 +97,9 @@ def wall_times(run_dir: str, out: str | None = None) -> None:
     print(_markdown(methods) + "\n")
     print("## Shared stages\n")
     print(_markdown(shared))
+    saes = per_sae(jobs)
+    if not saes.empty:
+        print("\n## Per SAE (seconds: training or loading it, and each SAEBench evaluation)\n")
+        print(_markdown(saes))
     if out:
         write_text(methods.to_csv(index=False), out)
