@@ -78,8 +78,11 @@ def test_texts_keep_names_apart_and_cells_balanced():
     counts = texts.groupby(["split", "pair", "profession", "gender"]).size()
     assert set(counts[counts.index.get_level_values("split") == "train"]) == {10}
     assert set(counts[counts.index.get_level_values("split") == "test"]) == {5}
-    first_names = {split: set(texts.loc[texts["split"] == split, "output"].str.split().str[0]) for split in ("train", "test")}
+    first_names = {split: set(texts.loc[texts["split"] == split, "output"].str.split().str[1]) for split in ("train", "test")}
     assert not first_names["train"] & first_names["test"]
-    assert all(p in out for p, out in zip(texts["profession"], texts["output"]))
+    from interpflow.saebench.two_attribute import PROFESSIONS
+
+    assert all(any(does in out for does in PROFESSIONS[p][0]) and p not in out for p, out in zip(texts["profession"], texts["output"]))
+    assert all(out.startswith("Mr. " if g == "male" else "Ms. ") for g, out in zip(texts["gender"], texts["output"]))
     with pytest.raises(ValueError, match="unknown professions"):
         two_attribute_texts([["professor", "astronaut"]], {"train": 1}, seed=0)

@@ -1,7 +1,8 @@
 """A small two-attribute text set written for this project, for SAEBench's SCR evaluation offline.
 
 Each text is a short biography with two attributes planted by its template: a profession (one of
-a pair, e.g. professor / nurse) and a gender (the first name and the pronouns). SAEBench reads
+a pair, e.g. professor / nurse: what the person does, on what, where) and a gender (title, first
+name, pronouns, man / woman). SAEBench reads
 bias-in-bios for the same purpose; its texts are real biographies, ours are templated, so SCR
 numbers on this set rank SAEs against each other and are not comparable with SAEBench's paper.
 
@@ -25,41 +26,39 @@ NAMES = {
     "female": ["Mary", "Linda", "Susan", "Karen", "Nancy", "Lisa", "Sarah", "Emily", "Laura", "Rachel", "Helen",
                "Anna", "Julia", "Grace", "Alice", "Claire", "Diana", "Hannah", "Olivia", "Rose"],
 }
-PRONOUNS = {"male": ("He", "his"), "female": ("She", "her")}
-# Per profession: what the person does, where, and what they are known for.
+PRONOUNS = {"male": ("He", "his", "him", "man"), "female": ("She", "her", "her", "woman")}
+TITLES = {"male": "Mr.", "female": "Ms."}
+# Per profession: what the person does, on what, and where; the profession's own name never appears.
 PROFESSIONS = {
-    "professor": (["teaches graduate seminars on", "lectures undergraduates in", "supervises doctoral theses in",
+    "professor": (["teaches graduate seminars on", "lectures undergraduates on", "supervises doctoral theses on",
                    "publishes peer-reviewed papers on"],
-                  ["at a state university", "at a research institute", "at the faculty of sciences", "at a liberal arts college"],
-                  ["academic monographs", "a grant from the national science foundation", "tenure in the department",
-                   "a textbook used in many courses"]),
-    "nurse": (["cares for patients recovering from", "monitors the vital signs of patients with",
-               "gives medication to patients after", "changes the dressings of patients after"],
+                  ["medieval history", "organic chemistry", "labour economics", "number theory"],
+                  ["at a state university", "at a research institute", "at the faculty of sciences", "at a liberal arts college"]),
+    "nurse": (["cares for patients recovering from", "monitors the vital signs of patients after",
+               "gives medication to patients with", "changes the dressings of patients after"],
+              ["heart surgery", "hip fractures", "severe burns", "pneumonia"],
               ["in the intensive care unit", "on the night shift at a city hospital", "at a community clinic",
-               "in the emergency ward"],
-              ["a calm bedside manner", "years of work on the hospital ward", "training new nursing staff",
-               "a certificate in critical care"]),
-    "architect": (["designs office towers built from", "draws plans for houses made of", "renovates old buildings using",
-                   "designs public libraries with"],
-                  ["for a firm downtown", "in a small design studio", "for the city planning office", "for clients abroad"],
-                  ["an award for sustainable design", "a portfolio of modern facades", "blueprints of concert halls",
-                   "a license from the board of architects"]),
-    "journalist": (["reports on elections and", "writes newspaper columns about", "interviews politicians about",
-                    "investigates corruption in"],
-                   ["for a national newspaper", "for a radio news station", "for an online magazine", "for a wire agency"],
-                   ["a press award for reporting", "sharp interviews on the evening news", "a weekly column",
-                    "coverage of three elections"]),
+               "in the emergency ward"]),
+    "architect": (["designs office towers built from", "draws plans for houses made of", "renovates old buildings with",
+                   "designs public libraries clad in"],
+                  ["steel and glass", "timber", "brick and stone", "concrete"],
+                  ["for a firm downtown", "in a small design studio", "for the city planning office", "for clients abroad"]),
+    "journalist": (["reports on", "writes newspaper columns about", "interviews politicians about",
+                    "investigates"],
+                   ["local elections", "corruption in city hall", "foreign trade", "the housing crisis"],
+                   ["for a national newspaper", "for a radio news station", "for an online magazine", "for a wire agency"]),
 }
-TOPICS = ["chemistry", "history", "economics", "surgery", "fractures", "steel", "glass", "timber", "trade", "housing",
-          "climate", "education"]
 INSTRUCTION = "Write a two-sentence biography of a person."
 
 
 def biography(name: str, gender: str, profession: str, rng: np.random.Generator) -> str:
-    subject, possessive = PRONOUNS[gender]
-    does, where, known = PROFESSIONS[profession]
-    return (f"{name} is a {profession} who {rng.choice(does)} {rng.choice(TOPICS)} {rng.choice(where)}. "
-            f"{subject} is known for {possessive} {rng.choice(known)}.")
+    """Gender is said seven times (title, name, pronouns, man / woman) and the profession only in one
+    clause, never by its name (bias-in-bios drops the sentence with the title too), to give the
+    spurious attribute a chance against the profession's many content words."""
+    subject, possessive, objective, noun = PRONOUNS[gender]
+    does, topics, where = PROFESSIONS[profession]
+    return (f"{TITLES[gender]} {name} {rng.choice(does)} {rng.choice(topics)} {rng.choice(where)}. "
+            f"{subject} is a quiet {noun}; friends call {objective} a kind {noun}, and {subject.lower()} loves {possessive} garden.")
 
 
 def two_attribute_texts(pairs: list[list[str]], per_cell: dict[str, int], seed: int) -> pd.DataFrame:
