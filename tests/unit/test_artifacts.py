@@ -83,3 +83,15 @@ def test_json_and_text(tmp_path):
     assert json.loads((tmp_path / "x.json").read_text()) == {"a": [1, 2], "b": 1}
     write_text("hello\n", tmp_path / "deep" / "x.txt")
     assert (tmp_path / "deep" / "x.txt").read_text() == "hello\n"
+
+
+def test_written_artifacts_get_the_usual_file_mode(tmp_path):
+    import os
+    import stat
+
+    from interpflow.artifacts import FILE_MODE, write_json
+
+    write_json({"a": 1}, tmp_path / "x.json")
+    mask = os.umask(0)
+    os.umask(mask)
+    assert stat.S_IMODE((tmp_path / "x.json").stat().st_mode) == FILE_MODE == 0o666 & ~mask

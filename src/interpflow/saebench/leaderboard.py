@@ -13,6 +13,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.ticker import LogLocator, NullFormatter, ScalarFormatter  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from interpflow.artifacts import atomic_path, write_text  # noqa: E402
@@ -90,6 +91,14 @@ def _markdown(table: pd.DataFrame) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _log_l0_axis(ax) -> None:
+    """L0 on a log axis labelled 10, 20, 50, ... rather than 2x10^1 (minor labels overlap)."""
+    ax.set_xscale("log")
+    ax.xaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+    ax.xaxis.set_major_formatter(ScalarFormatter())
+    ax.xaxis.set_minor_formatter(NullFormatter())
+
+
 def _plot_frontier(table: pd.DataFrame, path: str) -> None:
     fig, ax = plt.subplots(figsize=(6.5, 4.5))
     if not {"l0", "loss_recovered"} <= set(table.columns):
@@ -99,7 +108,7 @@ def _plot_frontier(table: pd.DataFrame, path: str) -> None:
         ax.plot(group["l0"], group["loss_recovered"], "o", label=arch)
         for _, row in group.iterrows():
             ax.annotate(row["sae"], (row["l0"], row["loss_recovered"]), fontsize=7, xytext=(3, 3), textcoords="offset points")
-    ax.set_xscale("log")
+    _log_l0_axis(ax)
     ax.set_xlabel("L0 (active latents per token)")
     ax.set_ylabel("loss recovered (CE score)")
     ax.set_title("Sparsity frontier")
@@ -111,7 +120,8 @@ def _plot_frontier(table: pd.DataFrame, path: str) -> None:
 
 
 def _plot_metrics(table: pd.DataFrame, path: str) -> None:
-    metrics = [c for c in table.columns if c not in (*KEYS, "architecture", "n_latents", "l0") and table[c].notna().any()]
+    metrics = [c for c in table.columns if c not in (*KEYS, "architecture", "n_latents", "l0") and table[c].notna().any()
+               and not c.endswith("_llm")]  # the LLM's own probe is a baseline, the same for every SAE
     if "l0" not in table.columns:  # every metric is drawn against core's L0
         metrics, table = [], table.assign(l0=float("nan"))
     columns = 3
@@ -120,7 +130,7 @@ def _plot_metrics(table: pd.DataFrame, path: str) -> None:
     for ax, metric in zip(axes.flat, metrics):
         for arch, group in table.groupby("architecture"):
             ax.plot(group["l0"], group[metric], "o", label=arch)
-        ax.set_xscale("log")
+        _log_l0_axis(ax)
         ax.set_xlabel("L0")
         ax.set_title(metric, fontsize=9)
     for ax in list(axes.flat)[len(metrics):]:
