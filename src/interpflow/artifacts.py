@@ -42,6 +42,8 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
         yield tmp_path
         if tmp_path.exists():
             os.chmod(tmp_path, FILE_MODE)
+            with open(tmp_path, "rb") as written:  # on disk before the name says it is whole
+                os.fsync(written.fileno())
         os.replace(tmp_path, path)
     finally:
         tmp_path.unlink(missing_ok=True)

@@ -13,6 +13,7 @@ import importlib
 import inspect
 import json
 import os
+import signal
 import sys
 import types
 import typing
@@ -95,7 +96,14 @@ def _take_threads(argv: list[str]) -> list[str]:
     return argv[:at] + argv[at + 2 :]
 
 
+def _exit_on_sigterm(signum, _frame) -> None:
+    """SLURM and Snakemake end a job with SIGTERM: leave through Python's exit path, so every
+    `atomic_path` still open deletes its temporary file instead of leaving it beside the artifact."""
+    raise SystemExit(128 + signum)
+
+
 def main(argv: list[str] | None = None) -> int:
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)
     argv = _take_threads(sys.argv[1:] if argv is None else list(argv))
     if not argv or argv[0] not in STAGES:
         print(f"usage: interpflow <stage> [--help]\n\nstages: {', '.join(STAGES)}\n\n{__doc__}", file=sys.stderr)

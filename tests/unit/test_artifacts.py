@@ -95,3 +95,27 @@ def test_written_artifacts_get_the_usual_file_mode(tmp_path):
     mask = os.umask(0)
     os.umask(mask)
     assert stat.S_IMODE((tmp_path / "x.json").stat().st_mode) == FILE_MODE == 0o666 & ~mask
+
+
+def test_sigterm_mid_write_leaves_no_temporary_file(tmp_path):
+    """What SLURM's or Snakemake's SIGTERM does to a stage started through `interpflow`'s CLI."""
+    import signal
+    import subprocess
+    import sys
+
+    script = (
+        "import signal, sys, time\n"
+        "from interpflow.artifacts import atomic_path\n"
+        "from interpflow.cli import _exit_on_sigterm\n"
+        "signal.signal(signal.SIGTERM, _exit_on_sigterm)\n"
+        "with atomic_path(sys.argv[1]) as tmp:\n"
+        "    tmp.write_bytes(b'x' * 100_000)\n"
+        "    print('writing', flush=True)\n"
+        "    time.sleep(60)\n"
+    )
+    job = subprocess.Popen([sys.executable, "-c", script, str(tmp_path / "artifact.bin")], stdout=subprocess.PIPE, text=True)
+    assert job.stdout.readline().strip() == "writing"
+    assert len(list(tmp_path.iterdir())) == 1  # the temporary file, mid-write
+    job.send_signal(signal.SIGTERM)
+    assert job.wait(timeout=30) == 128 + signal.SIGTERM
+    assert list(tmp_path.iterdir()) == []
