@@ -30,8 +30,28 @@ def compose(config_dir: str | Path, overrides: list[str] | None = None) -> dict:
     for group in ("models", "saes"):
         for key, entry in (composed.get(group) or {}).items():
             entry["name"] = key
+    check_method_keys(composed.get("methods") or {}, Path(config_dir) / "method")
     composed["methods"] = expand_sae_methods(composed.get("methods") or {}, composed.get("saes") or {})
     return composed
+
+
+def check_method_keys(methods: dict, presets: Path) -> None:
+    """Hydra lets `+methods.probe.lrr=0.02` through: a key the method's preset does not have is a
+    typo that would otherwise run a whole experiment with the default. A number in the preset must
+    stay a number (`methods.probe.lr=fast`)."""
+    for key, method in methods.items():
+        preset_path = presets / f"{method.get('name')}.yaml"
+        if not preset_path.is_file():
+            continue
+        preset = yaml.safe_load(preset_path.read_text()) or {}
+        unknown = sorted(set(method) - set(preset))
+        if unknown:
+            raise ConfigError(f"methods.{key} sets {unknown}, which the {method['name']} method does not read; "
+                              f"its settings are {sorted(preset)} (config/method/{preset_path.name})")
+        for name, default in preset.items():
+            value = method.get(name)
+            if isinstance(default, (int, float)) and not isinstance(default, bool) and isinstance(value, str):
+                raise ConfigError(f"methods.{key}.{name} is {value!r}; it takes a number (default {default})")
 
 
 def expand_sae_methods(methods: dict, saes: dict) -> dict:

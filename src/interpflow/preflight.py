@@ -71,6 +71,14 @@ def check_genre_source(cfg: dict, source) -> None:
                           f"not {cfg['generator']['name']!r}; set concepts.genre = given")
 
 
+def check_judge(cfg: dict) -> None:
+    """An API judge needs its key before the first judge job, not at it (after every steering job)."""
+    if cfg["judge"]["name"] == "openai":
+        from interpflow.providers.openai_chat import require_api_key
+
+        require_api_key(cfg["judge"]["api_key_env"], "judge")
+
+
 def check_saebench(cfg: dict, concepts: pd.DataFrame) -> None:
     """SAEBench evaluations that need more of the run than it has."""
     evals = (cfg.get("saebench") or {}).get("evals") or []
@@ -89,6 +97,7 @@ def check_saebench(cfg: dict, concepts: pd.DataFrame) -> None:
 def preflight(cfg: dict) -> pd.DataFrame:
     """Validate everything that can be checked cheaply; return the concept table (with shards)."""
     check_methods(cfg)
+    check_judge(cfg)
     for model_cfg in cfg["models"].values():
         check_layers(model_cfg, known_layer_count(model_cfg))
     source = data_source(cfg)

@@ -282,3 +282,17 @@ def test_autointerp_without_its_api_key_stops_in_preflight(paths, tmp_path, monk
     message = config_error(paths, ["experiment=saebench_tiny", "saebench.evals=[autointerp]",
                                    "saebench.autointerp.llm.api_key_env=INTERPFLOW_NO_SUCH_KEY"], tmp_path, run_preflight=True)
     assert "INTERPFLOW_NO_SUCH_KEY" in message and "saebench.autointerp.llm" in message
+
+
+def test_a_misspelt_or_mistyped_method_setting_stops_composition(paths):
+    message = config_error(paths, ["experiment=tiny", "+methods.probe.lrr=0.02"])
+    assert "methods.probe sets ['lrr']" in message and "'lr'" in message
+    message = config_error(paths, ["experiment=tiny", "methods.probe.lr=fast"])
+    assert "methods.probe.lr is 'fast'" in message and "takes a number" in message
+
+
+def test_an_api_judge_without_its_key_stops_in_preflight(paths, tmp_path, monkeypatch):
+    monkeypatch.delenv("INTERPFLOW_NO_SUCH_KEY", raising=False)
+    message = config_error(paths, ["experiment=tiny", "judge=openai", "judge.api_key_env=INTERPFLOW_NO_SUCH_KEY"], tmp_path,
+                           run_preflight=True)
+    assert "INTERPFLOW_NO_SUCH_KEY" in message and "judge.api_key_env" in message
