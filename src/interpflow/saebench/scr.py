@@ -29,8 +29,8 @@ import numpy as np
 from interpflow.artifacts import read_parquet, read_tensors
 from interpflow.sae.format import check_sae
 from interpflow.saebench.output import write_eval_output
-from interpflow.saebench.sparse_probing import pooled_examples
-from interpflow.saebench.tpp import fit_probe, top_latents
+from interpflow.saebench.sparse_probing import fit_probe, pooled_examples
+from interpflow.saebench.tpp import top_latents
 
 DEFAULTS = {
     "n_values": [2, 5, 10, 20, 50, 100, 500],  # SAEBench's

@@ -97,10 +97,13 @@ def top_k_by_mean_difference(features: np.ndarray, labels: np.ndarray, k: int) -
     return np.argsort(-difference, kind="stable")[:k]
 
 
+def fit_probe(features: np.ndarray, labels: np.ndarray, cfg: dict) -> LogisticRegression:
+    """Every SAEBench probe here: sklearn's L2 logistic regression, fit on training examples only."""
+    return LogisticRegression(C=cfg["C"], max_iter=cfg["max_iter"]).fit(features, labels)
+
+
 def probe_accuracy(train_x: np.ndarray, train_y: np.ndarray, test_x: np.ndarray, test_y: np.ndarray, cfg: dict) -> float:
-    probe = LogisticRegression(C=cfg["C"], max_iter=cfg["max_iter"])
-    probe.fit(train_x, train_y)
-    return float((probe.predict(test_x) == test_y).mean())
+    return float((fit_probe(train_x, train_y, cfg).predict(test_x) == test_y).mean())
 
 
 def task_accuracies(train_features: np.ndarray, test_features: np.ndarray, task: dict, cfg: dict, prefix: str) -> dict:

@@ -29,7 +29,7 @@ from sklearn.linear_model import LogisticRegression
 from interpflow.artifacts import read_tensors
 from interpflow.sae.format import check_sae
 from interpflow.saebench.output import write_eval_output
-from interpflow.saebench.sparse_probing import pooled_examples
+from interpflow.saebench.sparse_probing import fit_probe, pooled_examples
 
 DEFAULTS = {
     "n_values": [2, 5, 10, 20, 50, 100, 500],  # SAEBench's
@@ -61,10 +61,6 @@ def one_vs_rest_tasks(train, test, cfg: dict) -> tuple[dict[int, dict], list[int
             task[split] = (rows, np.r_[np.ones(n, dtype=int), np.zeros(n, dtype=int)])
         tasks[concept] = task
     return tasks, [c for c in concepts if c not in tasks]
-
-
-def fit_probe(features: np.ndarray, labels: np.ndarray, cfg: dict) -> LogisticRegression:
-    return LogisticRegression(C=cfg["C"], max_iter=cfg["max_iter"]).fit(features, labels)
 
 
 def latent_effects(sae_pooled: np.ndarray, labels: np.ndarray, probe: LogisticRegression, w_dec: np.ndarray) -> np.ndarray:
