@@ -296,3 +296,8 @@ def test_an_api_judge_without_its_key_stops_in_preflight(paths, tmp_path, monkey
     message = config_error(paths, ["experiment=tiny", "judge=openai", "judge.api_key_env=INTERPFLOW_NO_SUCH_KEY"], tmp_path,
                            run_preflight=True)
     assert "INTERPFLOW_NO_SUCH_KEY" in message and "judge.api_key_env" in message
+
+
+def test_a_method_name_that_is_not_an_identifier_is_refused(paths):
+    message = config_error(paths, ["experiment=tiny", "+methods.bad$x={name: diffmean}"])
+    assert "'bad$x' does not match" in message
