@@ -11,11 +11,11 @@ import json
 import numpy as np
 import pytest
 import torch
-from safetensors.torch import save_file
-
 from interpflow.artifacts import write_parquet, write_tensors
 from interpflow.saebench.scr import scr
 from interpflow.saebench.two_attribute import two_attribute_texts
+
+from cached_acts import write_cached
 
 D = 12
 TOKENS = 2
@@ -30,10 +30,7 @@ def cached(tmp_path_factory):
     acts = rng.normal(size=(len(texts), TOKENS, D))
     acts[:, :, PROFESSION] += 2.0 * (2 * texts["label"].to_numpy()[:, None] - 1)
     acts[:, :, GENDER] += 4.0 * (2 * (texts["gender"] == "male").to_numpy()[:, None] - 1)  # the louder attribute
-    index = texts[["example_id", "concept_id", "label", "category", "genre"]].assign(n_tokens=TOKENS)
-    index["offset"] = np.arange(len(index)) * TOKENS
-    save_file({"acts": torch.tensor(acts.reshape(-1, D), dtype=torch.float32)}, str(folder / "acts.safetensors"))
-    write_parquet(index, folder / "acts.index.parquet")
+    write_cached(folder, "acts", texts[["example_id", "concept_id", "label", "category", "genre"]], list(acts))
     write_parquet(texts, folder / "texts.parquet")
     return folder
 

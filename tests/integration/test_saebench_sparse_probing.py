@@ -7,13 +7,12 @@ from __future__ import annotations
 import json
 
 import numpy as np
-import pandas as pd
 import pytest
 import torch
-from safetensors.torch import save_file
-
-from interpflow.artifacts import write_parquet, write_tensors
+from interpflow.artifacts import write_tensors
 from interpflow.saebench.sparse_probing import concept_tasks, pooled_examples, sparse_probing, top_k_by_mean_difference
+
+from cached_acts import write_cached
 
 D = 16
 TOKENS = 3
@@ -32,13 +31,7 @@ def write_split(folder, name: str, per_class: int, rng: np.random.Generator, sha
                 rows.append({"example_id": len(rows), "concept_id": owner, "label": label,
                              "category": "positive" if label else "negative", "genre": "text"})
                 acts.append(tokens)
-    index = pd.DataFrame(rows)
-    index["n_tokens"] = TOKENS
-    index["offset"] = np.arange(len(index)) * TOKENS
-    acts_path, index_path = folder / f"{name}.safetensors", folder / f"{name}.index.parquet"
-    save_file({"acts": torch.tensor(np.concatenate(acts), dtype=torch.float32)}, str(acts_path))
-    write_parquet(index, index_path)
-    return str(acts_path), str(index_path)
+    return write_cached(folder, name, rows, acts)
 
 
 def relu_sae(reads_concepts: bool) -> dict[str, torch.Tensor]:

@@ -126,22 +126,31 @@ def evaluate(llm: tuple[np.ndarray, np.ndarray], sae: tuple[np.ndarray, np.ndarr
     return pd.DataFrame(rows)
 
 
+def probe_inputs(sae: str, train: tuple[list[str], list[str]], test: tuple[list[str], list[str]], make_tasks,
+                 no_task_message: str) -> tuple[dict, tuple, tuple, object, list[int]]:
+    """What the probing evaluations share: the SAE's tensors, (train, test) mean-pooled LLM features,
+    the tasks `make_tasks(train_index, test_index)` builds (ValueError with `no_task_message` when
+    there are none, before the SAE encodes a token), its left-out concepts, and (train, test) pooled
+    SAE latents. train / test: (activation files, index files) of the split."""
+    tensors = read_tensors(sae)
+    check_sae(tensors)
+    (llm_train, train_rows), (llm_test, test_rows) = pooled_examples(*train), pooled_examples(*test)
+    tasks, skipped = make_tasks(train_rows, test_rows)
+    if not tasks:
+        raise ValueError(no_task_message)
+    sae_features = (pooled_examples(*train, tensors)[0], pooled_examples(*test, tensors)[0])
+    return tensors, (llm_train, llm_test), sae_features, tasks, skipped
+
+
 def sparse_probing(sae: str, sae_name: str, train_acts: list[str], train_index: list[str], test_acts: list[str],
                    test_index: list[str], model_name: str, layer: int, eval_cfg: dict, out: str) -> None:
     """SAEBench's sparse-probing metrics of the SAE at `sae`, written as SAEBench's JSON to `out`."""
     cfg = {**DEFAULTS, **(eval_cfg or {})}
-    tensors = read_tensors(sae)
-    check_sae(tensors)
-    llm_train, train = pooled_examples(train_acts, train_index)
-    llm_test, test = pooled_examples(test_acts, test_index)
-    tasks, skipped = concept_tasks(train, test, cfg)
-    if not tasks:
-        raise ValueError(f"sparse_probing: no concept has {cfg['min_examples_per_class']} positives and negatives in both "
-                         "the train and the latent_eval split; lower saebench.sparse_probing.min_examples_per_class "
-                         "or generate more examples per concept")
-    sae_train, _ = pooled_examples(train_acts, train_index, tensors)
-    sae_test, _ = pooled_examples(test_acts, test_index, tensors)
-    table = evaluate((llm_train, llm_test), (sae_train, sae_test), tasks, cfg)
+    _, llm, sae_features, tasks, skipped = probe_inputs(
+        sae, (train_acts, train_index), (test_acts, test_index), lambda train, test: concept_tasks(train, test, cfg),
+        f"sparse_probing: no concept has {cfg['min_examples_per_class']} positives and negatives in both the train and "
+        "the latent_eval split; lower saebench.sparse_probing.min_examples_per_class or generate more examples per concept")
+    table = evaluate(llm, sae_features, tasks, cfg)
 
     accuracy_columns = [c for c in table.columns if c.endswith("_test_accuracy")]
     means = table[accuracy_columns].mean()

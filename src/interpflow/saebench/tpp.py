@@ -26,10 +26,8 @@ from __future__ import annotations
 import numpy as np
 from sklearn.linear_model import LogisticRegression
 
-from interpflow.artifacts import read_tensors
-from interpflow.sae.format import check_sae
 from interpflow.saebench.output import write_eval_output
-from interpflow.saebench.sparse_probing import fit_probe, pooled_examples
+from interpflow.saebench.sparse_probing import fit_probe, probe_inputs
 
 DEFAULTS = {
     "n_values": [2, 5, 10, 20, 50, 100, 500],  # SAEBench's
@@ -105,19 +103,12 @@ def tpp(sae: str, sae_name: str, train_acts: list[str], train_index: list[str], 
         test_index: list[str], model_name: str, layer: int, eval_cfg: dict, out: str) -> None:
     """SAEBench's TPP metrics of the SAE at `sae`, written as SAEBench's JSON to `out`."""
     cfg = {**DEFAULTS, **(eval_cfg or {})}
-    tensors = read_tensors(sae)
-    check_sae(tensors)
-    llm_train, train = pooled_examples(train_acts, train_index)
-    llm_test, test = pooled_examples(test_acts, test_index)
-    tasks, skipped = one_vs_rest_tasks(train, test, cfg)
-    if not tasks:  # with two, each concept's probe mirrors the other's and TPP is 0 by construction
-        raise ValueError(f"tpp: fewer than three concepts have {cfg['min_examples_per_class']} positives in both the train and "
-                         "the latent_eval split (with two, TPP is 0 by construction); run more concepts or lower "
-                         "saebench.tpp.min_examples_per_class")
-    sae_train, _ = pooled_examples(train_acts, train_index, tensors)
-    sae_test, _ = pooled_examples(test_acts, test_index, tensors)
+    tensors, llm, sae_features, tasks, skipped = probe_inputs(
+        sae, (train_acts, train_index), (test_acts, test_index), lambda train, test: one_vs_rest_tasks(train, test, cfg),
+        f"tpp: fewer than three concepts have {cfg['min_examples_per_class']} positives in both the train and the "
+        "latent_eval split (with two, TPP is 0 by construction); run more concepts or lower saebench.tpp.min_examples_per_class")
     w_dec = tensors["W_dec"].float().numpy()
-    rows, clean = tpp_table((llm_train, llm_test), (sae_train, sae_test), w_dec, tasks, cfg)
+    rows, clean = tpp_table(llm, sae_features, w_dec, tasks, cfg)
 
     metrics = {}
     for n in cfg["n_values"]:
