@@ -162,6 +162,102 @@ rule saebench_scr:
         "--out {output} > {log} 2>&1"
 
 
+# Absorption reads the first-letter prompts' word-token activations, cached once per (model, layer)
+# and shared by every SAE; only the evaluation's own settings reach the per-SAE job.
+ABSORPTION = config["saebench"]["absorption"]
+FIRST_LETTER_KEYS = ("n_words", "prompt_template", "max_icl_examples", "train_fraction", "batch_size", "seed")
+
+
+rule cache_first_letter:
+    input:
+        model=rules.prepare_model.output[0],
+    output:
+        acts=f"{RESULTS}/acts/{{model}}/L{{layer}}/saebench/first_letter.safetensors",
+        index=f"{RESULTS}/acts/{{model}}/L{{layer}}/saebench/first_letter.index.parquet",
+    params:
+        model=lambda w: model_params(w.model),
+        data=json_param({k: ABSORPTION[k] for k in FIRST_LETTER_KEYS}),
+        folder=lambda w: f"{MODELS_DIR}/{w.model}",
+        code=code_fingerprint("interpflow.saebench.first_letter"),
+    threads: MODEL_THREADS
+    log:
+        f"{RESULTS}/logs/cache_activations/{{model}}/L{{layer}}/saebench/first_letter.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/cache_activations/{{model}}/L{{layer}}/saebench/first_letter.tsv"
+    shell:
+        "interpflow saebench-first-letter --threads {threads} --model-dir {params.folder} --model-cfg {params.model:q} "
+        "--layer {wildcards.layer} --eval-cfg {params.data:q} --out {output.acts} --out-index {output.index} > {log} 2>&1"
+
+
+rule saebench_absorption:
+    input:
+        sae=lambda w: sae_path(w.model, w.layer, w.sae),
+        acts=rules.cache_first_letter.output.acts,
+        index=rules.cache_first_letter.output.index,
+    output:
+        f"{RESULTS}/saebench/{{model}}/L{{layer}}/{{sae}}/absorption.json",
+    params:
+        eval=json_param({k: v for k, v in ABSORPTION.items() if k not in FIRST_LETTER_KEYS or k == "seed"}),
+        code=code_fingerprint("interpflow.saebench.absorption"),
+    threads: 1
+    log:
+        f"{RESULTS}/logs/saebench/{{model}}/L{{layer}}/{{sae}}/absorption.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/saebench/{{model}}/L{{layer}}/{{sae}}/absorption.tsv"
+    shell:
+        "interpflow saebench-absorption --sae {input.sae} --sae-name {wildcards.sae} --acts {input.acts} "
+        "--index {input.index} --model-name {wildcards.model} --layer {wildcards.layer} --eval-cfg {params.eval:q} "
+        "--out {output} > {log} 2>&1"
+
+
+# RAVEL: which city prompts the model answers right is found once per model; each SAE then learns
+# its attribute masks with the model (gradients flow through the blocks after its layer).
+RAVEL = config["saebench"]["ravel"]
+
+
+rule ravel_prompts:
+    input:
+        model=rules.prepare_model.output[0],
+    output:
+        f"{RESULTS}/saebench/data/{{model}}/ravel_prompts.parquet",
+    params:
+        model=lambda w: model_params(w.model),
+        data=json_param({k: RAVEL[k] for k in ("n_generated_tokens", "batch_size")}),
+        folder=lambda w: f"{MODELS_DIR}/{w.model}",
+        code=code_fingerprint("interpflow.saebench.ravel"),
+    threads: MODEL_THREADS
+    log:
+        f"{RESULTS}/logs/saebench/{{model}}/ravel_prompts.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/saebench/{{model}}/ravel_prompts.tsv"
+    shell:
+        "interpflow saebench-ravel-prompts --threads {threads} --model-dir {params.folder} --model-cfg {params.model:q} "
+        "--eval-cfg {params.data:q} --out {output} > {log} 2>&1"
+
+
+rule saebench_ravel:
+    input:
+        model=rules.prepare_model.output[0],
+        sae=lambda w: sae_path(w.model, w.layer, w.sae),
+        prompts=rules.ravel_prompts.output[0],
+    output:
+        f"{RESULTS}/saebench/{{model}}/L{{layer}}/{{sae}}/ravel.json",
+    params:
+        model=lambda w: model_params(w.model),
+        eval=json_param(RAVEL),
+        folder=lambda w: f"{MODELS_DIR}/{w.model}",
+        code=code_fingerprint("interpflow.saebench.ravel"),
+    threads: MODEL_THREADS
+    log:
+        f"{RESULTS}/logs/saebench/{{model}}/L{{layer}}/{{sae}}/ravel.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/saebench/{{model}}/L{{layer}}/{{sae}}/ravel.tsv"
+    shell:
+        "interpflow saebench-ravel --threads {threads} --model-dir {params.folder} --model-cfg {params.model:q} "
+        "--layer {wildcards.layer} --sae {input.sae} --sae-name {wildcards.sae} --prompts {input.prompts} "
+        "--eval-cfg {params.eval:q} --out {output} > {log} 2>&1"
+
+
 rule saebench_leaderboard:
     input:
         results=SAEBENCH_RESULTS,

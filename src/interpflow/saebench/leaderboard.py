@@ -32,6 +32,9 @@ HEADLINE = {
     ("sparse_probing", "llm", "llm_test_accuracy"): "sparse_probing_llm",
     ("tpp", "tpp_metrics", "tpp_threshold_20_total_metric"): "tpp_n20",
     ("scr", "scr_metrics", "scr_metric_threshold_20"): "scr_n20",
+    ("absorption_first_letter", "mean", "mean_absorption_fraction_score"): "absorption_fraction",
+    ("absorption_first_letter", "mean", "mean_full_absorption_score"): "full_absorption",
+    ("ravel", "ravel", "disentanglement_score"): "ravel_disentanglement",
     ("autointerp", "autointerp", "autointerp_score"): "autointerp_score",
 }
 CONCEPT = {"roc_auc": "concept_roc_auc", "overall": "concept_steering"}
@@ -81,7 +84,9 @@ def _markdown(table: pd.DataFrame) -> str:
              "One row per SAE: SAEBench's core metrics (loss recovered = ce_loss_score), its sparse-probing",
              "test accuracies (top-1 latent, all latents, and the LLM's own activations as the baseline), TPP with",
              "20 latents ablated per concept (own probe's accuracy drop minus the other probes'), SCR with 20",
-             "latents ablated (share of the oracle probe's accuracy the biased probe recovers), the autointerp",
+             "latents ablated (share of the oracle probe's accuracy the biased probe recovers), first-letter",
+             "absorption (mean absorption fraction and full-absorption rate; lower is better; — where too few",
+             "letters have a reliable probe), RAVEL's disentanglement (mean of cause and isolation), the autointerp",
              "score (share of examples an LLM classes right from its own explanation of the latent) and,",
              "where the SAE's methods ran, the concept benchmark's mean ROC AUC and steering score (harmonic mean).", ""]
     shown = table.round(4).astype(object).where(table.notna(), "—")
