@@ -1,5 +1,5 @@
 """The SAE benchmark inside the shared tiny-full run: both SAEs (our TopK trainer, sae_lens's ReLU/L1)
-get SAEBench's core, sparse-probing and SCR JSON (TPP needs three concepts; tiny_full has two) and a row of the SAE leaderboard beside their concept-benchmark scores, and
+get SAEBench's core, sparse-probing, SCR, absorption and RAVEL JSON (TPP needs three concepts; tiny_full has two) and a row of the SAE leaderboard beside their concept-benchmark scores, and
 adding an SAE schedules only that SAE's jobs."""
 
 from __future__ import annotations
@@ -60,6 +60,23 @@ def test_every_sae_has_its_scr_json_on_the_templated_biographies(tiny_full_run):
         assert set(result["eval_result_metrics"]["scr_metrics"]) >= {"scr_metric_threshold_20", "scr_dir1_threshold_20"}
 
 
+def test_absorption_and_ravel_say_why_the_random_model_gets_no_score(tiny_full_run):
+    words = pd.read_parquet(tiny_full_run.results / "acts/tiny_llama/L2/saebench/first_letter.index.parquet")
+    assert len(words) == 600 and set(words["split"]) == {"train", "test"}
+    prompts = pd.read_parquet(tiny_full_run.results / "saebench/data/tiny_llama/ravel_prompts.parquet")
+    assert set(prompts["attribute"]) == {"Country", "Continent", "Language"} and (prompts["entity_pos"] > 0).all()
+    for sae in SAES:
+        absorption = json.loads((tiny_full_run.results / f"saebench/tiny_llama/L2/{sae}/absorption.json").read_text())
+        assert absorption["eval_type_id"] == "absorption_first_letter"
+        assert len(absorption["eval_result_unstructured"]["k_sparse_probing"]) == 26
+        # a random model's activations do not encode first letters: no letter passes the probe threshold
+        assert "too few reliable first-letter features" in absorption["eval_result_unstructured"]["not_evaluated"]
+        assert absorption["eval_result_metrics"]["mean"]["mean_absorption_fraction_score"] is None
+        ravel = json.loads((tiny_full_run.results / f"saebench/tiny_llama/L2/{sae}/ravel.json").read_text())
+        assert ravel["eval_type_id"] == "ravel" and ravel["eval_config"]["known_prompts"] == int(prompts["known"].sum())
+        assert set(ravel["eval_result_unstructured"]["city_results"]) == {"Country", "Continent", "Language"}
+
+
 def test_sae_leaderboard_puts_saebench_and_concept_scores_side_by_side(tiny_full_run):
     board = pd.read_csv(tiny_full_run.results / "saebench/leaderboard.csv").set_index("sae")
     assert sorted(board.index) == SAES
@@ -88,3 +105,6 @@ def test_adding_an_sae_schedules_only_its_own_jobs(tiny_full_run, tmp_path):
                                           "saebench_leaderboard"}
     assert {w["probe_eval"] for rule, w in jobs if rule == "saebench_probe"} == {"sparse_probing"}
     assert "saebench_scr" in {rule for rule, _ in jobs} and "cache_saebench_texts" not in {rule for rule, _ in jobs}
+    # the activations and prompts every SAE shares are not recomputed for a new one
+    assert {"saebench_absorption", "saebench_ravel"} <= {rule for rule, _ in jobs}
+    assert not {"cache_first_letter", "ravel_prompts"} & {rule for rule, _ in jobs}
