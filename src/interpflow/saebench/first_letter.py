@@ -35,7 +35,7 @@ from interpflow.models.loading import load_model
 from interpflow.stages.activations import iter_activations
 
 DEFAULTS = {
-    "n_words": 2000,             # SAEBench: the whole alpha vocabulary (tens of thousands of words)
+    "n_words": 4000,             # SAEBench: the whole alpha vocabulary (tens of thousands of words)
     "prompt_template": "{word} has the first letter:",  # SAEBench's
     "max_icl_examples": 10,      # SAEBench's
     "train_fraction": 0.8,       # SAEBench's
