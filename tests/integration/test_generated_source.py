@@ -145,7 +145,7 @@ def test_openai_backend_with_local_server(
     assert (hard["label"] == 0).all()
     # per concept: 8 positive/negative + 1 word list, then 3 sense checks, then 2 hard negatives
     assert server.requests == 2 * (8 + 1 + 3 + 2)
-    assert (tmp_path / "llm_cache.sqlite").exists()
+    assert len(list((tmp_path / "llm_cache.cache").glob("??/*.json"))) == server.requests
 
     again = build_source(cfg, tmp_path)
     train2, evaluation2 = again.train_data(CONCEPTS), again.latent_eval_data(CONCEPTS)

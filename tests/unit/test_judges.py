@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import math
 import multiprocessing
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -99,14 +101,18 @@ def test_cache_roundtrip_and_persistence(tmp_path: Path) -> None:
 def _write_keys(path: str, prefix: str, count: int) -> None:
     """Child-process worker: write `count` keys into the shared cache."""
     cache = CallCache(path)
-    for i in range(count):
-        cache.put(f"{prefix}-{i}", {"i": i, "who": prefix})
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a reader must never see half an entry
+        for i in range(count):
+            cache.put(f"{prefix}-{i}", {"i": i, "who": prefix})
+            cache.put(f"shared-{i % 10}", {"i": i % 10})  # every process writes these ten
+            assert cache.get(f"shared-{(i + 5) % 10}") in (None, {"i": (i + 5) % 10})
 
 
 def test_cache_two_processes_write_concurrently(tmp_path: Path) -> None:
     path = str(tmp_path / "shared.sqlite")
     ctx = multiprocessing.get_context("spawn")
-    names = ("a", "b", "c", "d")  # several processes open a new cache at once: WAL switch contention
+    names = ("a", "b", "c", "d")  # several processes write into a new cache at once, some to the same keys
     workers = [ctx.Process(target=_write_keys, args=(path, name, 100)) for name in names]
     for worker in workers:
         worker.start()
@@ -114,10 +120,35 @@ def test_cache_two_processes_write_concurrently(tmp_path: Path) -> None:
         worker.join(timeout=120)
         assert worker.exitcode == 0
     cache = CallCache(path)
-    assert len(cache) == 400
+    assert len(cache) == 410
     for name in names:
         for i in range(100):
             assert cache.get(f"{name}-{i}") == {"i": i, "who": name}
+
+
+def test_cache_ignores_and_replaces_a_corrupt_entry(tmp_path: Path) -> None:
+    cache = CallCache(tmp_path / "calls.sqlite")
+    cache.put("k", {"text": "hello"})
+    entry = next(cache.folder.glob("??/*.json"))
+    entry.write_text('{"key": "k", "val')  # cut short by a disk fault
+    with pytest.warns(UserWarning, match=str(entry.name)):
+        assert cache.get("k") is None
+    cache.put("k", {"text": "again"})
+    assert cache.get("k") == {"text": "again"}
+    assert not list(cache.folder.glob("??/*.tmp")) and not list(cache.folder.glob("??/.*.tmp"))
+
+
+def test_cache_reads_an_old_sqlite_cache_once(tmp_path: Path) -> None:
+    import sqlite3
+
+    old = tmp_path / "judge_calls.sqlite"
+    with sqlite3.connect(old) as conn:
+        conn.execute("CREATE TABLE calls (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+        conn.execute("INSERT INTO calls VALUES (?, ?)", ("paid", json.dumps({"text": "answer"})))
+    cache = CallCache(old)
+    assert cache.folder == tmp_path / "judge_calls.cache"
+    assert cache.get("paid") == {"text": "answer"} and len(cache) == 1
+    assert old.exists()  # kept: nothing is deleted
 
 
 def test_missing_api_key_raises_config_error(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:

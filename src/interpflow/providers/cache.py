@@ -1,26 +1,32 @@
-"""A persistent key -> JSON cache for paid API calls, stored in one sqlite file.
+"""A persistent key -> JSON cache for paid API calls: one small file per answer, in a folder.
 
-Several processes (for example parallel workflow jobs) may read and write the
-same file at once: the database runs in WAL mode, every operation opens its own
-short-lived connection, and a busy timeout makes a writer wait for the lock
-instead of failing.  Each `put` commits immediately, so results written before
-a crash are kept.
+Jobs on several hosts share the cache through the cluster's filesystem, often NFS, where SQLite's
+WAL mode is documented not to work and its locking is unreliable. So no file is ever edited in
+place and nothing is locked: an answer is written to a temporary file beside its final name, flushed
+to disk, and renamed over it, which NFS performs atomically on the server. A reader sees a whole
+answer or none; two jobs asking the same question both write the same answer, and the last rename
+wins. An entry that cannot be read (a disk fault, a hand edit) counts as missing: the call is
+made again and the entry replaced, and a warning names the file.
+
+Layout: `<folder>/<key[:2]>/<key>.json`, keys being sha256 digests (`key_for`). A cache folder
+named `x.sqlite` is the folder `x.cache`; an existing SQLite file of the previous format at the old
+name is read once into it, so no paid answer is lost.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import random
+import os
 import sqlite3
-import time
+import tempfile
+import warnings
 from contextlib import closing
 from pathlib import Path
 from typing import Any
 
+from interpflow.artifacts import FILE_MODE
 from interpflow.errors import ConfigError
-
-_BUSY_TIMEOUT_S = 60.0
 
 
 def key_for(**parts: Any) -> str:
@@ -36,67 +42,82 @@ def key_for(**parts: Any) -> str:
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 
 
+def _file_name(key: str) -> str:
+    """Keys are hex digests in practice; any other string is hashed so it is a safe file name."""
+    if len(key) == 64 and all(c in "0123456789abcdef" for c in key):
+        return key
+    return hashlib.sha256(key.encode("utf-8")).hexdigest()
+
+
 class CallCache:
-    """A sqlite-backed mapping from a key string to a JSON-serialisable value."""
+    """A mapping from a key string to a JSON-serialisable value, one file per entry."""
 
     key_for = staticmethod(key_for)
 
     def __init__(self, path: str | Path) -> None:
-        self.path = Path(path)
+        path = Path(path)
+        self.folder = path.with_suffix(".cache") if path.suffix == ".sqlite" else path
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self.folder.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise ConfigError(
-                f"cannot create the cache folder {self.path.parent}: {exc}; "
-                "choose a writable cache directory"
+                f"cannot create the cache folder {self.folder}: {exc}; choose a writable cache directory"
             ) from exc
-        self._initialise()
+        if path.suffix == ".sqlite" and path.is_file():
+            self._import_sqlite(path)
 
-    def _initialise(self) -> None:
-        """Switch to WAL and create the table. SQLite answers "database is locked" at once (without
-        waiting for the busy timeout) when two processes switch the journal mode together, so retry."""
-        deadline = time.monotonic() + _BUSY_TIMEOUT_S
-        while True:
-            try:
-                with closing(self._connect()) as conn:
-                    conn.execute("PRAGMA journal_mode=WAL")
-                    conn.execute("CREATE TABLE IF NOT EXISTS calls (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
-                return
-            except sqlite3.OperationalError as exc:
-                if "locked" not in str(exc) or time.monotonic() > deadline:
-                    raise
-                time.sleep(0.05 + random.random() * 0.1)
-
-    def _connect(self) -> sqlite3.Connection:
-        """Open a new autocommit connection that waits for locks held by other writers."""
-        try:
-            conn = sqlite3.connect(self.path, timeout=_BUSY_TIMEOUT_S, isolation_level=None)
-        except sqlite3.Error as exc:
-            raise ConfigError(
-                f"cannot open the call cache {self.path}: {exc}; check the path is writable"
-            ) from exc
-        conn.execute(f"PRAGMA busy_timeout={int(_BUSY_TIMEOUT_S * 1000)}")
-        return conn
+    def _entry(self, key: str) -> Path:
+        name = _file_name(key)
+        return self.folder / name[:2] / f"{name}.json"
 
     def get(self, key: str) -> Any | None:
-        """Return the value stored under `key`, or None when there is none."""
-        with closing(self._connect()) as conn:
-            row = conn.execute("SELECT value FROM calls WHERE key = ?", (key,)).fetchone()
-        return None if row is None else json.loads(row[0])
+        """Return the value stored under `key`, or None when there is none (or it is unreadable)."""
+        entry = self._entry(key)
+        try:
+            text = entry.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            return None
+        try:
+            return json.loads(text)["value"]
+        except (ValueError, KeyError, TypeError):
+            warnings.warn(f"call cache: unreadable entry {entry} ignored; the call is made again", stacklevel=2)
+            return None
 
     def put(self, key: str, value: Any) -> None:
         """Store `value` (JSON-serialisable) under `key`, replacing any earlier value."""
-        text = json.dumps(value, ensure_ascii=False)
-        with closing(self._connect()) as conn:
-            conn.execute("INSERT OR REPLACE INTO calls (key, value) VALUES (?, ?)", (key, text))
+        entry = self._entry(key)
+        entry.parent.mkdir(exist_ok=True)
+        text = json.dumps({"key": key, "value": value}, ensure_ascii=False)
+        handle, tmp = tempfile.mkstemp(dir=entry.parent, prefix=f".{entry.stem[:8]}.", suffix=".tmp")
+        try:
+            with os.fdopen(handle, "w", encoding="utf-8") as file:
+                file.write(text)
+                file.flush()
+                os.fsync(file.fileno())
+            os.chmod(tmp, FILE_MODE)
+            os.replace(tmp, entry)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
 
     def __len__(self) -> int:
-        with closing(self._connect()) as conn:
-            return int(conn.execute("SELECT COUNT(*) FROM calls").fetchone()[0])
+        return sum(1 for _ in self.folder.glob("??/*.json"))
 
     def __contains__(self, key: object) -> bool:
-        if not isinstance(key, str):
-            return False
-        with closing(self._connect()) as conn:
-            row = conn.execute("SELECT 1 FROM calls WHERE key = ?", (key,)).fetchone()
-        return row is not None
+        return isinstance(key, str) and self.get(key) is not None
+
+    def _import_sqlite(self, path: Path) -> None:
+        """Copy every entry of a cache written by the SQLite version once; the old file is kept."""
+        marker = self.folder / f".imported-{path.name}"
+        if marker.exists():
+            return
+        try:
+            with closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as conn:
+                rows = conn.execute("SELECT key, value FROM calls").fetchall()
+        except sqlite3.Error as exc:
+            warnings.warn(f"call cache: could not read the old cache {path} ({exc}); its answers will be asked again")
+            return
+        for key, text in rows:
+            if self.get(key) is None:
+                self.put(key, json.loads(text))
+        marker.touch()

@@ -27,7 +27,7 @@ def _local(cfg: dict, work_dir: Path) -> DataSource:
 
 
 def _openai(cfg: dict, work_dir: Path) -> DataSource:
-    """Answers are cached in work_dir/llm_cache.sqlite."""
+    """Answers are cached in work_dir/llm_cache.cache/."""
     return GeneratedSource(cfg, OpenAIBackend(cfg, Path(work_dir)))
 
 

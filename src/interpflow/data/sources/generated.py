@@ -193,7 +193,7 @@ class LocalLMBackend:
 
 
 class OpenAIBackend:
-    """An OpenAI-compatible chat endpoint; every answer is cached in cache_dir/llm_cache.sqlite."""
+    """An OpenAI-compatible chat endpoint; every answer is cached in cache_dir/llm_cache.cache/."""
 
     def __init__(self, cfg: dict, cache_dir: Path):
         self.cfg = cfg
