@@ -66,19 +66,48 @@ def _without_none(hint):
     return hint
 
 
+def _json_object(text: str) -> dict:
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as err:
+        raise argparse.ArgumentTypeError(f"not valid JSON ({err.msg} at character {err.pos}): {text[:80]!r}") from err
+    if not isinstance(value, dict):
+        raise argparse.ArgumentTypeError(f"expected a JSON object {{...}}, got {text[:80]!r}")
+    return value
+
+
+def _help(name: str, hint, required: bool, default) -> str:
+    """What an option takes, from its name and type (stage functions name their files by role)."""
+    if hint is dict:
+        what = "settings as a JSON object, e.g. '{\"name\": \"diffmean\"}'" if name.endswith("cfg") else "a JSON object"
+    elif typing.get_origin(hint) is list:
+        what = "one or more paths" if name not in ("pairs", "methods") else "one or more values"
+    elif hint is int:
+        what = "an integer"
+    elif hint is float:
+        what = "a number"
+    elif name == "out" or name.startswith("out_"):
+        what = "output path (written atomically; its folder is created)"
+    else:
+        what = "a path or a name"
+    return what + ("" if required or default is None else f" (default {default})")
+
+
 def _add_option(parser: argparse.ArgumentParser, name: str, param: inspect.Parameter, hint) -> None:
     flag = "--" + name.replace("_", "-")
     required = param.default is inspect.Parameter.empty
+    default = None if required else param.default
     hint = _without_none(hint)
     origin = typing.get_origin(hint)
+    text = _help(name, hint, required, default)
     if hint is dict:
-        parser.add_argument(flag, type=json.loads, required=required, help="JSON object")
+        parser.add_argument(flag, type=_json_object, required=required, default=default, help=text)
     elif origin is list:
-        parser.add_argument(flag, nargs="*", required=required, default=[] if not required else None)
+        parser.add_argument(flag, nargs="*", required=required, default=[] if not required else None, help=text)
     elif hint in (int, float):
-        parser.add_argument(flag, type=hint, required=required, default=None if required else param.default)
+        parser.add_argument(flag, type=hint, required=required, default=default, help=text)
     else:
-        parser.add_argument(flag, required=required, default=None if required else param.default)
+        parser.add_argument(flag, required=required, default=default, help=text)
 
 
 def stage_parser(stage: str, function) -> argparse.ArgumentParser:
@@ -106,12 +135,30 @@ def _exit_on_sigterm(signum, _frame) -> None:
     raise SystemExit(128 + signum)
 
 
+def _unreadable(err: Exception) -> str | None:
+    """One line for an input file that is missing or not what a stage expects; None for other errors."""
+    if isinstance(err, FileNotFoundError):
+        return (f"missing input {err.filename or str(err)!r}: it is an earlier stage's output (run the workflow up "
+                "to it, `snakemake <that file>`) or a path to check")
+    kind = type(err).__name__
+    if kind in ("ArrowInvalid", "ArrowIOError", "SafetensorError", "HeaderTooLarge", "JSONDecodeError",
+                "UnicodeDecodeError") or (isinstance(err, OSError) and err.errno is None):
+        return f"an input file is damaged or of the wrong kind ({kind}: {str(err).splitlines()[0][:200]}); delete it and re-run the stage that writes it"
+    return None
+
+
 def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, _exit_on_sigterm)
     argv = _take_threads(sys.argv[1:] if argv is None else list(argv))
+    if argv and argv[0] == "--version":
+        print(f"interpflow {_version()}")
+        return 0
     if not argv or argv[0] not in STAGES:
-        print(f"usage: interpflow <stage> [--help]\n\nstages: {', '.join(STAGES)}\n\n{__doc__}", file=sys.stderr)
-        return 0 if argv and argv[0] in ("-h", "--help") else 2
+        asked = bool(argv) and argv[0] in ("-h", "--help")
+        unknown = "" if asked or not argv else f"interpflow: unknown stage {argv[0]!r}\n\n"
+        print(f"{unknown}usage: interpflow <stage> [--help] | --version\n\nstages: {', '.join(STAGES)}\n\n{__doc__}",
+              file=sys.stdout if asked else sys.stderr)
+        return 0 if asked else 2
     function = stage_function(argv[0])
     args = vars(stage_parser(argv[0], function).parse_args(argv[1:]))
     try:
@@ -119,7 +166,22 @@ def main(argv: list[str] | None = None) -> int:
     except InterpflowError as err:
         print(f"interpflow: error: {err}", file=sys.stderr)
         return 2
+    except Exception as err:  # noqa: BLE001 - a short line for bad input files, the traceback for bugs
+        message = _unreadable(err)
+        if message is None:
+            raise
+        print(f"interpflow {argv[0]}: error: {message}", file=sys.stderr)
+        return 2
     return 0
+
+
+def _version() -> str:
+    from importlib import metadata
+
+    try:
+        return metadata.version("interpflow")
+    except metadata.PackageNotFoundError:
+        return "unknown"
 
 
 if __name__ == "__main__":

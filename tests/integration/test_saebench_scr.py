@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 import torch
 from interpflow.artifacts import write_parquet, write_tensors
+from interpflow.errors import ConfigError
 from interpflow.saebench.scr import scr
 from interpflow.saebench.two_attribute import two_attribute_texts
 
@@ -81,5 +82,5 @@ def test_texts_keep_names_apart_and_cells_balanced():
 
     assert all(any(does in out for does in PROFESSIONS[p][0]) and p not in out for p, out in zip(texts["profession"], texts["output"]))
     assert all(out.startswith("Mr. " if g == "male" else "Ms. ") for g, out in zip(texts["gender"], texts["output"]))
-    with pytest.raises(ValueError, match="unknown professions"):
+    with pytest.raises(ConfigError, match="unknown professions"):
         two_attribute_texts([["professor", "astronaut"]], {"train": 1}, seed=0)

@@ -118,6 +118,22 @@ def test_wall_times_adds_up_the_runs_benchmark_files(tiny_run, tmp_path):
     assert (table["total_s"] > 0).all() and table.loc["prompt", "train"] != table.loc["prompt", "train"]  # NaN: no training job
 
 
+def test_the_readmes_hand_run_example_works(tiny_run, tmp_path):
+    """The README's `interpflow detect` example, on the tiny run's files instead of the demo's."""
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    block = readme.split("## Running one stage by hand", 1)[1].split("```bash", 1)[1].split("```", 1)[0]
+    command = block[block.index("interpflow detect"):].replace("\\\n", " ")
+    command = (command.replace("results/demo", str(tiny_run.results)).replace("smollm2_135m/L15", "tiny_llama/L2")
+               .replace("/tmp/latent.parquet", str(tmp_path / "latent.parquet")))
+    bin_dir = Path(sys.executable).parent
+    result = subprocess.run(["bash", "-c", command], capture_output=True, text=True, timeout=300,
+                            env={"PATH": f"{bin_dir}:/usr/bin:/bin", "HOME": str(tmp_path)})
+    assert result.returncode == 0, command + "\n" + result.stderr[-2000:]
+    ours = pd.read_parquet(tmp_path / "latent.parquet")
+    workflow = pd.read_parquet(tiny_run.results / "latent/tiny_llama/L2/diffmean/s0000.parquet")
+    assert len(ours) > 0 and len(ours) <= len(workflow)  # the same examples, less the imbalance pool
+
+
 def test_second_run_does_nothing(tiny_run):
     result = snakemake(tiny_run.workdir, tiny_run.overrides, "-n")
     assert result.returncode == 0

@@ -33,6 +33,7 @@ from interpflow.providers.cache import CallCache
 from interpflow.providers.openai_chat import ChatClient
 from interpflow.sae.format import check_sae, encode
 from interpflow.saebench.output import write_eval_output
+from interpflow.errors import ConfigError
 
 DEFAULTS = {
     "n_latents": 20,                       # SAEBench: 1,000
@@ -151,7 +152,7 @@ def autointerp_latents(latents: torch.Tensor, tokens: list[list[str]], client: C
     peaks = np.maximum(peaks, 0)
     eligible = np.flatnonzero((peaks > 0).sum(0) >= cfg["min_firing_examples"])
     if not len(eligible):
-        raise ValueError(f"autointerp: no latent fires on {cfg['min_firing_examples']} examples or more of the "
+        raise ConfigError(f"autointerp: no latent fires on {cfg['min_firing_examples']} examples or more of the "
                          f"{n_examples} cached ones; lower saebench.autointerp.min_firing_examples or cache more data")
     chosen = np.sort(rng.choice(eligible, min(len(eligible), cfg["n_latents"]), replace=False))
 
@@ -197,7 +198,7 @@ def autointerp(model_dir: str, model_cfg: dict, sae: str, sae_name: str, acts: l
     latents = latent_activations(acts, tensors)
     tokens = scored_token_texts(model_dir, model_cfg, data, int(cfg.get("max_length", 128)))
     if sum(len(t) for t in tokens) != len(latents):
-        raise ValueError(f"autointerp: the data's scored tokens ({sum(len(t) for t in tokens)}) do not match the cached "
+        raise ConfigError(f"autointerp: the data's scored tokens ({sum(len(t) for t in tokens)}) do not match the cached "
                          f"activations ({len(latents)}); re-run cache_activations with the same tokenizer and max_length")
     table = autointerp_latents(latents, tokens, client, cfg)
     scores = table["score"].dropna()

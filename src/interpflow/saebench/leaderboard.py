@@ -17,6 +17,7 @@ from matplotlib.ticker import LogLocator, NullFormatter, ScalarFormatter  # noqa
 import pandas as pd  # noqa: E402
 
 from interpflow.artifacts import atomic_path, write_text  # noqa: E402
+from interpflow.errors import ConfigError
 
 KEYS = ["model", "layer", "sae"]
 # (eval_type_id, metric category, metric) -> column
@@ -51,7 +52,7 @@ def read_results(paths: list[str]) -> pd.DataFrame:
     for path in paths:
         match = PATH.match(str(Path(path).resolve()))
         if match is None:
-            raise ValueError(f"{path} is not results/<run>/saebench/<model>/L<layer>/<sae>/<eval>.json")
+            raise ConfigError(f"{path} is not results/<run>/saebench/<model>/L<layer>/<sae>/<eval>.json")
         result = json.loads(Path(path).read_text())
         key = (match["model"], int(match["layer"]), match["sae"])
         row = rows.setdefault(key, dict(zip(KEYS, key)))

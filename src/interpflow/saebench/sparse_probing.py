@@ -27,6 +27,7 @@ from sklearn.linear_model import LogisticRegression
 from interpflow.artifacts import read_parquet, read_tensors
 from interpflow.sae.format import check_sae, encode
 from interpflow.saebench.output import write_eval_output
+from interpflow.errors import ConfigError
 
 DEFAULTS = {
     "k_values": [1, 2, 5],           # SAEBench's
@@ -137,7 +138,7 @@ def probe_inputs(sae: str, train: tuple[list[str], list[str]], test: tuple[list[
     (llm_train, train_rows), (llm_test, test_rows) = pooled_examples(*train), pooled_examples(*test)
     tasks, skipped = make_tasks(train_rows, test_rows)
     if not tasks:
-        raise ValueError(no_task_message)
+        raise ConfigError(no_task_message)
     sae_features = (pooled_examples(*train, tensors)[0], pooled_examples(*test, tensors)[0])
     return tensors, (llm_train, llm_test), sae_features, tasks, skipped
 

@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 
 from interpflow.artifacts import write_parquet
+from interpflow.errors import ConfigError
 
 NAMES = {
     "male": ["James", "Robert", "Michael", "David", "Daniel", "Thomas", "Mark", "Paul", "Steven", "Andrew", "Kevin",
@@ -66,7 +67,7 @@ def two_attribute_texts(pairs: list[list[str]], per_cell: dict[str, int], seed: 
     splits use disjoint first names, so no test text shares a name with a training one."""
     unknown = sorted({p for pair in pairs for p in pair} - set(PROFESSIONS))
     if unknown:
-        raise ValueError(f"two_attribute: unknown professions {unknown}; choose from {sorted(PROFESSIONS)}")
+        raise ConfigError(f"two_attribute: unknown professions {unknown}; choose from {sorted(PROFESSIONS)}")
     rng = np.random.default_rng(seed)
     names = {g: list(rng.permutation(n)) for g, n in NAMES.items()}
     split_names = {"train": {g: n[: len(n) * 3 // 4] for g, n in names.items()},
@@ -93,7 +94,7 @@ def saebench_texts(pairs: list[str], out: str, train_per_cell: int = 60, test_pe
     split_pairs = [p.split("/") for p in pairs]
     malformed = [p for p, parts in zip(pairs, split_pairs) if len(parts) != 2]
     if malformed:
-        raise ValueError(f"two_attribute: pairs are written 'first/second', got {malformed}")
+        raise ConfigError(f"two_attribute: pairs are written 'first/second', got {malformed}")
     frame = two_attribute_texts(split_pairs, {"train": train_per_cell, "test": test_per_cell}, seed)
     write_parquet(frame, out)
     print(f"two_attribute: {len(frame)} biographies, pairs {pairs}")

@@ -18,6 +18,7 @@ from interpflow.artifacts import read_parquet, read_tensors, write_parquet
 from interpflow.methods import build_method
 from interpflow.methods.data import EvalData
 from interpflow.stages.train import model_handle
+from interpflow.errors import ConfigError
 
 
 def _evaluation_set(data: str, acts: str | None, index: str | None) -> EvalData:
@@ -26,7 +27,7 @@ def _evaluation_set(data: str, acts: str | None, index: str | None) -> EvalData:
     if acts is not None:
         cached = read_parquet(index)
         if not cached["example_id"].equals(examples["example_id"]):
-            raise ValueError(f"{index} does not list the examples of {data} in order; re-run cache_activations")
+            raise ConfigError(f"{index} does not list the examples of {data} in order; re-run cache_activations")
         evaluation.examples = examples.assign(n_tokens=cached["n_tokens"].to_numpy())
         evaluation.acts = read_tensors(acts)["acts"]
     return evaluation
