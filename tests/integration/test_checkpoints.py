@@ -63,3 +63,24 @@ def test_without_a_checkpoint_dir_everything_trains(tmp_path):
     method.train(data)
     method.train(data)
     assert method.trained == [0, 1, 2, 0, 1, 2]
+
+
+def test_an_unreadable_checkpoint_is_discarded_with_a_warning(tmp_path):
+    Counting({}).train(shard_data(tmp_path))
+    damaged = tmp_path / "ckpt" / "concept_1.safetensors"
+    damaged.write_bytes(b"\x00" * 5)  # a job killed while the disk was full
+    method = Counting({})
+    with pytest.warns(UserWarning, match="concept_1.safetensors"):
+        method.train(shard_data(tmp_path))
+    assert method.trained == [1]
+
+
+def test_the_checkpoint_key_holds_the_methods_code(monkeypatch):
+    from interpflow.methods import build_method
+    from interpflow.stages import train as train_stage
+
+    diffmean, probe = build_method({"name": "diffmean"}), build_method({"name": "probe"})
+    key = train_stage.checkpoint_key_for(diffmean, {"x": 1}, None, 2, 0, "data")
+    assert key != train_stage.checkpoint_key_for(probe, {"x": 1}, None, 2, 0, "data")
+    monkeypatch.setattr(train_stage, "code_fingerprint", lambda *modules: "edited")
+    assert key != train_stage.checkpoint_key_for(diffmean, {"x": 1}, None, 2, 0, "data")

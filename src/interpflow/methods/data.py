@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -110,9 +111,14 @@ class TrainingData:
             return train()
         path = Path(self.checkpoint_dir) / f"concept_{concept_id}.safetensors"
         if path.exists():
-            with safe_open(str(path), "pt") as f:
-                if (f.metadata() or {}).get("key") == self.checkpoint_key:
-                    return {k: f.get_tensor(k) for k in f.keys()}
+            try:
+                with safe_open(str(path), "pt") as f:
+                    if (f.metadata() or {}).get("key") == self.checkpoint_key:
+                        return {k: f.get_tensor(k) for k in f.keys()}
+            except Exception as err:  # noqa: BLE001 - any unreadable checkpoint is retrained, never trusted
+                warnings.warn(f"checkpoint {path} is unreadable ({type(err).__name__}: {err}); "
+                              f"discarded, concept {concept_id} is trained again", stacklevel=2)
+                path.unlink(missing_ok=True)
         result = train()
         write_tensors(result, path, metadata={"key": self.checkpoint_key})
         self.trained.append(concept_id)

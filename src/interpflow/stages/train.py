@@ -19,6 +19,7 @@ from pathlib import Path
 import torch
 
 from interpflow.artifacts import read_tensor_metadata, read_parquet, read_tensors, write_json, write_tensors
+from interpflow.fingerprint import code_fingerprint
 from interpflow.methods import build_method
 from interpflow.methods.data import ModelHandle, TrainingData, checkpoint_key
 from interpflow.models.architectures import check_layer
@@ -39,6 +40,12 @@ def model_handle(model_dir: str, model_cfg: dict, layer: int) -> ModelHandle:
     return ModelHandle(model, tokenizer, model_cfg, layer)
 
 
+def checkpoint_key_for(method, method_cfg: dict, model_cfg: dict | None, layer: int | None, seed: int, inputs: str) -> str:
+    """A checkpoint is reused only if it was trained from the same config, model, layer, data and code
+    (the method's module and everything of interpflow it imports)."""
+    return checkpoint_key(method_cfg, model_cfg, layer, seed, inputs, code_fingerprint(type(method).__module__, __name__))
+
+
 def train(method_cfg: dict, concepts: str, shard: str, data: str, out: str, out_cfg: str,
           acts: str | None = None, index: str | None = None, model_dir: str | None = None,
           model_cfg: dict | None = None, layer: int | None = None, pairs: str | None = None,
@@ -48,8 +55,7 @@ def train(method_cfg: dict, concepts: str, shard: str, data: str, out: str, out_
     shard_concepts = read_parquet(concepts).query("shard == @shard")
     selected = method.selected_concepts([int(c) for c in shard_concepts["concept_id"]])
     shard_concepts = shard_concepts[shard_concepts["concept_id"].isin(selected)]
-    # A checkpoint is reused only if it was trained from the same config, model, layer and data.
-    key = checkpoint_key(method_cfg, model_cfg, layer, seed, _digest(data, acts, pairs, sae))
+    key = checkpoint_key_for(method, method_cfg, model_cfg, layer, seed, _digest(data, acts, pairs, sae))
     training = TrainingData(
         concepts=shard_concepts, examples=read_parquet(data), seed=seed,
         checkpoint_dir=Path(checkpoints) if checkpoints else None, checkpoint_key=key,
