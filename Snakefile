@@ -24,6 +24,7 @@ include: "workflow/rules/report.smk"
 # the queue and parse the workflow again for a second of work.
 localrules:
     all,
+    run_config,
     imbalance_pool,
     evaluate_detection,
     evaluate_steering,
@@ -37,3 +38,4 @@ rule all:
     input:
         LEADERBOARD,
         SAEBENCH_OUTPUTS,
+        f"{RESULTS}/config.yaml",

@@ -23,6 +23,7 @@ from interpflow.errors import InterpflowError
 # sub-command -> "module:function"; imported only when that stage runs (torch and transformers
 # take seconds to import, and most jobs need neither)
 STAGES = {
+    "run-config": "interpflow.config:run_config",
     "prepare-model": "interpflow.stages.prepare:prepare",
     "concepts": "interpflow.stages.data:concepts",
     "train-data": "interpflow.stages.data:train_data",

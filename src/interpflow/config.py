@@ -106,12 +106,20 @@ def _check_semantics(cfg: dict) -> None:
         raise ConfigError("concepts.source is 'inline' but concepts.names is empty: list at least one concept")
 
 
-def write_config(cfg: dict, path: str | Path) -> None:
-    """Write the composed config next to the results (only when it changed, so mtimes stay put)."""
-    path = Path(path)
-    text = yaml.safe_dump(cfg, sort_keys=False)
-    if path.exists() and path.read_text() == text:
-        return
+def run_config(cfg: dict, out: str) -> None:
+    """Write the run's composed config as YAML: the provenance of its artifacts. A rule writes it, so
+    it changes when a run's config does, not when the workflow is merely parsed (`-n`)."""
     from interpflow.artifacts import write_text
 
-    write_text(text, path)
+    write_text(yaml.safe_dump(cfg, sort_keys=False), out)
+
+
+def check_snakemake_config(snakemake_config: dict) -> None:
+    """Only `overrides` may come through Snakemake's own config (`--config`, `--configfile`)."""
+    ignored = sorted(k for k in snakemake_config if k != "overrides")
+    if ignored:
+        raise ConfigError(
+            f"snakemake config keys {ignored} would be ignored: interpflow composes its config with Hydra. "
+            "Pass settings as overrides, e.g. --config overrides='[\"experiment=tiny\",\"steering.factors=[0.5,1.0]\"]', "
+            "or put them in an experiment file under config/experiment/"
+        )

@@ -9,7 +9,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from interpflow.config import compose, validate, write_config
+from interpflow.config import check_snakemake_config, compose, run_config, validate
 from interpflow.errors import ConfigError
 from interpflow.preflight import preflight
 
@@ -81,18 +81,19 @@ def test_overrides_apply(paths, tmp_path):
     }
 
 
-def test_write_config_round_trips_and_keeps_mtime(paths, tmp_path):
-    import os
-
+def test_run_config_round_trips(paths, tmp_path):
     import yaml
 
     cfg = checked(paths, [], tmp_path)
     target = tmp_path / "out" / "config.yaml"
-    write_config(cfg, target)
+    run_config(cfg, str(target))
     assert yaml.safe_load(target.read_text()) == cfg
-    os.utime(target, (1_000_000, 1_000_000))
-    write_config(cfg, target)  # unchanged: not rewritten
-    assert target.stat().st_mtime == 1_000_000
+
+
+def test_snakemake_config_keys_other_than_overrides_stop_the_run():
+    check_snakemake_config({"overrides": ["experiment=tiny"]})
+    with pytest.raises(ConfigError, match=r"\['results_dir', 'run_name'\].*overrides="):
+        check_snakemake_config({"overrides": [], "run_name": "mine", "results_dir": "/data"})
 
 
 # --- schema failures -----------------------------------------------------------------------

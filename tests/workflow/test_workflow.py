@@ -171,6 +171,17 @@ def test_bad_config_stops_before_any_job(tmp_path):
     assert not (tmp_path / "results").exists()
 
 
+def test_snakemakes_own_config_keys_stop_the_run_and_a_dry_run_writes_nothing(tmp_path):
+    from runs import snakemake_command
+
+    command, env = snakemake_command(tmp_path, ["experiment=tiny"], "-n")
+    result = subprocess.run([*command, "run_name=mine"], env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode != 0 and "run_name" in result.stdout + result.stderr
+    assert "overrides=" in result.stdout + result.stderr
+    planned = snakemake(tmp_path, ["experiment=tiny"], "-n")
+    assert planned.returncode == 0 and not (tmp_path / "results").exists()  # no config.yaml from a dry run
+
+
 def test_two_models_in_one_dag(tmp_path):
     overrides = ["experiment=tiny_two_models", "~methods.probe", "~methods.prompt", "concepts.limit=1",
                  "steering.instructions_per_concept=2"]

@@ -6,12 +6,14 @@ import shlex
 from types import SimpleNamespace
 from pathlib import Path
 
-from interpflow.config import compose, validate, write_config
+from interpflow.config import check_snakemake_config, compose, validate
 from interpflow.fingerprint import code_fingerprint
 from interpflow.methods import method_class
 from interpflow.preflight import preflight
 
-# `--config overrides=[...]` holds Hydra overrides; the composed dict then *is* the config.
+# `--config overrides=[...]` holds Hydra overrides; the composed dict then *is* the config. Any other
+# key (`--config key=value`, `--configfile`) would be silently overwritten, so it stops the run.
+check_snakemake_config(config)
 _overrides = config.get("overrides", [])
 _overrides = [_overrides] if isinstance(_overrides, str) else list(_overrides)
 _composed = compose(Path(workflow.basedir) / "config", _overrides)
@@ -26,7 +28,6 @@ SHARDS = sorted(CONCEPTS["shard"].unique())
 MODELS = list(config["models"])
 METHODS = list(config["methods"])
 MODEL_THREADS = config["model_threads"]
-write_config(config, f"{RESULTS}/config.yaml")
 
 
 def model_params(model):

@@ -1,6 +1,17 @@
 # The leaderboard: every (model, layer, method), detection and steering side by side, and plots.
 
 
+rule run_config:
+    output:
+        f"{RESULTS}/config.yaml",
+    params:
+        cfg=json_param(config),
+    log:
+        f"{RESULTS}/logs/run_config.log",
+    shell:
+        "interpflow run-config --cfg {params.cfg:q} --out {output} > {log} 2>&1"
+
+
 rule leaderboard:
     input:
         detection=run_paths(f"{RESULTS}/eval/detection/{{model}}/L{{layer}}/{{method}}.parquet", "detects"),
