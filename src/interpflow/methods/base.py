@@ -15,6 +15,7 @@ import pandas as pd
 import torch
 
 from interpflow.methods.data import ConceptData, EvalData, TrainingData
+from interpflow.progress import Progress
 
 NEEDS = ("activations", "text", "model", "nothing")
 INTERVENTIONS = ("addition", "clamping")
@@ -102,8 +103,10 @@ class PerConceptMethod(Method):
 
     def train(self, data: TrainingData) -> dict[str, torch.Tensor]:
         results = []
+        progress = Progress(f"{self.name} training", len(data.concept_ids), "concepts")
         for concept_id in data.concept_ids:
             results.append(data.checkpoint(concept_id, lambda: self.train_concept(data.concept(concept_id))))
+            progress.update()
         return {key: torch.stack([r[key] for r in results]) for key in results[0]}
 
 

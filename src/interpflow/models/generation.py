@@ -9,6 +9,7 @@ from typing import Callable, ContextManager
 import torch
 
 from interpflow.models.hooks import add_to_residual
+from interpflow.progress import Progress
 
 # intervene(rows) -> the context a batch of those rows (indices into the prompts) is generated in
 Intervene = Callable[[list[int]], ContextManager]
@@ -72,6 +73,7 @@ def generate(
     stop_ids = {tokenizer.eos_token_id, tokenizer.pad_token_id} - {None}
     key = (lambda i: (str(groups[i]), len(prompts[i]))) if groups is not None else (lambda i: len(prompts[i]))
     generated: list[list[int]] = [[] for _ in prompts]
+    progress = Progress("generation", len(prompts), "prompts")
     for number, rows in enumerate(_batches(sorted(range(len(prompts)), key=key), batch_size, groups)):
         ids, mask = _left_pad([prompts[i] for i in rows], tokenizer.pad_token_id)
         ids, mask = ids.to(device), mask.to(device)
@@ -90,6 +92,7 @@ def generate(
             out = model.generate(**kwargs)
         for row, seq in zip(rows, out[:, ids.shape[1] :]):
             generated[row] = _trim(seq, stop_ids)
+        progress.update(len(rows))
     return generated
 
 

@@ -22,6 +22,7 @@ from typing import Any
 import openai
 
 from interpflow.errors import ConfigError, EndpointError
+from interpflow.progress import Progress
 from interpflow.providers.cache import CallCache, key_for
 
 Messages = list[dict[str, str]]
@@ -246,6 +247,7 @@ class ChatClient:
         """Send the uncached requests on a thread pool; stop early on the first error."""
         done: dict[str, Completion] = {}
         failed = threading.Event()  # after the first failure, queued requests are not sent
+        progress = Progress(f"{self.model} requests", len(to_send), "requests")
 
         def run(key: str, messages: Messages) -> None:
             if failed.is_set():
@@ -257,6 +259,8 @@ class ChatClient:
                 raise
             self._record(key, completion)
             done[key] = completion
+            with self._lock:
+                progress.update()
 
         executor = ThreadPoolExecutor(max_workers=self.concurrency)
         try:

@@ -21,6 +21,7 @@ from interpflow.models.architectures import check_layer
 from interpflow.models.formatting import scored_tokens
 from interpflow.models.hooks import residual_after_block
 from interpflow.models.loading import load_model
+from interpflow.progress import Progress
 
 
 def scored_examples(tokenizer, model_cfg: dict, inputs: list[str], outputs: list[str], max_length: int) -> list:
@@ -31,6 +32,7 @@ def scored_examples(tokenizer, model_cfg: dict, inputs: list[str], outputs: list
 def iter_activations(model, tokenizer, layer: int, examples: list, batch_size: int) -> Iterator[tuple[int, torch.Tensor]]:
     """(example index, its scored-token activations [n_i, d]), batch by batch, shortest examples first."""
     order = sorted(range(len(examples)), key=lambda i: len(examples[i].input_ids))
+    progress = Progress(f"activations after block {layer}", len(examples), "examples")
     for start in range(0, len(order), batch_size):
         rows = order[start : start + batch_size]
         width = max(len(examples[i].input_ids) for i in rows)
@@ -43,6 +45,7 @@ def iter_activations(model, tokenizer, layer: int, examples: list, batch_size: i
         hidden = residual_after_block(model, layer, ids.to(model.device), mask.to(model.device)).float().cpu()
         for r, i in enumerate(rows):
             yield i, hidden[r, examples[i].score_start : len(examples[i].input_ids)]
+        progress.update(len(rows))
 
 
 def activations_for(model, tokenizer, model_cfg: dict, layer: int, inputs: list[str], outputs: list[str],
