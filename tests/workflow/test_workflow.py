@@ -182,6 +182,15 @@ def test_snakemakes_own_config_keys_stop_the_run_and_a_dry_run_writes_nothing(tm
     assert planned.returncode == 0 and not (tmp_path / "results").exists()  # no config.yaml from a dry run
 
 
+def test_paths_with_spaces_reach_every_command_intact(tmp_path):
+    """Every path in a rule's command is quoted: folders with spaces run as any other."""
+    overrides = ["experiment=tiny", "results_dir=my results", "models_dir=my models", "concepts.limit=1"]
+    result = snakemake(tmp_path, overrides, "--until", "cache_activations")
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert (tmp_path / "my models/tiny_llama/model.safetensors").exists()
+    assert (tmp_path / "my results/tiny/acts/tiny_llama/L2/train/s0000.safetensors").exists()
+
+
 def test_two_models_in_one_dag(tmp_path):
     overrides = ["experiment=tiny_two_models", "~methods.probe", "~methods.prompt", "concepts.limit=1",
                  "steering.instructions_per_concept=2"]

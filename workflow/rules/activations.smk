@@ -22,5 +22,5 @@ rule cache_activations:
     benchmark:
         f"{RESULTS}/benchmarks/cache_activations/{{model}}/L{{layer}}/{{split}}/{{shard}}.tsv"
     shell:
-        "interpflow cache-activations --threads {threads} --model-dir {params.folder} --model-cfg {params.model:q} --layer {wildcards.layer} "
-        "--act-cfg {params.acts:q} --data {input.data} --out {output.acts} --out-index {output.index} > {log} 2>&1"
+        "interpflow cache-activations --threads {threads} --model-dir {params.folder:q} --model-cfg {params.model:q} --layer {wildcards.layer:q} "
+        "--act-cfg {params.acts:q} --data {input.data:q} --out {output.acts:q} --out-index {output.index:q} > {log:q} 2>&1"

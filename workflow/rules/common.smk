@@ -116,10 +116,10 @@ def detect_inputs(w):
 def method_input_args(w, input):
     """Command-line options for the optional inputs of a train/detect job, and the model it runs."""
     names = ("acts", "index", "pairs", "sae", "pool", "pool_acts", "pool_index")
-    args = [f"--artifact {input.weights}"] if "weights" in input.keys() else []
-    args += [f"--{name.replace('_', '-')} {input[name]}" for name in names if name in input.keys()]
+    args = [f"--artifact {shlex.quote(input.weights)}"] if "weights" in input.keys() else []
+    args += [f"--{name.replace('_', '-')} {shlex.quote(input[name])}" for name in names if name in input.keys()]
     if "model" in input.keys():
-        args.append(f"--model-dir {MODELS_DIR}/{w.model}")
+        args.append(f"--model-dir {shlex.quote(f'{MODELS_DIR}/{w.model}')}")
     args.append(f"--model-cfg {shlex.quote(model_params(w.model))} --layer {w.layer}")
     return " ".join(args)
 
@@ -166,9 +166,9 @@ def steer_inputs(w):
 
 
 def steer_artifact_args(w, input):
-    args = [f"--artifact {input.weights}"] if "weights" in input.keys() else []
+    args = [f"--artifact {shlex.quote(input.weights)}"] if "weights" in input.keys() else []
     if "latent" in input.keys():
-        args.append(f"--latent {input.latent}")
+        args.append(f"--latent {shlex.quote(input.latent)}")
     return " ".join(args)
 
 

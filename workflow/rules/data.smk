@@ -17,7 +17,7 @@ rule concepts:
     benchmark:
         f"{RESULTS}/benchmarks/concepts.tsv"
     shell:
-        "interpflow concepts --threads {threads} --cfg {params.cfg:q} --out {output.concepts} --out-usage {output.usage} > {log} 2>&1"
+        "interpflow concepts --threads {threads} --cfg {params.cfg:q} --out {output.concepts:q} --out-usage {output.usage:q} > {log:q} 2>&1"
 
 
 rule train_data:
@@ -38,8 +38,8 @@ rule train_data:
     benchmark:
         f"{RESULTS}/benchmarks/train_data/{{shard}}.tsv"
     shell:
-        "interpflow train-data --threads {threads} --cfg {params.cfg:q} --concepts {input.concepts} --shard {wildcards.shard} "
-        "--out {output.data} --out-usage {output.usage} > {log} 2>&1"
+        "interpflow train-data --threads {threads} --cfg {params.cfg:q} --concepts {input.concepts:q} --shard {wildcards.shard:q} "
+        "--out {output.data:q} --out-usage {output.usage:q} > {log:q} 2>&1"
 
 
 rule eval_data:
@@ -70,8 +70,8 @@ rule eval_data:
     benchmark:
         f"{RESULTS}/benchmarks/eval_data/{{shard}}.tsv"
     shell:
-        "interpflow eval-data --threads {threads} --cfg {params.cfg:q} --concepts {input.concepts} --shard {wildcards.shard} "
-        "--out-latent {output.latent} --out-steer {output.prompts} --out-usage {output.usage} > {log} 2>&1"
+        "interpflow eval-data --threads {threads} --cfg {params.cfg:q} --concepts {input.concepts:q} --shard {wildcards.shard:q} "
+        "--out-latent {output.latent:q} --out-steer {output.prompts:q} --out-usage {output.usage:q} > {log:q} 2>&1"
 
 
 rule imbalance_pool:
@@ -89,5 +89,5 @@ rule imbalance_pool:
     benchmark:
         f"{RESULTS}/benchmarks/imbalance_pool.tsv"
     shell:
-        "interpflow imbalance-pool --threads {threads} --latent {input.latent} --ratio {params.ratio} --seed {params.seed} "
-        "--out {output} > {log} 2>&1"
+        "interpflow imbalance-pool --threads {threads} --latent {input.latent:q} --ratio {params.ratio} --seed {params.seed} "
+        "--out {output:q} > {log:q} 2>&1"

@@ -22,9 +22,9 @@ rule train:
     benchmark:
         f"{RESULTS}/benchmarks/train/{{model}}/L{{layer}}/{{method}}/{{shard}}.tsv"
     shell:
-        "interpflow train --threads {threads} --method-cfg {params.method:q} --concepts {input.concepts} --shard {wildcards.shard} "
-        "--data {input.data} {params.inputs} --checkpoints {params.checkpoints} --seed {params.seed} "
-        "--out {output.weights} --out-cfg {output.cfg} > {log} 2>&1"
+        "interpflow train --threads {threads} --method-cfg {params.method:q} --concepts {input.concepts:q} --shard {wildcards.shard:q} "
+        "--data {input.data:q} {params.inputs} --checkpoints {params.checkpoints:q} --seed {params.seed} "
+        "--out {output.weights:q} --out-cfg {output.cfg:q} > {log:q} 2>&1"
 
 
 rule detect:
@@ -42,8 +42,8 @@ rule detect:
     benchmark:
         f"{RESULTS}/benchmarks/detect/{{model}}/L{{layer}}/{{method}}/{{shard}}.tsv"
     shell:
-        "interpflow detect --threads {threads} --method-cfg {params.method:q} --concepts {input.concepts} "
-        "--shard {wildcards.shard} --data {input.data} {params.inputs} --out {output} > {log} 2>&1"
+        "interpflow detect --threads {threads} --method-cfg {params.method:q} --concepts {input.concepts:q} "
+        "--shard {wildcards.shard:q} --data {input.data:q} {params.inputs} --out {output:q} > {log:q} 2>&1"
 
 
 rule evaluate_detection:
@@ -61,6 +61,6 @@ rule evaluate_detection:
     benchmark:
         f"{RESULTS}/benchmarks/evaluate_detection/{{model}}/L{{layer}}/{{method}}.tsv"
     shell:
-        "interpflow evaluate-detection --threads {threads} --model {wildcards.model} --layer {wildcards.layer} --method {wildcards.method} "
-        "--latent {input.latent} --concepts {input.concepts} --detection-cfg {params.detection:q} "
-        "--out {output} > {log} 2>&1"
+        "interpflow evaluate-detection --threads {threads} --model {wildcards.model:q} --layer {wildcards.layer:q} --method {wildcards.method:q} "
+        "--latent {input.latent:q} --concepts {input.concepts:q} --detection-cfg {params.detection:q} "
+        "--out {output:q} > {log:q} 2>&1"

@@ -14,4 +14,4 @@ rule prepare_model:
     benchmark:
         f"{RESULTS}/benchmarks/prepare_model/{{model}}.tsv"
     shell:
-        "interpflow prepare-model --threads {threads} --model-cfg {params.model:q} --out-dir {params.folder} > {log} 2>&1"
+        "interpflow prepare-model --threads {threads} --model-cfg {params.model:q} --out-dir {params.folder:q} > {log:q} 2>&1"

@@ -9,7 +9,7 @@ rule run_config:
     log:
         f"{RESULTS}/logs/run_config.log",
     shell:
-        "interpflow run-config --cfg {params.cfg:q} --out {output} > {log} 2>&1"
+        "interpflow run-config --cfg {params.cfg:q} --out {output:q} > {log:q} 2>&1"
 
 
 rule leaderboard:
@@ -36,6 +36,6 @@ rule leaderboard:
     benchmark:
         f"{RESULTS}/benchmarks/leaderboard.tsv"
     shell:
-        "interpflow leaderboard --threads {threads} --runs {params.runs} --detection {input.detection} --steering {input.steering} --curves {input.curves} "
-        "--usage {input.usage} --generation-usage {input.generation_usage} --out-md {output.md} --out-csv {output.csv} "
-        "--out-detection-plot {output.detection_plot} --out-steering-plot {output.steering_plot} > {log} 2>&1"
+        "interpflow leaderboard --threads {threads} --runs {params.runs} --detection {input.detection:q} --steering {input.steering:q} --curves {input.curves:q} "
+        "--usage {input.usage:q} --generation-usage {input.generation_usage:q} --out-md {output.md:q} --out-csv {output.csv:q} "
+        "--out-detection-plot {output.detection_plot:q} --out-steering-plot {output.steering_plot:q} > {log:q} 2>&1"

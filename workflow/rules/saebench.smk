@@ -30,9 +30,9 @@ rule saebench_core:
     benchmark:
         f"{RESULTS}/benchmarks/saebench/{{model}}/L{{layer}}/{{sae}}/core.tsv"
     shell:
-        "interpflow saebench-core --threads {threads} --model-dir {params.folder} --model-cfg {params.model:q} "
-        "--layer {wildcards.layer} --sae {input.sae} --sae-name {wildcards.sae} --acts {input.acts} --index {input.index} "
-        "--data {input.data} --eval-cfg {params.eval:q} --out {output} > {log} 2>&1"
+        "interpflow saebench-core --threads {threads} --model-dir {params.folder:q} --model-cfg {params.model:q} "
+        "--layer {wildcards.layer:q} --sae {input.sae:q} --sae-name {wildcards.sae:q} --acts {input.acts:q} --index {input.index:q} "
+        "--data {input.data:q} --eval-cfg {params.eval:q} --out {output:q} > {log:q} 2>&1"
 
 
 def saebench_probe_data(w):
@@ -66,9 +66,9 @@ rule saebench_autointerp:
     benchmark:
         f"{RESULTS}/benchmarks/saebench/{{model}}/L{{layer}}/{{sae}}/autointerp.tsv"
     shell:
-        "interpflow saebench-autointerp --model-dir {params.folder} --model-cfg {params.model:q} --sae {input.sae} "
-        "--sae-name {wildcards.sae} --acts {input.acts} --data {input.data} --eval-cfg {params.eval:q} "
-        "--cache-dir {params.cache} --layer {wildcards.layer} --out {output} > {log} 2>&1"
+        "interpflow saebench-autointerp --model-dir {params.folder:q} --model-cfg {params.model:q} --sae {input.sae:q} "
+        "--sae-name {wildcards.sae:q} --acts {input.acts:q} --data {input.data:q} --eval-cfg {params.eval:q} "
+        "--cache-dir {params.cache:q} --layer {wildcards.layer:q} --out {output:q} > {log:q} 2>&1"
 
 
 # Evaluations that read only the cached activations of both splits (no model): one rule, the
@@ -93,10 +93,10 @@ rule saebench_probe:
     benchmark:
         f"{RESULTS}/benchmarks/saebench/{{model}}/L{{layer}}/{{sae}}/{{probe_eval}}.tsv"
     shell:
-        "interpflow {params.command} --sae {input.sae} --sae-name {wildcards.sae} "
-        "--train-acts {input.train_acts} --train-index {input.train_index} --test-acts {input.test_acts} "
-        "--test-index {input.test_index} --model-name {wildcards.model} --layer {wildcards.layer} "
-        "--eval-cfg {params.eval:q} --out {output} > {log} 2>&1"
+        "interpflow {params.command} --sae {input.sae:q} --sae-name {wildcards.sae:q} "
+        "--train-acts {input.train_acts:q} --train-index {input.train_index:q} --test-acts {input.test_acts:q} "
+        "--test-index {input.test_index:q} --model-name {wildcards.model:q} --layer {wildcards.layer:q} "
+        "--eval-cfg {params.eval:q} --out {output:q} > {log:q} 2>&1"
 
 
 # SCR reads its own texts: the two-attribute biographies, written once per run and cached at each
@@ -114,7 +114,7 @@ rule saebench_texts:
         f"{RESULTS}/logs/saebench/two_attribute.log",
     shell:
         "interpflow saebench-texts --pairs {params.pairs} --train-per-cell {SCR[train_per_cell]} "
-        "--test-per-cell {SCR[test_per_cell]} --seed {SCR[seed]} --out {output} > {log} 2>&1"
+        "--test-per-cell {SCR[test_per_cell]} --seed {SCR[seed]} --out {output:q} > {log:q} 2>&1"
 
 
 rule cache_saebench_texts:
@@ -135,9 +135,9 @@ rule cache_saebench_texts:
     benchmark:
         f"{RESULTS}/benchmarks/cache_activations/{{model}}/L{{layer}}/saebench/two_attribute.tsv"
     shell:
-        "interpflow cache-activations --threads {threads} --model-dir {params.folder} --model-cfg {params.model:q} "
-        "--layer {wildcards.layer} --act-cfg {params.acts:q} --data {input.data} --out {output.acts} "
-        "--out-index {output.index} > {log} 2>&1"
+        "interpflow cache-activations --threads {threads} --model-dir {params.folder:q} --model-cfg {params.model:q} "
+        "--layer {wildcards.layer:q} --act-cfg {params.acts:q} --data {input.data:q} --out {output.acts:q} "
+        "--out-index {output.index:q} > {log:q} 2>&1"
 
 
 rule saebench_scr:
@@ -157,9 +157,9 @@ rule saebench_scr:
     benchmark:
         f"{RESULTS}/benchmarks/saebench/{{model}}/L{{layer}}/{{sae}}/scr.tsv"
     shell:
-        "interpflow saebench-scr --sae {input.sae} --sae-name {wildcards.sae} --acts {input.acts} --index {input.index} "
-        "--texts {input.texts} --model-name {wildcards.model} --layer {wildcards.layer} --eval-cfg {params.eval:q} "
-        "--out {output} > {log} 2>&1"
+        "interpflow saebench-scr --sae {input.sae:q} --sae-name {wildcards.sae:q} --acts {input.acts:q} --index {input.index:q} "
+        "--texts {input.texts:q} --model-name {wildcards.model:q} --layer {wildcards.layer:q} --eval-cfg {params.eval:q} "
+        "--out {output:q} > {log:q} 2>&1"
 
 
 # Absorption reads the first-letter prompts' word-token activations, cached once per (model, layer)
@@ -185,8 +185,8 @@ rule cache_first_letter:
     benchmark:
         f"{RESULTS}/benchmarks/cache_activations/{{model}}/L{{layer}}/saebench/first_letter.tsv"
     shell:
-        "interpflow saebench-first-letter --threads {threads} --model-dir {params.folder} --model-cfg {params.model:q} "
-        "--layer {wildcards.layer} --eval-cfg {params.data:q} --out {output.acts} --out-index {output.index} > {log} 2>&1"
+        "interpflow saebench-first-letter --threads {threads} --model-dir {params.folder:q} --model-cfg {params.model:q} "
+        "--layer {wildcards.layer:q} --eval-cfg {params.data:q} --out {output.acts:q} --out-index {output.index:q} > {log:q} 2>&1"
 
 
 rule saebench_absorption:
@@ -205,9 +205,9 @@ rule saebench_absorption:
     benchmark:
         f"{RESULTS}/benchmarks/saebench/{{model}}/L{{layer}}/{{sae}}/absorption.tsv"
     shell:
-        "interpflow saebench-absorption --sae {input.sae} --sae-name {wildcards.sae} --acts {input.acts} "
-        "--index {input.index} --model-name {wildcards.model} --layer {wildcards.layer} --eval-cfg {params.eval:q} "
-        "--out {output} > {log} 2>&1"
+        "interpflow saebench-absorption --sae {input.sae:q} --sae-name {wildcards.sae:q} --acts {input.acts:q} "
+        "--index {input.index:q} --model-name {wildcards.model:q} --layer {wildcards.layer:q} --eval-cfg {params.eval:q} "
+        "--out {output:q} > {log:q} 2>&1"
 
 
 # RAVEL: which city prompts the model answers right is found once per model; each SAE then learns
@@ -231,8 +231,8 @@ rule ravel_prompts:
     benchmark:
         f"{RESULTS}/benchmarks/saebench/{{model}}/ravel_prompts.tsv"
     shell:
-        "interpflow saebench-ravel-prompts --threads {threads} --model-dir {params.folder} --model-cfg {params.model:q} "
-        "--eval-cfg {params.data:q} --out {output} > {log} 2>&1"
+        "interpflow saebench-ravel-prompts --threads {threads} --model-dir {params.folder:q} --model-cfg {params.model:q} "
+        "--eval-cfg {params.data:q} --out {output:q} > {log:q} 2>&1"
 
 
 rule saebench_ravel:
@@ -253,9 +253,9 @@ rule saebench_ravel:
     benchmark:
         f"{RESULTS}/benchmarks/saebench/{{model}}/L{{layer}}/{{sae}}/ravel.tsv"
     shell:
-        "interpflow saebench-ravel --threads {threads} --model-dir {params.folder} --model-cfg {params.model:q} "
-        "--layer {wildcards.layer} --sae {input.sae} --sae-name {wildcards.sae} --prompts {input.prompts} "
-        "--eval-cfg {params.eval:q} --out {output} > {log} 2>&1"
+        "interpflow saebench-ravel --threads {threads} --model-dir {params.folder:q} --model-cfg {params.model:q} "
+        "--layer {wildcards.layer:q} --sae {input.sae:q} --sae-name {wildcards.sae:q} --prompts {input.prompts:q} "
+        "--eval-cfg {params.eval:q} --out {output:q} > {log:q} 2>&1"
 
 
 rule saebench_leaderboard:
@@ -275,6 +275,6 @@ rule saebench_leaderboard:
     benchmark:
         f"{RESULTS}/benchmarks/saebench/leaderboard.tsv"
     shell:
-        "interpflow saebench-leaderboard --threads {threads} --results {input.results} --concept-leaderboard {input.concept} "
-        "--out-md {output.md} --out-csv {output.csv} --out-frontier-plot {output.frontier} "
-        "--out-metrics-plot {output.metrics} > {log} 2>&1"
+        "interpflow saebench-leaderboard --threads {threads} --results {input.results:q} --concept-leaderboard {input.concept:q} "
+        "--out-md {output.md:q} --out-csv {output.csv:q} --out-frontier-plot {output.frontier:q} "
+        "--out-metrics-plot {output.metrics:q} > {log:q} 2>&1"

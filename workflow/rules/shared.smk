@@ -18,8 +18,8 @@ rule pairs:
     benchmark:
         f"{RESULTS}/benchmarks/pairs/{{model}}/{{shard}}.tsv"
     shell:
-        "interpflow pairs --threads {threads} --model-dir {params.folder} --model-cfg {params.model:q} "
-        "--pairs-cfg {params.pairs:q} --data {input.data} --out {output} > {log} 2>&1"
+        "interpflow pairs --threads {threads} --model-dir {params.folder:q} --model-cfg {params.model:q} "
+        "--pairs-cfg {params.pairs:q} --data {input.data:q} --out {output:q} > {log:q} 2>&1"
 
 
 rule sae:
@@ -36,5 +36,5 @@ rule sae:
     benchmark:
         f"{RESULTS}/benchmarks/sae/{{model}}/L{{layer}}/{{sae}}.tsv"
     shell:
-        "interpflow sae --threads {threads} --sae-cfg {params.sae:q} --acts {input.acts} --layer {wildcards.layer} "
-        "--out {output} > {log} 2>&1"
+        "interpflow sae --threads {threads} --sae-cfg {params.sae:q} --acts {input.acts:q} --layer {wildcards.layer:q} "
+        "--out {output:q} > {log:q} 2>&1"

@@ -19,9 +19,9 @@ rule steer:
     benchmark:
         f"{RESULTS}/benchmarks/steer/{{model}}/L{{layer}}/{{method}}/{{shard}}.tsv"
     shell:
-        "interpflow steer --threads {threads} --method-cfg {params.method:q} --model-dir {params.folder} --model-cfg {params.model:q} "
-        "--layer {wildcards.layer} --steer-cfg {params.steering:q} --concepts {input.concepts} --shard {wildcards.shard} "
-        "--prompts {input.prompts} {params.artifact} --out {output} > {log} 2>&1"
+        "interpflow steer --threads {threads} --method-cfg {params.method:q} --model-dir {params.folder:q} --model-cfg {params.model:q} "
+        "--layer {wildcards.layer:q} --steer-cfg {params.steering:q} --concepts {input.concepts:q} --shard {wildcards.shard:q} "
+        "--prompts {input.prompts:q} {params.artifact} --out {output:q} > {log:q} 2>&1"
 
 
 rule judge:
@@ -42,8 +42,8 @@ rule judge:
     benchmark:
         f"{RESULTS}/benchmarks/judge/{{model}}/L{{layer}}/{{method}}/{{shard}}.tsv"
     shell:
-        "interpflow judge --threads {threads} --judge-cfg {params.judge:q} --cache-dir {params.cache} --steering {input} "
-        "--out {output.judged} --out-usage {output.usage} > {log} 2>&1"
+        "interpflow judge --threads {threads} --judge-cfg {params.judge:q} --cache-dir {params.cache:q} --steering {input:q} "
+        "--out {output.judged:q} --out-usage {output.usage:q} > {log:q} 2>&1"
 
 
 rule evaluate_steering:
@@ -60,5 +60,5 @@ rule evaluate_steering:
     benchmark:
         f"{RESULTS}/benchmarks/evaluate_steering/{{model}}/L{{layer}}/{{method}}.tsv"
     shell:
-        "interpflow evaluate-steering --threads {threads} --model {wildcards.model} --layer {wildcards.layer} --method {wildcards.method} "
-        "--judged {input} --out {output.table} --out-curve {output.curve} > {log} 2>&1"
+        "interpflow evaluate-steering --threads {threads} --model {wildcards.model:q} --layer {wildcards.layer:q} --method {wildcards.method:q} "
+        "--judged {input:q} --out {output.table:q} --out-curve {output.curve:q} > {log:q} 2>&1"
