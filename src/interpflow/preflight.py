@@ -19,7 +19,22 @@ PACKAGED_LAYER_COUNTS = {"smollm2_gguf": 30, "gemma3_gguf": 18}
 def known_layer_count(model_cfg: dict) -> int | None:
     if model_cfg["source"] == "tiny":
         return model_cfg["tiny"]["n_layers"]
+    if model_cfg["source"] == "hub":
+        return hub_layer_count(model_cfg["id"])
     return PACKAGED_LAYER_COUNTS.get(model_cfg["source"])
+
+
+def hub_layer_count(model_id: str) -> int | None:
+    """Decoder blocks of a hub model or local folder, from its config.json (a few KB, cached by the
+    hub client); None when it cannot be read here (offline and not cached): prepare_model checks again."""
+    try:
+        from transformers import AutoConfig
+
+        config = AutoConfig.from_pretrained(model_id)
+    except Exception:  # noqa: BLE001 - no network or no such model yet: the prepare job says which
+        return None
+    config = getattr(config, "text_config", None) or config
+    return getattr(config, "num_hidden_layers", None)
 
 
 def check_layers(model_cfg: dict, n_layers: int | None) -> None:
@@ -71,6 +86,26 @@ def check_genre_source(cfg: dict, source) -> None:
                           f"not {cfg['generator']['name']!r}; set concepts.genre = given")
 
 
+def check_negatives(train: pd.DataFrame, concepts: pd.DataFrame) -> None:
+    """Each concept needs negatives: its own, or shared ones (concept_id -1) of its genre."""
+    negatives = train[train["label"] == 0]
+    shared_genres = set(negatives.loc[negatives["concept_id"] == -1, "genre"])
+    own = set(negatives["concept_id"])
+    lacking = concepts[~concepts["concept_id"].isin(own) & ~concepts["genre"].isin(shared_genres)]
+    if len(lacking):
+        unused = sorted(shared_genres - set(concepts["genre"]))
+        raise ConfigError(f"no negative training examples for concept(s) {lacking['concept'].tolist()} (genres "
+                          f"{sorted(set(lacking['genre']))}); the data set's shared negatives have genres "
+                          f"{sorted(shared_genres)}{f', of which {unused} match no concept' if unused else ''}")
+
+
+def check_instruction_count(cfg: dict, steering: list[str]) -> None:
+    wanted = cfg["steering"]["instructions_per_concept"]
+    if len(steering) < wanted:
+        raise ConfigError(f"steering.instructions_per_concept is {wanted} but steering.instructions has only "
+                          f"{len(steering)}; lower it or add instructions")
+
+
 def check_judge(cfg: dict) -> None:
     """An API judge needs its key before the first judge job, not at it (after every steering job)."""
     if cfg["judge"]["name"] == "openai":
@@ -105,9 +140,11 @@ def preflight(cfg: dict) -> pd.DataFrame:
     concepts = build_concepts(cfg, source.concepts())
     check_saebench(cfg, concepts)
     steering = load_instructions(cfg["steering"]["instructions"], "steering.instructions")
+    check_instruction_count(cfg, steering)
     if cfg["generator"]["name"] == "dataset":  # ready-made data is cheap to read now
         train, evaluation = source.train_data(concepts), source.latent_eval_data(concepts)
         check_positives(train, concepts, "training")
+        check_negatives(train, concepts)
         check_positives(evaluation, concepts, "evaluation")
         check_steering_apart(steering, [*train["input"], *evaluation["input"]], "the data set's training or evaluation inputs")
     else:

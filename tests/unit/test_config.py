@@ -186,7 +186,7 @@ def test_axbench_import_with_missing_folder(paths, tmp_path):
     assert "nowhere" in message and "not a folder" in message
 
 
-def write_axbench(folder: Path, positives_in_train: dict[int, bool]) -> None:
+def write_axbench(folder: Path, positives_in_train: dict[int, bool], negative_genre: str = "text") -> None:
     """A minimal AxBench-format folder with concepts 0 (ocean) and 1 (music)."""
     names = {0: "references to the ocean", 1: "musical instruments"}
     (folder / "generate").mkdir(parents=True)
@@ -208,7 +208,7 @@ def write_axbench(folder: Path, positives_in_train: dict[int, bool]) -> None:
         eval_rows.append({"concept_id": cid, "input": "q", "output": f"hard {cid}",
                           "category": "hard negative", "concept_genre": "text"})
     train_rows.append({"concept_id": -1, "input": "q", "output": "shared negative",
-                       "category": "negative", "concept_genre": "text"})
+                       "category": "negative", "concept_genre": negative_genre})
     pd.DataFrame(train_rows).to_parquet(folder / "generate" / "train_data.parquet")
     pd.DataFrame(eval_rows).to_parquet(folder / "inference" / "latent_eval_data.parquet")
 
@@ -230,6 +230,29 @@ def test_concept_without_positives(paths, tmp_path):
     assert "no positive training examples" in message
     assert "musical instruments" in message
     assert "references to the ocean" not in message
+
+
+def test_negatives_of_no_concepts_genre_stop_in_preflight(paths, tmp_path):
+    data = tmp_path / "axbench"
+    write_axbench(data, {0: True, 1: True}, negative_genre="code")
+    message = config_error(paths, ["experiment=axbench_import", f"data_dir={data}"], tmp_path, run_preflight=True)
+    assert "no negative training examples" in message and "musical instruments" in message
+
+
+def test_too_few_steering_instructions_stop_in_preflight(paths, tmp_path):
+    message = config_error(paths, ["experiment=tiny", "steering.instructions_per_concept=100000"], tmp_path,
+                           run_preflight=True)
+    assert "instructions_per_concept is 100000" in message
+
+
+def test_a_hub_models_layers_are_checked_from_its_config(paths, tmp_path):
+    from transformers import LlamaConfig
+
+    folder = tmp_path / "hub_model"
+    LlamaConfig(num_hidden_layers=3, hidden_size=64, intermediate_size=128, num_attention_heads=4).save_pretrained(folder)
+    message = config_error(paths, ["experiment=tiny", "models.tiny_llama.source=hub", f"models.tiny_llama.id={folder}",
+                                   "models.tiny_llama.layers=[5]"], tmp_path, run_preflight=True)
+    assert "3 decoder blocks" in message
 
 
 def test_missing_api_key_names_the_variable(paths, tmp_path, monkeypatch):
