@@ -206,8 +206,11 @@ def test_generated_data_sources_plan_a_dag(tmp_path):
     overrides = ["experiment=tiny", "generator=local", "concepts.source=inline", "concepts.names=[rain,dogs]"]
     result = snakemake(tmp_path, overrides, "-n")
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
-    jobs = {rule for rule, _ in scheduled_jobs(result.stdout)}
+    planned = scheduled_jobs(result.stdout)
+    jobs = {rule for rule, _ in planned}
     assert {"train_data", "eval_data", "steer", "leaderboard"} <= jobs
+    # the generator model is prepared once, by its own job, before any data job loads it
+    assert [rule for rule, _ in planned].count("prepare_generator") == 1
 
 
 def test_a_concept_the_data_set_lacks_stops_before_any_job(tmp_path):

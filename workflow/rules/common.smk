@@ -23,6 +23,13 @@ config.update(_composed)
 
 RESULTS = f"{config['results_dir']}/{config['run_name']}"
 MODELS_DIR = config["models_dir"]
+# A local generator model is prepared by its own rule (models.smk) into a declared folder, before any
+# data job loads it: parallel data jobs never prepare it side by side.
+if config["generator"]["name"] == "local":
+    config["generator"]["prepared_dir"] = config["generator"].get("prepared_dir") or f"{RESULTS}/generator/generator_model"
+    GENERATOR_MODEL = [f"{config['generator']['prepared_dir']}/interpflow_model.json"]
+else:
+    GENERATOR_MODEL = []
 CONCEPTS = preflight(config)
 SHARDS = sorted(CONCEPTS["shard"].unique())
 MODELS = list(config["models"])

@@ -3,6 +3,8 @@
 
 
 rule concepts:
+    input:
+        generator_model=GENERATOR_MODEL,
     output:
         concepts=f"{RESULTS}/concepts.parquet",
         usage=f"{RESULTS}/concepts.usage.json",
@@ -23,6 +25,7 @@ rule concepts:
 rule train_data:
     input:
         concepts=rules.concepts.output.concepts,
+        generator_model=GENERATOR_MODEL,
     output:
         data=f"{RESULTS}/data/train/{{shard}}.parquet",
         usage=f"{RESULTS}/data/train/{{shard}}.usage.json",
@@ -45,6 +48,7 @@ rule train_data:
 rule eval_data:
     input:
         concepts=rules.concepts.output.concepts,
+        generator_model=GENERATOR_MODEL,
         # an API generator runs after train_data, so its cached answers are reused, not paid twice
         train=lambda w: [rules.train_data.output.data.format(shard=w.shard)] if api_jobs("generator") else [],
     output:
