@@ -50,3 +50,28 @@ def test_the_allocated_gpu_when_one_is_visible(tiny_model_dir):
     devices, log = load_in_job(tiny_model_dir, "0")
     assert devices == ["cuda"]
     assert "interpflow: device cuda (CUDA_VISIBLE_DEVICES=0)" in log
+
+
+CLAIM = """
+import sys, time
+from pathlib import Path
+from interpflow.models.loading import claim_free_gpu
+print(claim_free_gpu(2, Path(sys.argv[1])), flush=True)
+time.sleep(float(sys.argv[2]))
+"""
+
+
+def test_jobs_on_one_machine_claim_different_gpus(tmp_path):
+    """Two jobs hold GPUs 0 and 1; a third finds none free; once the first exits its GPU is free again."""
+    jobs = [subprocess.Popen([sys.executable, "-c", CLAIM, str(tmp_path), "5"], stdout=subprocess.PIPE, text=True)
+            for _ in range(2)]
+    claimed = sorted(job.stdout.readline().strip() for job in jobs)
+    assert claimed == ["0", "1"]
+    third = subprocess.run([sys.executable, "-c", CLAIM, str(tmp_path), "0"], capture_output=True, text=True, timeout=60)
+    assert third.stdout.strip() == "None"
+    jobs[0].kill()
+    jobs[0].wait()
+    again = subprocess.run([sys.executable, "-c", CLAIM, str(tmp_path), "0"], capture_output=True, text=True, timeout=60)
+    assert again.stdout.strip() in ("0", "1")
+    jobs[1].kill()
+    jobs[1].wait()
