@@ -3,6 +3,7 @@ renamed into place, so a killed job never leaves a file that looks complete."""
 
 from __future__ import annotations
 
+import glob
 import json
 import os
 import tempfile
@@ -35,6 +36,10 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     """Yield a temporary path next to `path`; on success rename it to `path`, on error delete it."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    # A job killed with SIGKILL leaves its temporary file; the job that rewrites the artifact (the
+    # only writer of that path: Snakemake runs one job per output) removes it.
+    for stale in path.parent.glob(f".{glob.escape(path.name)}.*.tmp"):
+        stale.unlink(missing_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
     tmp_path = Path(tmp)

@@ -119,3 +119,14 @@ def test_sigterm_mid_write_leaves_no_temporary_file(tmp_path):
     job.send_signal(signal.SIGTERM)
     assert job.wait(timeout=30) == 128 + signal.SIGTERM
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_killed_writers_temporary_file_goes_when_the_artifact_is_rewritten(tmp_path):
+    target = tmp_path / "out.txt"
+    stale = tmp_path / ".out.txt.abc123.tmp"  # what SIGKILL leaves behind
+    stale.write_text("half")
+    other = tmp_path / ".other.txt.abc123.tmp"  # another artifact's: not ours to delete
+    other.write_text("half")
+    with atomic_path(target) as tmp:
+        tmp.write_text("whole")
+    assert target.read_text() == "whole" and not stale.exists() and other.exists()
