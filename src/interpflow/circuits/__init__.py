@@ -1,0 +1,1 @@
+"""The circuit benchmark (InterpBench protocol): Tracr tasks, SIIT models, discovery, scoring."""

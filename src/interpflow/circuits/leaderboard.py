@@ -1,0 +1,92 @@
+"""The circuit benchmark's leaderboard: AUROC per (method, task) for nodes and edges, the Tracr and
+SIIT models side by side, means per method, and one ROC plot per method.
+
+Inputs are the score stage's files, `.../circuits/scores/{task}/{kind}/{method}.json` (AUROCs) and
+the `.parquet` beside each (TPR/FPR per threshold).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import pandas as pd  # noqa: E402
+
+from interpflow.artifacts import atomic_path, read_parquet, write_text  # noqa: E402
+from interpflow.circuits.scoring import roc_curve  # noqa: E402
+
+PATH = re.compile(r".*/circuits/scores/(?P<task>[^/]+)/(?P<kind>[^/]+)/(?P<method>[^/]+)\.json$")
+# What InterpBench reports on its SIIT models (Gupta et al. 2024): ACDC ahead of node and edge SP and
+# of EAP, with EAP-IG competitive with ACDC.
+INTERPBENCH_FINDING = "ACDC ahead of SP (node and edge) and EAP, EAP-IG competitive with ACDC"
+
+
+def read_scores(paths: list[str]) -> pd.DataFrame:
+    rows = []
+    for path in paths:
+        match = PATH.match(str(Path(path).resolve()))
+        if match is None:
+            raise ValueError(f"{path} is not .../circuits/scores/<task>/<kind>/<method>.json")
+        rows.append({**match.groupdict(), **json.loads(Path(path).read_text())})
+    return pd.DataFrame(rows)
+
+
+def circuit_table(scores: pd.DataFrame) -> pd.DataFrame:
+    """One row per (method, task): node and edge AUROC of each model kind."""
+    wide = scores.pivot_table(index=["method", "task"], columns="kind", values=["node_auroc", "edge_auroc"])
+    wide.columns = [f"{kind}_{metric.split('_')[0]}_auroc" for metric, kind in wide.columns]
+    return wide.reset_index()
+
+
+def method_means(table: pd.DataFrame) -> pd.DataFrame:
+    means = table.drop(columns="task").groupby("method").mean().reset_index()
+    edge_column = "siit_edge_auroc" if "siit_edge_auroc" in means else "tracr_edge_auroc"
+    return means.sort_values(edge_column, ascending=False).reset_index(drop=True)
+
+
+def _markdown(table: pd.DataFrame, means: pd.DataFrame) -> str:
+    ours = means["method"].tolist()
+    lines = ["# Circuit benchmark", "",
+             "AUROC of each discovery method's threshold sweep against the known circuit, for nodes and",
+             "edges, on the compiled Tracr model and the SIIT-trained model of each task (InterpBench's",
+             "rules: q/k/v inputs scored as their head, the ROC closed at (0, 0) and (1, 1), trapezoid rule).", "",
+             "## Mean over tasks", "", means.round(3).to_markdown(index=False), "",
+             f"Ranking by mean edge AUROC here: {' > '.join(ours)}. InterpBench reports {INTERPBENCH_FINDING}.", "",
+             "## Per task", "", table.round(3).to_markdown(index=False), ""]
+    return "\n".join(lines)
+
+
+def _plot_roc(method: str, sweeps: dict[tuple[str, str], pd.DataFrame], path: str) -> None:
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4.5))
+    for ax, level in zip(axes, ("node", "edge")):
+        for (task, kind), sweep in sorted(sweeps.items()):
+            x, y = roc_curve(sweep[f"{level}_fpr"], sweep[f"{level}_tpr"])
+            ax.plot(x, y, "-" if kind == "siit" else "--", marker=".", label=f"{task} ({kind})", alpha=0.8)
+        ax.plot([0, 1], [0, 1], color="grey", lw=0.5)
+        ax.set_xlabel("FPR")
+        ax.set_ylabel("TPR")
+        ax.set_title(f"{method}: {level}s")
+    axes[1].legend(fontsize=6, loc="lower right")
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=110)
+    plt.close(fig)
+
+
+def circuit_leaderboard(scores: list[str], out_md: str, out_csv: str, plots_dir: str) -> None:
+    """The circuit table (markdown and CSV) and `roc_<method>.png` in `plots_dir`."""
+    frame = read_scores(scores)
+    table = circuit_table(frame)
+    means = method_means(table)
+    write_text(_markdown(table, means), out_md)
+    with atomic_path(out_csv) as tmp:
+        table.to_csv(tmp, index=False)
+    for method, group in frame.assign(path=scores).groupby("method"):
+        sweeps = {(row.task, row.kind): read_parquet(Path(row.path).with_suffix(".parquet")) for row in group.itertuples()}
+        _plot_roc(method, sweeps, str(Path(plots_dir) / f"roc_{method}.png"))
+    print(means.round(3).to_string(index=False))
