@@ -145,8 +145,10 @@ def test_changing_one_hyperparameter_reruns_only_that_method(tiny_run):
     assert result.returncode == 0, result.stderr[-2000:]
     jobs = scheduled_jobs(result.stdout)
     rules = {rule for rule, _ in jobs}
-    assert rules == {"train", "detect", "evaluate_detection", "steer", "judge", "evaluate_steering", "leaderboard", "all"}
-    assert {w.get("method") for rule, w in jobs if rule not in ("leaderboard", "all")} == {"probe"}
+    # run_config: the run's config.yaml records the new setting
+    assert rules == {"train", "detect", "evaluate_detection", "steer", "judge", "evaluate_steering", "leaderboard", "all",
+                     "run_config"}
+    assert {w.get("method") for rule, w in jobs if rule not in ("leaderboard", "all", "run_config")} == {"probe"}
 
 
 def test_changing_one_shards_data_replans_only_that_shard(tiny_run_copy):
