@@ -1,5 +1,5 @@
-# interpflow: the concept benchmark (AxBench protocol) and the SAE benchmark (SAEBench protocol) as one
-# Snakemake workflow.
+# interpflow: the concept benchmark (AxBench protocol), the SAE benchmark (SAEBench protocol) and the
+# circuit benchmark (InterpBench protocol) as one Snakemake workflow.
 #   snakemake -c2                                   # the default experiment (config/experiment/demo.yaml)
 #   snakemake -c2 --config overrides='["experiment=demo_two_models"]'
 # All logic lives in the `interpflow` package; every rule calls one `interpflow <stage>` command.
@@ -17,6 +17,7 @@ include: "workflow/rules/shared.smk"
 include: "workflow/rules/methods.smk"
 include: "workflow/rules/steering.smk"
 include: "workflow/rules/saebench.smk"
+include: "workflow/rules/circuits.smk"
 include: "workflow/rules/report.smk"
 
 
@@ -31,6 +32,7 @@ localrules:
     leaderboard,
     saebench_leaderboard,
     saebench_texts,
+    circuit_leaderboard,
 
 
 rule all:
@@ -38,4 +40,5 @@ rule all:
     input:
         LEADERBOARD,
         SAEBENCH_OUTPUTS,
+        CIRCUIT_OUTPUTS,
         f"{RESULTS}/config.yaml",

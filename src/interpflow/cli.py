@@ -49,6 +49,10 @@ STAGES = {
     "saebench-ravel-prompts": "interpflow.saebench.ravel:ravel_prompts",
     "saebench-ravel": "interpflow.saebench.ravel:ravel",
     "saebench-leaderboard": "interpflow.saebench.leaderboard:saebench_leaderboard",
+    "circuit-compile": "interpflow.circuits.stages:circuit_compile",
+    "circuit-siit": "interpflow.circuits.stages:circuit_siit",
+    "circuit-discover": "interpflow.circuits.stages:circuit_discover",
+    "circuit-leaderboard": "interpflow.circuits.leaderboard:circuit_leaderboard",
     "leaderboard": "interpflow.report.leaderboard:leaderboard",
     "wall-times": "interpflow.report.wall_times:wall_times",
 }

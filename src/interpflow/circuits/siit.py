@@ -79,16 +79,13 @@ def run_patched(model: HookedTransformer, tokens: torch.Tensor, patches: dict[st
     return model.run_with_hooks(tokens, fwd_hooks=hooks)
 
 
-def low_level_config(hl_cfg: HookedTransformerConfig, cfg: dict) -> HookedTransformerConfig:
-    n_heads = max(cfg["min_heads"], hl_cfg.n_heads)
-    d_head = max(1, int(hl_cfg.d_head // cfg["compression"]))
+def low_level_config(hl_cfg: dict, cfg: dict) -> dict:
+    """The LL model's HookedTransformerConfig arguments: the HL model's, with InterpBench's shapes."""
+    n_heads = max(cfg["min_heads"], hl_cfg["n_heads"])
+    d_head = max(1, int(hl_cfg["d_head"] // cfg["compression"]))
     d_model = n_heads * d_head
-    return HookedTransformerConfig(
-        n_layers=hl_cfg.n_layers, d_model=d_model, d_head=d_head, n_heads=n_heads, d_mlp=4 * d_model,
-        n_ctx=hl_cfg.n_ctx, d_vocab=hl_cfg.d_vocab, d_vocab_out=hl_cfg.d_vocab_out, act_fn="gelu",
-        normalization_type=None, seed=cfg["seed"], use_attn_result=True, use_split_qkv_input=True,
-        use_hook_mlp_in=True, default_prepend_bos=False, positional_embedding_type="standard",
-    )
+    return {**hl_cfg, "d_model": d_model, "d_head": d_head, "n_heads": n_heads, "d_mlp": 4 * d_model,
+            "act_fn": "gelu", "seed": cfg["seed"], "original_architecture": "siit"}
 
 
 class Objective:
@@ -143,15 +140,17 @@ def evaluate(hl, ll, tokens: torch.Tensor, objective: Objective, circuit_nodes: 
             "strict_accuracy": sum(strict) / len(strict) if strict else 1.0}
 
 
-def train_siit(hl: HookedTransformer, tokens: torch.Tensor, circuit_nodes: list[str], categorical: bool,
-               cfg: dict) -> tuple[HookedTransformer, dict]:
-    """Train the LL model on `tokens` (every input of the task, or a sample) against HL; returns it and
-    its metrics: validation accuracy, IIA and strict accuracy, epochs run, and whether it stopped early."""
+def train_siit(hl: HookedTransformer, hl_cfg: dict, tokens: torch.Tensor, circuit_nodes: list[str], categorical: bool,
+               cfg: dict) -> tuple[HookedTransformer, dict, dict]:
+    """Train the LL model on `tokens` (every input of the task, or a sample) against HL; returns it, its
+    config arguments and its metrics: validation accuracy, IIA and strict accuracy, epochs run, and
+    whether it stopped early."""
     cfg = {**DEFAULTS, **(cfg or {})}
     torch.manual_seed(cfg["seed"])
     random.seed(cfg["seed"])
     hl.eval()
-    ll = HookedTransformer(low_level_config(hl.cfg, cfg))
+    ll_cfg = low_level_config(hl_cfg, cfg)
+    ll = HookedTransformer(HookedTransformerConfig(**ll_cfg))
     objective = Objective(categorical, cfg["atol"])
     order = torch.randperm(len(tokens))
     n_val = max(1, int(len(tokens) * cfg["val_fraction"]))
@@ -183,5 +182,5 @@ def train_siit(hl: HookedTransformer, tokens: torch.Tensor, circuit_nodes: list[
         history.append({"epoch": epoch, "loss": float(loss.detach()), **metrics})
         if min(metrics.values()) >= cfg["early_stop_accuracy"]:
             break
-    return ll, {**metrics, "epochs": epoch, "stopped_early": min(metrics.values()) >= cfg["early_stop_accuracy"],
-                "n_train": len(train), "n_val": len(val), "history": history}
+    return ll, ll_cfg, {**metrics, "epochs": epoch, "stopped_early": min(metrics.values()) >= cfg["early_stop_accuracy"],
+                        "n_train": len(train), "n_val": len(val), "history": history}
