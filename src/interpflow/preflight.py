@@ -129,8 +129,29 @@ def check_saebench(cfg: dict, concepts: pd.DataFrame) -> None:
                           "or drop tpp")
 
 
+def check_something_runs(cfg: dict) -> None:
+    concept = bool(cfg["models"]) and bool(cfg["methods"])
+    saebench = bool(cfg["models"]) and bool((cfg.get("saebench") or {}).get("evals"))
+    circuits = bool((cfg.get("circuits") or {}).get("tasks"))
+    if not (concept or saebench or circuits):
+        raise ConfigError("this config runs nothing: the concept benchmark needs `models` and `methods`, the SAE "
+                          "benchmark `models` and `saebench.evals`, the circuit benchmark `circuits.tasks`")
+
+
+def check_circuit_tasks(cfg: dict) -> None:
+    tasks = (cfg.get("circuits") or {}).get("tasks") or []
+    if tasks:
+        from interpflow.circuits.tasks import TASKS
+
+        unknown = [t for t in tasks if t not in TASKS]
+        if unknown:
+            raise ConfigError(f"circuits.tasks has unknown tasks {unknown}; known: {', '.join(sorted(TASKS))}")
+
+
 def preflight(cfg: dict) -> pd.DataFrame:
     """Validate everything that can be checked cheaply; return the concept table (with shards)."""
+    check_something_runs(cfg)
+    check_circuit_tasks(cfg)
     check_methods(cfg)
     check_judge(cfg)
     for model_cfg in cfg["models"].values():

@@ -134,3 +134,12 @@ def test_score_sweep_reports_every_threshold():
     assert top.edge_tp == len(truth.edges) and top.edge_fp == 0 and top.edge_fn == 0
     n_edges = len(evaluation_edges(graph))
     assert (scored.edge_tp + scored.edge_fp + scored.edge_fn + scored.edge_tn == n_edges).all()
+
+
+def test_auroc_is_undefined_without_negatives():
+    import math
+
+    from interpflow.circuits.scoring import auroc
+
+    assert math.isnan(auroc([float("nan")] * 3, [0.0, 0.5, 1.0]))
+    assert auroc([0.0, 0.5], [0.5, 1.0]) > 0.5

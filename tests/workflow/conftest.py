@@ -20,6 +20,12 @@ def tiny_full_run(tmp_path_factory) -> Run:
     return finished_run(tmp_path_factory.mktemp("tiny_full"), ["experiment=tiny_full"], "tiny_full")
 
 
+@pytest.fixture(scope="session")
+def interpbench_tiny_run(tmp_path_factory) -> Run:
+    """experiment=interpbench_tiny: two one-layer Tracr tasks, their SIIT models, all five discovery methods."""
+    return finished_run(tmp_path_factory.mktemp("interpbench_tiny"), ["experiment=interpbench_tiny"], "interpbench_tiny")
+
+
 @pytest.fixture()
 def tiny_run_copy(tiny_run, tmp_path) -> Run:
     """A private copy of the tiny run, for a test that edits its files."""

@@ -83,6 +83,7 @@ rule circuit_leaderboard:
     input:
         scores=CIRCUIT_SCORES,
         tables=[p.replace(".json", ".parquet") for p in CIRCUIT_SCORES],
+        siit=[f"{RESULTS}/circuits/models/{t}/siit.json" for t in CIRCUIT_TASKS] if "siit" in CIRCUIT_KINDS else [],
     output:
         md=report(f"{RESULTS}/circuits/leaderboard.md", category="Circuit benchmark"),
         csv=report(f"{RESULTS}/circuits/leaderboard.csv", category="Circuit benchmark"),
@@ -96,5 +97,5 @@ rule circuit_leaderboard:
     benchmark:
         f"{RESULTS}/benchmarks/circuits/leaderboard.tsv"
     shell:
-        "interpflow circuit-leaderboard --scores {input.scores:q} --out-md {output.md:q} --out-csv {output.csv:q} "
-        "--plots-dir {params.plots_dir:q} > {log:q} 2>&1"
+        "interpflow circuit-leaderboard --scores {input.scores:q} --siit {input.siit:q} --out-md {output.md:q} "
+        "--out-csv {output.csv:q} --plots-dir {params.plots_dir:q} > {log:q} 2>&1"

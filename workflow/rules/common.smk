@@ -200,9 +200,10 @@ SAEBENCH_RESULTS = [
 ]
 SAEBENCH_OUTPUTS = [f"{RESULTS}/saebench/leaderboard.md"] if SAEBENCH_RESULTS else []
 
+# The concept benchmark's outputs, when the run has models and methods (experiment=interpbench has neither).
 LEADERBOARD = [
     f"{RESULTS}/leaderboard.md",
     f"{RESULTS}/leaderboard.csv",
     f"{RESULTS}/plots/detection_auc.png",
     f"{RESULTS}/plots/steering_vs_factor.png",
-]
+] if MODELS and METHODS else []

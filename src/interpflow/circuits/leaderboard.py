@@ -38,9 +38,22 @@ def read_scores(paths: list[str]) -> pd.DataFrame:
 
 def circuit_table(scores: pd.DataFrame) -> pd.DataFrame:
     """One row per (method, task): node and edge AUROC of each model kind."""
-    wide = scores.pivot_table(index=["method", "task"], columns="kind", values=["node_auroc", "edge_auroc"])
+    wide = scores.pivot_table(index=["method", "task"], columns="kind", values=["node_auroc", "edge_auroc"], dropna=False)
     wide.columns = [f"{kind}_{metric.split('_')[0]}_auroc" for metric, kind in wide.columns]
-    return wide.reset_index()
+    order = [f"{kind}_{level}_auroc" for level in ("node", "edge") for kind in ("tracr", "siit")]
+    return wide[[c for c in order if c in wide.columns]].reset_index()
+
+
+def siit_table(paths: list[str]) -> pd.DataFrame:
+    """Per task, how well its SIIT model learned the Tracr program (validation set)."""
+    rows = []
+    for path in paths:
+        meta = json.loads(Path(path).read_text())
+        siit = meta["siit"]
+        rows.append({"task": meta["task"], "accuracy": siit["accuracy"], "iia": siit["iia"],
+                     "strict_accuracy": siit["strict_accuracy"], "epochs": siit["epochs"],
+                     "reached_early_stop": siit["stopped_early"]})
+    return pd.DataFrame(rows)
 
 
 def method_means(table: pd.DataFrame) -> pd.DataFrame:
@@ -49,7 +62,7 @@ def method_means(table: pd.DataFrame) -> pd.DataFrame:
     return means.sort_values(edge_column, ascending=False).reset_index(drop=True)
 
 
-def _markdown(table: pd.DataFrame, means: pd.DataFrame) -> str:
+def _markdown(table: pd.DataFrame, means: pd.DataFrame, siit: pd.DataFrame) -> str:
     ours = means["method"].tolist()
     lines = ["# Circuit benchmark", "",
              "AUROC of each discovery method's threshold sweep against the known circuit, for nodes and",
@@ -58,6 +71,10 @@ def _markdown(table: pd.DataFrame, means: pd.DataFrame) -> str:
              "## Mean over tasks", "", means.round(3).to_markdown(index=False), "",
              f"Ranking by mean edge AUROC here: {' > '.join(ours)}. InterpBench reports {INTERPBENCH_FINDING}.", "",
              "## Per task", "", table.round(3).to_markdown(index=False), ""]
+    if len(siit):
+        lines += ["## SIIT models", "", "Validation accuracy, interchange-intervention accuracy (IIA, mean over the",
+                  "circuit's nodes) and strict accuracy (non-circuit nodes resampled, output unchanged).", "",
+                  siit.round(3).to_markdown(index=False), ""]
     return "\n".join(lines)
 
 
@@ -65,6 +82,8 @@ def _plot_roc(method: str, sweeps: dict[tuple[str, str], pd.DataFrame], path: st
     fig, axes = plt.subplots(1, 2, figsize=(10, 4.5))
     for ax, level in zip(axes, ("node", "edge")):
         for (task, kind), sweep in sorted(sweeps.items()):
+            if sweep[f"{level}_fpr"].isna().all():
+                continue  # every node is in the circuit: no ROC to draw
             x, y = roc_curve(sweep[f"{level}_fpr"], sweep[f"{level}_tpr"])
             ax.plot(x, y, "-" if kind == "siit" else "--", marker=".", label=f"{task} ({kind})", alpha=0.8)
         ax.plot([0, 1], [0, 1], color="grey", lw=0.5)
@@ -78,12 +97,12 @@ def _plot_roc(method: str, sweeps: dict[tuple[str, str], pd.DataFrame], path: st
     plt.close(fig)
 
 
-def circuit_leaderboard(scores: list[str], out_md: str, out_csv: str, plots_dir: str) -> None:
-    """The circuit table (markdown and CSV) and `roc_<method>.png` in `plots_dir`."""
+def circuit_leaderboard(scores: list[str], out_md: str, out_csv: str, plots_dir: str, siit: list[str] | None = None) -> None:
+    """The circuit table (markdown and CSV), the SIIT models' metrics, and `roc_<method>.png` in `plots_dir`."""
     frame = read_scores(scores)
     table = circuit_table(frame)
     means = method_means(table)
-    write_text(_markdown(table, means), out_md)
+    write_text(_markdown(table, means, siit_table(siit or [])), out_md)
     with atomic_path(out_csv) as tmp:
         table.to_csv(tmp, index=False)
     for method, group in frame.assign(path=scores).groupby("method"):

@@ -143,7 +143,12 @@ def auroc(fpr: Sequence[float], tpr: Sequence[float], rule: str = "trapezoid") -
     ``"trapezoid"``: the trapezoid rule (straight lines between points, auto-circuit's convention).
     ``"step"``: the pessimistic staircase of ACDC's ROC code (each point's TPR held until the next
     FPR), which never credits the interpolation between two circuits.
+    NaN when the rates are undefined at every threshold: a circuit that is the whole model has no
+    negatives (every node of a one-layer, one-head task is in its circuit), so no ROC.
     """
+    rates = np.asarray(fpr, dtype=float), np.asarray(tpr, dtype=float)
+    if len(rates[0]) and (np.isnan(rates[0]).all() or np.isnan(rates[1]).all()):
+        return float("nan")  # no negatives (the circuit is the whole model) or no positives: no ROC
     x, y = roc_curve(fpr, tpr)
     if rule == "trapezoid":
         return float(np.sum(np.diff(x) * (y[1:] + y[:-1]) / 2))

@@ -63,7 +63,11 @@ def circuit_components(model: TracrModel) -> set[str]:
 def circuit_siit(weights: str, meta: str, siit_cfg: dict, out_weights: str, out_meta: str) -> None:
     """Train the task's low-level model with SIIT against the compiled Tracr model."""
     high = load(weights, meta)
-    tokens = task_inputs(high, siit_cfg.get("n_samples", 2000), siit_cfg.get("seed", 0))
+    # InterpBench trains on samples of the task's input distribution, repeats included: a task with
+    # few distinct inputs (3^5 for histogram) is drawn n_samples times, not seen once per epoch.
+    distinct = task_inputs(high, siit_cfg.get("n_samples", 2000), siit_cfg.get("seed", 0))
+    draw = torch.Generator().manual_seed(siit_cfg.get("seed", 0))
+    tokens = distinct[torch.randint(len(distinct), (siit_cfg.get("n_samples", 2000),), generator=draw)]
     low, low_cfg, metrics = train_siit(high.model, high.cfg, tokens, sorted(circuit_components(high)),
                                        high.categorical, siit_cfg)
     write_tensors({name: p.detach() for name, p in low.named_parameters()}, out_weights,
