@@ -24,6 +24,8 @@ import re
 import torch
 from transformer_lens import HookedTransformer, HookedTransformerConfig
 
+from interpflow.circuits.graph import head_node, mlp_node
+
 DEFAULTS = {
     "epochs": 100,                  # InterpBench: up to 2,000, stopped early
     "batch_size": 256,              # InterpBench's
@@ -53,7 +55,7 @@ def node_hook(node: str) -> tuple[str, int | None]:
 
 
 def node_outputs(model: HookedTransformer, tokens: torch.Tensor, nodes: list[str]) -> dict[str, torch.Tensor]:
-    """Each node's output on `tokens` ([batch, pos, d_model] or [batch, pos, d_model] of one head)."""
+    """Each node's output on `tokens`: [batch, pos, d_model] (a head's: its share of the attention output)."""
     names = {node_hook(n)[0] for n in nodes}
     _, cache = model.run_with_cache(tokens, names_filter=lambda name: name in names)
     out = {}
@@ -114,8 +116,7 @@ class Objective:
 
 
 def all_nodes(model: HookedTransformer) -> list[str]:
-    from interpflow.circuits.graph import head_node, mlp_node
-
+    """Every head and MLP of the model."""
     out = []
     for layer in range(model.cfg.n_layers):
         out += [head_node(layer, h) for h in range(model.cfg.n_heads)]
