@@ -63,3 +63,15 @@ def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     prepare_model(TINY_LLAMA, out)
     assert (out / MANIFEST).is_file()
     return out
+
+
+@pytest.fixture()
+def one_torch_thread():
+    """For tests on small tensors and tiny models: one thread is faster, and immune to other
+    processes on the cores (a second thread made tiny forward passes 20-40x slower on a busy machine)."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

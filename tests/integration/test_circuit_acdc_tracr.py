@@ -11,12 +11,7 @@ from interpflow.circuits.stages import clean_and_corrupt
 from interpflow.circuits.tracr_model import compile_task
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.mark.parametrize("task", ["sort", "dedupe", "trend", "affine_mod"])

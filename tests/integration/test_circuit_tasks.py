@@ -21,13 +21,7 @@ SAMPLE = 256
 ATOL = 1e-4  # numerical outputs: float32 weights of size up to tracr's MLP exactness (100)
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """These models are tiny: a second thread only adds contention (40x slower on a busy machine)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

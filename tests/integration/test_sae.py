@@ -23,13 +23,7 @@ from interpflow.sae.stage import sae as sae_stage
 from interpflow.sae.topk import TopKConfig, train_topk
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """These tensors are small: one thread is faster, and immune to other processes on the cores."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def config(repo_root, group: str, name: str) -> dict:
