@@ -127,6 +127,25 @@ def check_saebench(cfg: dict, concepts: pd.DataFrame) -> None:
         raise ConfigError(f"saebench.evals has tpp, which needs three concepts or more (this run has {len(concepts)}; with "
                           "two, each concept's probe mirrors the other's and TPP is 0 by construction); add concepts "
                           "or drop tpp")
+    if "unlearning" in evals:
+        check_unlearning_data(cfg["saebench"]["unlearning"])
+
+
+def check_unlearning_data(cfg: dict) -> None:
+    """The user's question and corpus files exist and have the columns unlearning reads (a few ms to read)."""
+    from interpflow.saebench.unlearning_data import corpora, questions
+
+    keys = ("forget_questions", "retain_questions", "forget_corpus", "retain_corpus")
+    if any(str(cfg.get(k) or "").startswith("hf://") for k in keys):
+        return  # read by the stage itself: parsing the Snakefile must not need the network
+    for key in keys:
+        if cfg.get(key) and not Path(cfg[key]).is_file():
+            raise ConfigError(f"saebench.unlearning.{key} is {cfg[key]!r}, which is not a file; give a path to a file or "
+                              "null for the shipped data")
+    frame, texts = questions(cfg), corpora(cfg)
+    for topic in ("forget", "retain"):
+        if not (frame["topic"] == topic).any() or not texts[topic]:
+            raise ConfigError(f"saebench.unlearning: the {topic} questions or corpus are empty")
 
 
 def check_something_runs(cfg: dict) -> None:

@@ -1,6 +1,7 @@
 """The SAE benchmark inside the shared tiny-full run: both SAEs (our TopK trainer, sae_lens's ReLU/L1)
-get SAEBench's core, sparse-probing, SCR, absorption and RAVEL JSON (TPP needs three concepts; tiny_full has two) and a row of the SAE leaderboard beside their concept-benchmark scores, and
-adding an SAE schedules only that SAE's jobs."""
+get SAEBench's core, sparse-probing, SCR, absorption, RAVEL and unlearning JSON (TPP needs three
+concepts; tiny_full has two) and a row of the SAE leaderboard beside their concept-benchmark scores,
+and adding an SAE schedules only that SAE's jobs."""
 
 from __future__ import annotations
 
@@ -78,12 +79,28 @@ def test_absorption_and_ravel_say_why_the_random_model_gets_no_score(tiny_full_r
         assert set(ravel["eval_result_unstructured"]["city_results"]) == {"Country", "Continent", "Language"}
 
 
+def test_unlearning_sweeps_the_known_questions_of_the_tiny_model(tiny_full_run):
+    questions = pd.read_parquet(tiny_full_run.results / "saebench/data/tiny_llama/unlearning_questions.parquet")
+    known = questions[questions["known"]].groupby("topic").size().to_dict()
+    for sae in SAES:
+        result = json.loads((tiny_full_run.results / f"saebench/tiny_llama/L2/{sae}/unlearning.json").read_text())
+        assert result["eval_type_id"] == "unlearning"
+        assert result["eval_result_unstructured"]["known_questions"] == known
+        # every (retain threshold, n features, multiplier) of the sweep has its row
+        assert len(result["eval_result_details"]) == 2 * 2 * 4
+        for row in result["eval_result_details"]:
+            assert row["passes_retain_filter"] == (row["retain_accuracy"] >= 0.99)
+        score = result["eval_result_metrics"]["unlearning"]["unlearning_score"]
+        passing = [r["forget_accuracy"] for r in result["eval_result_details"] if r["passes_retain_filter"]]
+        assert score == pytest.approx(1 - min(passing) if passing else 0.0)
+
+
 def test_sae_leaderboard_puts_saebench_and_concept_scores_side_by_side(tiny_full_run):
     board = pd.read_csv(tiny_full_run.results / "saebench/leaderboard.csv").set_index("sae")
     assert sorted(board.index) == SAES
     assert board.loc["relu", "architecture"] == "standard" and board.loc["topk", "architecture"] == "topk"
     for column in ("l0", "explained_variance", "loss_recovered", "sparse_probing_top_1", "sparse_probing_llm",
-                   "sae_concept_roc_auc", "sae_a_concept_roc_auc", "sae_concept_steering"):
+                   "unlearning_score", "sae_concept_roc_auc", "sae_a_concept_roc_auc", "sae_concept_steering"):
         assert board[column].notna().all(), column
     concept = pd.read_csv(tiny_full_run.results / "leaderboard.csv").set_index("method")
     assert board.loc["relu", "sae_a_concept_roc_auc"] == pytest.approx(concept.loc["sae_a-relu", "roc_auc"])
@@ -107,5 +124,6 @@ def test_adding_an_sae_schedules_only_its_own_jobs(tiny_full_run, tmp_path):
     assert {w["probe_eval"] for rule, w in jobs if rule == "saebench_probe"} == {"sparse_probing"}
     assert "saebench_scr" in {rule for rule, _ in jobs} and "cache_saebench_texts" not in {rule for rule, _ in jobs}
     # the activations and prompts every SAE shares are not recomputed for a new one
-    assert {"saebench_absorption", "saebench_ravel"} <= {rule for rule, _ in jobs}
-    assert not {"cache_first_letter", "ravel_prompts"} & {rule for rule, _ in jobs}
+    assert {"saebench_absorption", "saebench_ravel", "saebench_unlearning"} <= {rule for rule, _ in jobs}
+    assert not {"cache_first_letter", "ravel_prompts", "unlearning_questions", "cache_unlearning_corpus"} & {
+        rule for rule, _ in jobs}

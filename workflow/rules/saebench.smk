@@ -258,6 +258,86 @@ rule saebench_ravel:
         "--eval-cfg {params.eval:q} --out {output:q} > {log:q} 2>&1"
 
 
+# Unlearning: which questions the unmodified model knows is found once per model, the forget and retain
+# corpora's residuals once per (model, layer); each SAE then runs its clamping sweep on the known questions.
+UNLEARNING = config["saebench"]["unlearning"]
+UNLEARNING_QUESTION_KEYS = ("answer_format", "cloze_template", "pre_question", "answer_prefix", "batch_size",
+                            "forget_questions", "retain_questions")
+UNLEARNING_CORPUS_KEYS = ("corpus_max_length", "batch_size", "forget_corpus", "retain_corpus")
+
+
+def unlearning_files(keys):
+    """The user's local question or corpus files among `keys`, so that editing one re-runs its stage."""
+    files = [UNLEARNING[k] for k in keys if k.endswith(("_questions", "_corpus")) and UNLEARNING.get(k)]
+    return [f for f in files if not str(f).startswith("hf://")]
+
+
+rule unlearning_questions:
+    input:
+        model=rules.prepare_model.output[0],
+        files=unlearning_files(UNLEARNING_QUESTION_KEYS),
+    output:
+        f"{RESULTS}/saebench/data/{{model}}/unlearning_questions.parquet",
+    params:
+        model=lambda w: model_params(w.model),
+        data=json_param({k: UNLEARNING[k] for k in UNLEARNING_QUESTION_KEYS}),
+        folder=lambda w: f"{MODELS_DIR}/{w.model}",
+        code=code_fingerprint("interpflow.saebench.unlearning_mcq"),
+    threads: MODEL_THREADS
+    log:
+        f"{RESULTS}/logs/saebench/{{model}}/unlearning_questions.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/saebench/{{model}}/unlearning_questions.tsv"
+    shell:
+        "interpflow saebench-unlearning-questions --threads {threads} --model-dir {params.folder:q} "
+        "--model-cfg {params.model:q} --eval-cfg {params.data:q} --out {output:q} > {log:q} 2>&1"
+
+
+rule cache_unlearning_corpus:
+    input:
+        model=rules.prepare_model.output[0],
+        files=unlearning_files(UNLEARNING_CORPUS_KEYS),
+    output:
+        f"{RESULTS}/acts/{{model}}/L{{layer}}/saebench/unlearning_corpus.safetensors",
+    params:
+        model=lambda w: model_params(w.model),
+        data=json_param({k: UNLEARNING[k] for k in UNLEARNING_CORPUS_KEYS}),
+        folder=lambda w: f"{MODELS_DIR}/{w.model}",
+        code=code_fingerprint("interpflow.saebench.unlearning_mcq"),
+    threads: MODEL_THREADS
+    log:
+        f"{RESULTS}/logs/cache_activations/{{model}}/L{{layer}}/saebench/unlearning_corpus.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/cache_activations/{{model}}/L{{layer}}/saebench/unlearning_corpus.tsv"
+    shell:
+        "interpflow saebench-unlearning-corpus --threads {threads} --model-dir {params.folder:q} --model-cfg {params.model:q} "
+        "--layer {wildcards.layer:q} --eval-cfg {params.data:q} --out {output:q} > {log:q} 2>&1"
+
+
+rule saebench_unlearning:
+    input:
+        model=rules.prepare_model.output[0],
+        sae=lambda w: sae_path(w.model, w.layer, w.sae),
+        questions=rules.unlearning_questions.output[0],
+        corpus=rules.cache_unlearning_corpus.output[0],
+    output:
+        f"{RESULTS}/saebench/{{model}}/L{{layer}}/{{sae}}/unlearning.json",
+    params:
+        model=lambda w: model_params(w.model),
+        eval=json_param(UNLEARNING),
+        folder=lambda w: f"{MODELS_DIR}/{w.model}",
+        code=code_fingerprint("interpflow.saebench.unlearning"),
+    threads: MODEL_THREADS
+    log:
+        f"{RESULTS}/logs/saebench/{{model}}/L{{layer}}/{{sae}}/unlearning.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/saebench/{{model}}/L{{layer}}/{{sae}}/unlearning.tsv"
+    shell:
+        "interpflow saebench-unlearning --threads {threads} --model-dir {params.folder:q} --model-cfg {params.model:q} "
+        "--layer {wildcards.layer:q} --sae {input.sae:q} --sae-name {wildcards.sae:q} --questions {input.questions:q} "
+        "--corpus {input.corpus:q} --eval-cfg {params.eval:q} --out {output:q} > {log:q} 2>&1"
+
+
 rule saebench_leaderboard:
     input:
         results=SAEBENCH_RESULTS,

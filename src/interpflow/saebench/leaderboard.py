@@ -36,6 +36,7 @@ HEADLINE = {
     ("absorption_first_letter", "mean", "mean_absorption_fraction_score"): "absorption_fraction",
     ("absorption_first_letter", "mean", "mean_full_absorption_score"): "full_absorption",
     ("ravel", "ravel", "disentanglement_score"): "ravel_disentanglement",
+    ("unlearning", "unlearning", "unlearning_score"): "unlearning_score",
     ("autointerp", "autointerp", "autointerp_score"): "autointerp_score",
 }
 CONCEPT = {"roc_auc": "concept_roc_auc", "overall": "concept_steering"}
