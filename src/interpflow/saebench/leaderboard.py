@@ -88,7 +88,8 @@ def _markdown(table: pd.DataFrame) -> str:
              "20 latents ablated per concept (own probe's accuracy drop minus the other probes'), SCR with 20",
              "latents ablated (share of the oracle probe's accuracy the biased probe recovers), first-letter",
              "absorption (mean absorption fraction and full-absorption rate; lower is better; — where too few",
-             "letters have a reliable probe), RAVEL's disentanglement (mean of cause and isolation), the autointerp",
+             "letters have a reliable probe), RAVEL's disentanglement (mean of cause and isolation), the unlearning",
+             "score (1 - forget accuracy at the best setting that keeps retain accuracy), the autointerp",
              "score (share of examples an LLM classes right from its own explanation of the latent) and,",
              "where the SAE's methods ran, the concept benchmark's mean ROC AUC and steering score (harmonic mean).", ""]
     shown = table.round(4).astype(object).where(table.notna(), "—")
