@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -241,3 +242,32 @@ def test_detection_metrics_do_not_depend_on_shard_size(tiny_run, tmp_path):
         assert (sharded["n_pool"] > 0).all() and sharded["imbalanced_f1"].notna().all()
         # Activations of one example are computed in other batches, so scores agree to float precision.
         pd.testing.assert_frame_equal(sharded, single, check_exact=False, rtol=1e-4, atol=1e-6)
+
+
+def _gpu_per_rule(output: str) -> dict[str, set[int]]:
+    gpus: dict[str, set[int]] = {}
+    for block in re.split(r"\n(?=(?:local)?rule \w+:)", output):
+        rule, found = re.match(r"(?:local)?rule (\w+):", block.strip()), re.search(r"resources: .*\bgpu=(\d+)", block)
+        if rule:
+            gpus.setdefault(rule.group(1), set()).add(int(found.group(1)) if found else 0)
+    return gpus
+
+
+def test_a_site_profile_changes_memory_without_dropping_the_gpu(tmp_path):
+    """GPUs are declared on the rules: a user's profile setting steer's memory keeps steer's GPU, and
+    model_job_gpus=0 (a CPU-only cluster) asks for none."""
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "config.v8+.yaml").write_text("set-resources:\n  steer:\n    mem_mb: 12345\n")
+    overrides = ["experiment=saebench_tiny"]
+    result = snakemake(tmp_path, overrides, "-n", "--profile", str(site))
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    gpus = _gpu_per_rule(result.stdout)
+    assert gpus["steer"] == {1} and "mem_mb=12345" in result.stdout
+    for rule in ("cache_activations", "saebench_core", "saebench_unlearning", "sae"):
+        assert gpus[rule] == {1}, (rule, gpus)
+    for rule in ("train", "detect", "judge", "saebench_probe", "evaluate_detection"):
+        assert gpus[rule] == {0}, (rule, gpus)  # saebench_tiny's methods read activations, not the model
+    result = snakemake(tmp_path, [*overrides, "model_job_gpus=0"], "-n")
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert set().union(*_gpu_per_rule(result.stdout).values()) == {0}

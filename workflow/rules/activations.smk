@@ -17,6 +17,8 @@ rule cache_activations:
         folder=lambda w: f"{MODELS_DIR}/{w.model}",
         code=code_fingerprint("interpflow.stages.activations"),
     threads: MODEL_THREADS
+    resources:
+        gpu=model_gpu,
     log:
         f"{RESULTS}/logs/cache_activations/{{model}}/L{{layer}}/{{split}}/{{shard}}.log",
     benchmark:

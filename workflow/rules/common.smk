@@ -131,6 +131,19 @@ def method_input_args(w, input):
     return " ".join(args)
 
 
+def model_gpu(wildcards, input):
+    """GPUs for a job that runs a language model (one of its inputs is the prepared model), else 0.
+    Declared on the rules, not in a profile: a profile's `set-resources` then changes a rule's memory
+    or time without dropping its GPU. `model_job_gpus: 0` for a CPU-only cluster."""
+    return config["model_job_gpus"] * int("model" in input.keys())
+
+
+def sae_gpu(wildcards):
+    """sae_lens's trainer uses the job's GPU; interpflow's TopK trainer and a pretrained SAE do not."""
+    cfg = config["saes"][wildcards.sae]
+    return config["model_job_gpus"] * int(cfg.get("source") == "train" and cfg.get("trainer") == "sae_lens")
+
+
 def api_jobs(section):
     """1 for a job that calls an OpenAI-compatible API (config section `judge` or `generator`), else 0:
     profiles cap these with `resources: llm_api=N`."""

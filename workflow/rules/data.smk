@@ -36,6 +36,7 @@ rule train_data:
     threads: 1
     resources:
         llm_api=api_jobs("generator"),
+        gpu=config["model_job_gpus"] * int(config["generator"]["name"] == "local"),
     log:
         f"{RESULTS}/logs/train_data/{{shard}}.log",
     benchmark:
@@ -69,6 +70,7 @@ rule eval_data:
     threads: 1
     resources:
         llm_api=api_jobs("generator"),
+        gpu=config["model_job_gpus"] * int(config["generator"]["name"] == "local"),
     log:
         f"{RESULTS}/logs/eval_data/{{shard}}.log",
     benchmark:

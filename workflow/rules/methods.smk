@@ -17,6 +17,8 @@ rule train:
         seed=config["seed"],
         code=lambda w: stage_code("interpflow.stages.train") + method_code(w.method),
     threads: method_threads
+    resources:
+        gpu=model_gpu,
     log:
         f"{RESULTS}/logs/train/{{model}}/L{{layer}}/{{method}}/{{shard}}.log",
     benchmark:
@@ -37,6 +39,8 @@ rule detect:
         inputs=method_input_args,
         code=lambda w: stage_code("interpflow.stages.detect") + method_code(w.method),
     threads: method_threads
+    resources:
+        gpu=model_gpu,
     log:
         f"{RESULTS}/logs/detect/{{model}}/L{{layer}}/{{method}}/{{shard}}.log",
     benchmark:

@@ -25,6 +25,8 @@ rule saebench_core:
         folder=lambda w: f"{MODELS_DIR}/{w.model}",
         code=code_fingerprint("interpflow.saebench.core"),
     threads: MODEL_THREADS
+    resources:
+        gpu=model_gpu,
     log:
         f"{RESULTS}/logs/saebench/{{model}}/L{{layer}}/{{sae}}/core.log",
     benchmark:
@@ -130,6 +132,8 @@ rule cache_saebench_texts:
         folder=lambda w: f"{MODELS_DIR}/{w.model}",
         code=code_fingerprint("interpflow.stages.activations"),
     threads: MODEL_THREADS
+    resources:
+        gpu=model_gpu,
     log:
         f"{RESULTS}/logs/cache_activations/{{model}}/L{{layer}}/saebench/two_attribute.log",
     benchmark:
@@ -180,6 +184,8 @@ rule cache_first_letter:
         folder=lambda w: f"{MODELS_DIR}/{w.model}",
         code=code_fingerprint("interpflow.saebench.first_letter"),
     threads: MODEL_THREADS
+    resources:
+        gpu=model_gpu,
     log:
         f"{RESULTS}/logs/cache_activations/{{model}}/L{{layer}}/saebench/first_letter.log",
     benchmark:
@@ -226,6 +232,8 @@ rule ravel_prompts:
         folder=lambda w: f"{MODELS_DIR}/{w.model}",
         code=code_fingerprint("interpflow.saebench.ravel"),
     threads: MODEL_THREADS
+    resources:
+        gpu=model_gpu,
     log:
         f"{RESULTS}/logs/saebench/{{model}}/ravel_prompts.log",
     benchmark:
@@ -248,6 +256,8 @@ rule saebench_ravel:
         folder=lambda w: f"{MODELS_DIR}/{w.model}",
         code=code_fingerprint("interpflow.saebench.ravel"),
     threads: MODEL_THREADS
+    resources:
+        gpu=model_gpu,
     log:
         f"{RESULTS}/logs/saebench/{{model}}/L{{layer}}/{{sae}}/ravel.log",
     benchmark:
@@ -284,6 +294,8 @@ rule unlearning_questions:
         folder=lambda w: f"{MODELS_DIR}/{w.model}",
         code=code_fingerprint("interpflow.saebench.unlearning_mcq"),
     threads: MODEL_THREADS
+    resources:
+        gpu=model_gpu,
     log:
         f"{RESULTS}/logs/saebench/{{model}}/unlearning_questions.log",
     benchmark:
@@ -305,6 +317,8 @@ rule cache_unlearning_corpus:
         folder=lambda w: f"{MODELS_DIR}/{w.model}",
         code=code_fingerprint("interpflow.saebench.unlearning_mcq"),
     threads: MODEL_THREADS
+    resources:
+        gpu=model_gpu,
     log:
         f"{RESULTS}/logs/cache_activations/{{model}}/L{{layer}}/saebench/unlearning_corpus.log",
     benchmark:
@@ -328,6 +342,8 @@ rule saebench_unlearning:
         folder=lambda w: f"{MODELS_DIR}/{w.model}",
         code=code_fingerprint("interpflow.saebench.unlearning"),
     threads: MODEL_THREADS
+    resources:
+        gpu=model_gpu,
     log:
         f"{RESULTS}/logs/saebench/{{model}}/L{{layer}}/{{sae}}/unlearning.log",
     benchmark:

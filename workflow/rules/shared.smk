@@ -13,6 +13,8 @@ rule pairs:
         folder=lambda w: f"{MODELS_DIR}/{w.model}",
         code=code_fingerprint("interpflow.stages.pairs"),
     threads: MODEL_THREADS
+    resources:
+        gpu=model_gpu,
     log:
         f"{RESULTS}/logs/pairs/{{model}}/{{shard}}.log",
     benchmark:
@@ -31,6 +33,8 @@ rule sae:
         sae=lambda w: as_json(config["saes"][w.sae]),
         code=code_fingerprint("interpflow.sae.stage"),
     threads: MODEL_THREADS
+    resources:
+        gpu=sae_gpu,
     log:
         f"{RESULTS}/logs/sae/{{model}}/L{{layer}}/{{sae}}.log",
     benchmark:

@@ -14,6 +14,8 @@ rule steer:
         artifact=steer_artifact_args,
         code=lambda w: stage_code("interpflow.stages.steer") + method_code(w.method),
     threads: MODEL_THREADS
+    resources:
+        gpu=model_gpu,
     log:
         f"{RESULTS}/logs/steer/{{model}}/L{{layer}}/{{method}}/{{shard}}.log",
     benchmark:
