@@ -40,6 +40,8 @@ def test_siit_models_learn_their_programs(interpbench_tiny_run):
         siit = meta["siit"]
         assert siit["accuracy"] >= accuracy and siit["iia"] >= iia, (task, siit["accuracy"], siit["iia"])
         assert meta["config"]["n_heads"] >= 4 and meta["config"]["d_mlp"] == 4 * meta["config"]["d_model"]
+        assert len(siit["node_effects"]) == meta["config"]["n_layers"] * (meta["config"]["n_heads"] + 1)
+        assert siit["mean_effect_in_circuit"] > 0.3, siit["node_effects"]
     assert "## SIIT models" in (interpbench_tiny_run.results / "circuits/leaderboard.md").read_text()
 
 

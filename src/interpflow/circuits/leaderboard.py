@@ -51,8 +51,10 @@ def siit_table(paths: list[str]) -> pd.DataFrame:
         meta = json.loads(Path(path).read_text())
         siit = meta["siit"]
         rows.append({"task": meta["task"], "accuracy": siit["accuracy"], "iia": siit["iia"],
-                     "strict_accuracy": siit["strict_accuracy"], "epochs": siit["epochs"],
-                     "reached_early_stop": siit["stopped_early"]})
+                     "strict_accuracy": siit["strict_accuracy"],
+                     "effect_in_circuit": siit.get("mean_effect_in_circuit"),
+                     "effect_outside": siit.get("mean_effect_outside_circuit"),
+                     "epochs": siit["epochs"], "reached_early_stop": siit["stopped_early"]})
     return pd.DataFrame(rows)
 
 
@@ -73,7 +75,9 @@ def _markdown(table: pd.DataFrame, means: pd.DataFrame, siit: pd.DataFrame) -> s
              "## Per task", "", table.round(3).to_markdown(index=False), ""]
     if len(siit):
         lines += ["## SIIT models", "", "Validation accuracy, interchange-intervention accuracy (IIA, mean over the",
-                  "circuit's nodes) and strict accuracy (non-circuit nodes resampled, output unchanged).", "",
+                  "circuit's nodes) and strict accuracy (non-circuit nodes resampled, output unchanged); InterpBench's",
+                  "`iit` check: the mean share of outputs that change when one node is resample-ablated, over the",
+                  "circuit's nodes and over the others (each node's in `models/<task>/siit.json`).", "",
                   siit.round(3).to_markdown(index=False), ""]
     return "\n".join(lines)
 

@@ -142,6 +142,29 @@ def evaluate(hl, ll, tokens: torch.Tensor, objective: Objective, circuit_nodes: 
             "strict_accuracy": sum(strict) / len(strict) if strict else 1.0}
 
 
+@torch.no_grad()
+def node_effects(ll, tokens: torch.Tensor, objective: Objective, circuit_nodes: list[str], seed: int) -> list[dict]:
+    """InterpBench's `iit` evaluation: each node of the model resample-ablated (its output taken from
+    another input) and the share of inputs whose output then changes. A model that keeps its circuit
+    shows effects on circuit nodes and none elsewhere."""
+    generator = torch.Generator().manual_seed(seed)
+    source = tokens[torch.randperm(len(tokens), generator=generator)]
+    own = objective.target(ll(tokens))
+    nodes = all_nodes(ll)
+    sources = node_outputs(ll, source, nodes)
+    return [{"node": n, "in_circuit": n in circuit_nodes,
+             "effect": 1.0 - objective.right(run_patched(ll, tokens, {n: sources[n]}), own).float().mean().item()}
+            for n in nodes]
+
+
+def effect_summary(effects: list[dict]) -> dict:
+    """Mean resample-ablation effect of the circuit's nodes and of the others."""
+    inside = [e["effect"] for e in effects if e["in_circuit"]]
+    outside = [e["effect"] for e in effects if not e["in_circuit"]]
+    return {"mean_effect_in_circuit": sum(inside) / len(inside) if inside else None,
+            "mean_effect_outside_circuit": sum(outside) / len(outside) if outside else None}
+
+
 def train_siit(hl: HookedTransformer, hl_cfg: dict, tokens: torch.Tensor, circuit_nodes: list[str], categorical: bool,
                cfg: dict) -> tuple[HookedTransformer, dict, dict]:
     """Train the LL model on `tokens` (every input of the task, or a sample) against HL; returns it, its
@@ -188,5 +211,7 @@ def train_siit(hl: HookedTransformer, hl_cfg: dict, tokens: torch.Tensor, circui
               f"strict {metrics['strict_accuracy']:.3f}", flush=True)
         if min(metrics.values()) >= cfg["early_stop_accuracy"]:
             break
+    effects = node_effects(ll, val, objective, circuit_nodes, cfg["seed"])
     return ll, ll_cfg, {**metrics, "epochs": epoch, "stopped_early": min(metrics.values()) >= cfg["early_stop_accuracy"],
-                        "n_train": len(train), "n_val": len(val), "history": history}
+                        "n_train": len(train), "n_val": len(val), **effect_summary(effects), "node_effects": effects,
+                        "history": history}

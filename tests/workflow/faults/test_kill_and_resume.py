@@ -1,6 +1,8 @@
 """Kill anything, lose nothing: experiment=tiny runs with one job of each stage kind killed part-way
 (SIGKILL or SIGTERM, as a crash, an OOM kill or a SLURM time limit would), Snakemake started again
 after each kill with --rerun-incomplete, and the finished run compared with the uninterrupted one.
+The API half judges the same run through an OpenAI-compatible server (the stub, which counts what
+it is asked), kills judge jobs mid-way, and checks that no answered question is asked again.
 
 Every artifact must equal the uninterrupted run's: tables by content, tensors by value, JSON and
 text exactly. Only what records time differs (wall times, tokens per second), and plots are compared
@@ -9,6 +11,7 @@ by existence. No temporary file may be left anywhere.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import random
@@ -22,7 +25,8 @@ import pytest
 import torch
 from safetensors import safe_open
 
-from runs import snakemake_command
+from interpflow.providers.stub_server import StubChatServer
+from runs import copy_run, snakemake_command
 
 pytestmark = pytest.mark.workflow
 
@@ -61,11 +65,12 @@ def job_processes(workdir: Path, stage: str) -> list[int]:
     return pids
 
 
-def run_and_kill(workdir: Path, overrides: list[str], pending: dict[str, signal.Signals], rng: random.Random) -> str | None:
+def run_and_kill(workdir: Path, overrides: list[str], pending: dict[str, signal.Signals], rng: random.Random,
+                 *extra: str) -> str | None:
     """Start Snakemake; the first job of a `pending` stage that is still alive after a random delay is
     killed with its signal. Returns that stage (None when Snakemake finished without a kill). After a
     kill Snakemake is left to stop by itself: it finishes the jobs it is running, then exits."""
-    command, env = snakemake_command(workdir, overrides, "--rerun-incomplete")
+    command, env = snakemake_command(workdir, overrides, "--rerun-incomplete", *extra)
     process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     killed = None
     while process.poll() is None and killed is None:
@@ -140,3 +145,47 @@ def test_killed_jobs_resume_to_the_uninterrupted_result(tiny_run, tmp_path):
         assert_same(name, path, reference[name])
     leftovers = [p for p in workdir.rglob("*.tmp")] + [p for p in workdir.rglob("*.checkpoints")]
     assert not leftovers, leftovers
+
+
+def rating_by_prompt(messages: list[dict]) -> str:
+    """The same rating for the same question, whichever run or job asks it."""
+    return f"Judged.\nRating: [[{hashlib.sha256(messages[-1]['content'].encode()).digest()[0] % 3}]]"
+
+
+def test_killed_api_judge_jobs_resume_without_asking_again(tiny_run, tmp_path, monkeypatch):
+    """Judge jobs calling an API are killed mid-way (SIGKILL, then SIGTERM): the answers they had got
+    are in the cache, so the re-run asks only what was never answered (at most the requests in flight
+    at each kill) and the judged tables equal an uninterrupted run's. One job at a time (--cores 1),
+    so two jobs never race to ask the same question."""
+    monkeypatch.setenv("INTERPFLOW_FAULT_KEY", "local")
+    concurrency, rng = 2, random.Random(1)
+    with StubChatServer(reply=rating_by_prompt, delay_s=0.05) as stub:
+        overrides = [*tiny_run.overrides, "judge=openai", f"judge.base_url={stub.base_url}",
+                     "judge.api_key_env=INTERPFLOW_FAULT_KEY", f"judge.concurrency={concurrency}"]
+        reference = copy_run(tiny_run, tmp_path / "reference")
+        command, env = snakemake_command(reference.workdir, overrides, "--cores", "1")
+        result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=900)
+        assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+        asked = len(stub.prompts)
+        assert asked == len(set(stub.prompts)) > 0  # each question once, whichever job shares it
+
+        faulty = copy_run(tiny_run, tmp_path / "faulty")
+        killed = [run_and_kill(faulty.workdir, overrides, {"judge": sig}, rng, "--cores", "1")
+                  for sig in (signal.SIGKILL, signal.SIGTERM)]
+        assert killed == ["judge", "judge"], killed
+        command, env = snakemake_command(faulty.workdir, overrides, "--rerun-incomplete", "--cores", "1")
+        result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=900)
+        assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+        again = stub.prompts[asked:]
+
+    asked_twice = len(again) - len(set(again))
+    print(f"questions: {asked}; the killed and resumed run asked {len(again)}, {asked_twice} of them twice")
+    assert set(again) == set(stub.prompts[:asked])
+    assert asked_twice <= 2 * concurrency, asked_twice  # only what was in flight when each job died
+    ours, theirs = artifacts(faulty.results), artifacts(reference.results)
+    assert sorted(ours) == sorted(theirs)
+    judged = [n for n in ours if n.startswith(("judged/", "eval/")) and n.endswith(".parquet")]
+    assert judged
+    for name in judged:  # the usage JSON differs by design: the resumed run read part of it from the cache
+        assert_same(name, ours[name], theirs[name])
+    assert not list(faulty.workdir.rglob("*.tmp"))
