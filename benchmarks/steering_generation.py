@@ -1,0 +1,151 @@
+"""Throughput of the steer stage's generation against plain generation, an AxBench-style loop and
+the machine's FLOP bound, all measured in one process (absolute speeds differ between machines of
+one kind by 2x; only these in-run ratios compare).
+
+The plan is the demo's: 8 concepts x 6 factors x 8 steering prompts = 384 generations of 32 tokens
+(greedy) at layer 15 of SmolLM2-135M-Instruct. Each concept gets a fixed random unit direction with
+strength factor x a_c (`--a-c`, in the residual's units); the values change which answers stop early,
+not the work per token.
+
+  steer:   interpflow.models.generation.generate with the additive intervention, batches across
+           concepts and factors by prompt length, then the perplexity pass (what the steer stage runs)
+  plain:   the same generate call, same prompts and batches, no intervention, no perplexity pass
+  axbench: one concept and factor at a time, batches of 10 prompts, model.generate inside a forward
+           hook that adds the vector (AxBench's loop)
+  bound:   tokens/s the machine's fp32 matmul rate allows: rate / (2 x parameters per generated token)
+
+Last line: steer_vs_plain=… steer_vs_axbench_loop=… steer_vs_flop_bound=…
+
+  python benchmarks/steering_generation.py [--concepts 8] [--max-new-tokens 32] [--batch-size 32]
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+import torch
+
+from interpflow.config import compose
+from interpflow.data.instructions import load_instructions
+from interpflow.models.formatting import prompt_ids
+from interpflow.models.generation import adding, generate, perplexity
+from interpflow.models.hooks import add_to_residual
+from interpflow.models.loading import MANIFEST, load_model, prepare_model
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def matmul_gflops(size: int = 2048, repeats: int = 10) -> float:
+    """fp32 GFLOP/s of a size x size matmul on this process's threads (best of `repeats`)."""
+    a, b = torch.randn(size, size), torch.randn(size, size)
+    a @ b
+    best = min(_timed(lambda: a @ b) for _ in range(repeats))
+    return 2 * size**3 / best / 1e9
+
+
+def _timed(function) -> float:
+    start = time.perf_counter()
+    function()
+    return time.perf_counter() - start
+
+
+def flops_per_token(model) -> float:
+    """2 x the parameters one generated token multiplies by: every block and the LM head (the
+    embedding lookup is free; attention over <100 positions adds under 1%)."""
+    blocks = sum(p.numel() for p in model.model.layers.parameters())
+    head = model.lm_head.weight.numel()
+    return 2.0 * (blocks + head)
+
+
+def axbench_loop(model, tokenizer, layer, prompts, vectors, max_new_tokens, batch_size=10) -> list[list[int]]:
+    """One (concept, factor) at a time, prompts in order, batch 10, model.generate under a hook."""
+    out = []
+    for start in range(0, len(prompts), batch_size):
+        rows = list(range(start, min(start + batch_size, len(prompts))))
+        width = max(len(prompts[i]) for i in rows)
+        ids = torch.full((len(rows), width), tokenizer.pad_token_id)
+        mask = torch.zeros((len(rows), width), dtype=torch.long)
+        for r, i in enumerate(rows):
+            ids[r, width - len(prompts[i]):] = torch.tensor(prompts[i])
+            mask[r, width - len(prompts[i]):] = 1
+        with add_to_residual(model, layer, vectors[rows]):
+            generated = model.generate(input_ids=ids, attention_mask=mask, max_new_tokens=max_new_tokens,
+                                       do_sample=False, pad_token_id=tokenizer.pad_token_id, top_p=None, top_k=None)
+        stop = {tokenizer.eos_token_id, tokenizer.pad_token_id}
+        for seq in generated[:, width:].tolist():
+            kept = []
+            for token in seq:
+                if token in stop:
+                    break
+                kept.append(token)
+            out.append(kept)
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--concepts", type=int, default=8)
+    parser.add_argument("--prompts-per-concept", type=int, default=8)
+    parser.add_argument("--max-new-tokens", type=int, default=32)
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--a-c", type=float, default=8.0, help="the concepts' max latent (strength = factor x a_c)")
+    parser.add_argument("--skip-axbench", action="store_true", help="leave out the (slow) AxBench-style loop")
+    parser.add_argument("--models-dir", default=str(REPO / "results" / "models"))
+    args = parser.parse_args()
+    torch.set_grad_enabled(False)
+
+    cfg = compose(REPO / "config", [])
+    model_cfg = cfg["models"]["smollm2_135m"]
+    layer = model_cfg["layers"][0]
+    model_dir = Path(args.models_dir) / "smollm2_135m"
+    if not (model_dir / MANIFEST).exists():
+        prepare_model(model_cfg, model_dir)
+    model, tokenizer = load_model(model_dir, model_cfg["dtype"])
+
+    factors = cfg["steering"]["factors"]
+    instructions = load_instructions(cfg["steering"]["instructions"], "steering.instructions")
+    generator = torch.Generator().manual_seed(0)
+    directions = torch.nn.functional.normalize(torch.randn(args.concepts, model.config.hidden_size, generator=generator), dim=-1)
+    plan = [(c, f, instructions[(c * args.prompts_per_concept + p) % len(instructions)])
+            for c in range(args.concepts) for f in factors for p in range(args.prompts_per_concept)]
+    prompts = [prompt_ids(tokenizer, model_cfg, text) for _, _, text in plan]
+    vectors = torch.stack([directions[c] * f * args.a_c for c, f, _ in plan])
+    plain_prompts = prompts  # the demo's steering prompts are the plain instructions for vector methods
+
+    rate = matmul_gflops()
+    bound = rate * 1e9 / flops_per_token(model)
+    generate(model, tokenizer, prompts[:4], None, 4, 4)  # warm-up
+
+    start = time.perf_counter()
+    steered = generate(model, tokenizer, prompts, adding(model, layer, vectors), args.max_new_tokens, args.batch_size)
+    perplexity(model, plain_prompts, steered, args.batch_size, tokenizer.pad_token_id)
+    t_steer = time.perf_counter() - start
+    start = time.perf_counter()
+    plain = generate(model, tokenizer, prompts, None, args.max_new_tokens, args.batch_size)
+    t_plain = time.perf_counter() - start
+    n_steer, n_plain = sum(map(len, steered)), sum(map(len, plain))
+    print(f"SmolLM2-135M-Instruct, layer {layer}, {len(plan)} generations of <= {args.max_new_tokens} tokens, "
+          f"batch {args.batch_size}, {torch.get_num_threads()} threads")
+    print(f"fp32 matmul 2048^2: {rate:.0f} GFLOP/s -> FLOP bound {bound:.0f} generated tok/s "
+          f"({flops_per_token(model) / 1e9:.2f} GFLOP per token)")
+    print(f"steer stage (generate + perplexity): {n_steer} tokens in {t_steer:.1f} s = {n_steer / t_steer:.0f} tok/s")
+    print(f"plain generation:                    {n_plain} tokens in {t_plain:.1f} s = {n_plain / t_plain:.0f} tok/s")
+    steer_rate, ratios = n_steer / t_steer, {}
+    ratios["steer_vs_plain"] = steer_rate / (n_plain / t_plain)
+    if not args.skip_axbench:
+        start = time.perf_counter()
+        looped = axbench_loop(model, tokenizer, layer, prompts, vectors, args.max_new_tokens)
+        t_loop = time.perf_counter() - start
+        n_loop = sum(map(len, looped))
+        same = sum(a == b for a, b in zip(looped, steered))
+        print(f"AxBench-style loop (batch 10):       {n_loop} tokens in {t_loop:.1f} s = {n_loop / t_loop:.0f} tok/s "
+              f"({same}/{len(plan)} generations identical to the steer stage's)")
+        ratios["steer_vs_axbench_loop"] = steer_rate / (n_loop / t_loop)
+    ratios["steer_vs_flop_bound"] = steer_rate / bound
+    print(" ".join(f"{k}={v:.2f}" for k, v in ratios.items()))
+
+
+if __name__ == "__main__":
+    main()
