@@ -6,6 +6,7 @@ import pytest
 from interpflow.circuits.graph import (
     EMBED, Circuit, ModelGraph, head_input, head_node, mlp_input, mlp_node, normalise_edge, output_node,
 )
+from interpflow.circuits.leaderboard import learned_tasks, method_means
 from interpflow.circuits.patching import input_edges
 from interpflow.circuits.scoring import (
     SWEEP_COLUMNS, auroc, aurocs, compare, evaluation_edges, roc_curve, score_sweep, sweep_from_scores, sweep_table,
@@ -143,3 +144,17 @@ def test_auroc_is_undefined_without_negatives():
 
     assert math.isnan(auroc([float("nan")] * 3, [0.0, 0.5, 1.0]))
     assert auroc([0.0, 0.5], [0.5, 1.0]) > 0.5
+
+
+def test_learned_means_average_only_the_siit_models_that_learned_their_program():
+    table = pd.DataFrame({"method": ["acdc", "acdc", "eap", "eap"], "task": ["a", "b", "a", "b"],
+                          "tracr_edge_auroc": [1.0, 1.0, 1.0, 1.0], "siit_node_auroc": [0.9, 0.1, 0.7, 0.3],
+                          "siit_edge_auroc": [0.8, 0.2, 0.6, 0.4]})
+    siit = pd.DataFrame({"task": ["a", "b"], "accuracy": [0.95, 0.99], "iia": [0.92, 0.5]})
+    learned = learned_tasks(siit)
+    assert learned == ["a"]  # b's IIA is below the bar
+    means = method_means(table, learned).set_index("method")
+    assert means.loc["acdc", "siit_edge_auroc"] == pytest.approx(0.5)
+    assert means.loc["acdc", "siit_edge_auroc_learned"] == pytest.approx(0.8)
+    assert means.loc["eap", "siit_node_auroc_learned"] == pytest.approx(0.7)
+    assert "siit_edge_auroc_learned" not in method_means(table, [])

@@ -24,6 +24,9 @@ PATH = re.compile(r".*/circuits/scores/(?P<task>[^/]+)/(?P<kind>[^/]+)/(?P<metho
 # What InterpBench reports on its SIIT models (Gupta et al. 2024): ACDC ahead of node and edge SP and
 # of EAP, with EAP-IG competitive with ACDC.
 INTERPBENCH_FINDING = "ACDC ahead of SP (node and edge) and EAP, EAP-IG competitive with ACDC"
+# A SIIT model "learned" its program when validation accuracy and IIA both reach this: below it the
+# model does not implement the known circuit, and scoring discovery against that circuit means little.
+LEARNED = 0.9
 
 
 def read_scores(paths: list[str]) -> pd.DataFrame:
@@ -58,20 +61,41 @@ def siit_table(paths: list[str]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def method_means(table: pd.DataFrame) -> pd.DataFrame:
-    means = table.drop(columns="task").groupby("method").mean().reset_index()
+def learned_tasks(siit: pd.DataFrame) -> list[str]:
+    if siit.empty:
+        return []
+    return siit.loc[(siit["accuracy"] >= LEARNED) & (siit["iia"] >= LEARNED), "task"].tolist()
+
+
+def method_means(table: pd.DataFrame, learned: list[str] | None = None) -> pd.DataFrame:
+    """Means over tasks per method; with `learned`, the SIIT columns also averaged over those tasks only."""
+    means = table.drop(columns="task").groupby("method").mean()
+    if learned and "siit_edge_auroc" in table:
+        subset = table[table["task"].isin(learned)].groupby("method")
+        for level in ("node", "edge"):
+            means[f"siit_{level}_auroc_learned"] = subset[f"siit_{level}_auroc"].mean()
     edge_column = "siit_edge_auroc" if "siit_edge_auroc" in means else "tracr_edge_auroc"
-    return means.sort_values(edge_column, ascending=False).reset_index(drop=True)
+    return means.reset_index().sort_values(edge_column, ascending=False).reset_index(drop=True)
 
 
-def _markdown(table: pd.DataFrame, means: pd.DataFrame, siit: pd.DataFrame) -> str:
+def _learned_ranking(means: pd.DataFrame) -> str:
+    if "siit_edge_auroc_learned" not in means:
+        return ""
+    order = means.sort_values("siit_edge_auroc_learned", ascending=False)["method"]
+    return f"; on the SIIT models that learned their program: {' > '.join(order)}"
+
+
+def _markdown(table: pd.DataFrame, means: pd.DataFrame, siit: pd.DataFrame, learned: list[str]) -> str:
     ours = means["method"].tolist()
     lines = ["# Circuit benchmark", "",
              "AUROC of each discovery method's threshold sweep against the known circuit, for nodes and",
              "edges, on the compiled Tracr model and the SIIT-trained model of each task (InterpBench's",
-             "rules: q/k/v inputs scored as their head, the ROC closed at (0, 0) and (1, 1), trapezoid rule).", "",
+             "rules: q/k/v inputs scored as their head, the ROC closed at (0, 0) and (1, 1), trapezoid rule).",
+             f"`*_learned`: the SIIT columns over the tasks whose SIIT model learned its program (validation",
+             f"accuracy and IIA >= {LEARNED}): {', '.join(learned) if learned else 'none'}.", "",
              "## Mean over tasks", "", means.round(3).to_markdown(index=False), "",
-             f"Ranking by mean edge AUROC here: {' > '.join(ours)}. InterpBench reports {INTERPBENCH_FINDING}.", "",
+             f"Ranking by mean edge AUROC here: {' > '.join(ours)}{_learned_ranking(means)}. InterpBench "
+             f"reports {INTERPBENCH_FINDING}.", "",
              "## Per task", "", table.round(3).to_markdown(index=False), ""]
     if len(siit):
         lines += ["## SIIT models", "", "Validation accuracy, interchange-intervention accuracy (IIA, mean over the",
@@ -105,8 +129,10 @@ def circuit_leaderboard(scores: list[str], out_md: str, out_csv: str, plots_dir:
     """The circuit table (markdown and CSV), the SIIT models' metrics, and `roc_<method>.png` in `plots_dir`."""
     frame = read_scores(scores)
     table = circuit_table(frame)
-    means = method_means(table)
-    write_text(_markdown(table, means, siit_table(siit or [])), out_md)
+    siit_models = siit_table(siit or [])
+    learned = learned_tasks(siit_models)
+    means = method_means(table, learned)
+    write_text(_markdown(table, means, siit_models, learned), out_md)
     with atomic_path(out_csv) as tmp:
         table.to_csv(tmp, index=False)
     for method, group in frame.assign(path=scores).groupby("method"):
