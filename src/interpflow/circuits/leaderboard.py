@@ -107,21 +107,25 @@ def _markdown(table: pd.DataFrame, means: pd.DataFrame, siit: pd.DataFrame, lear
 
 
 def _plot_roc(method: str, sweeps: dict[tuple[str, str], pd.DataFrame], path: str) -> None:
-    fig, axes = plt.subplots(1, 2, figsize=(10, 4.5))
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4.8))
+    tasks = sorted({task for task, _ in sweeps})
+    colours = {task: plt.get_cmap("tab20")(i % 20) for i, task in enumerate(tasks)}  # one colour per task
     for ax, level in zip(axes, ("node", "edge")):
         for (task, kind), sweep in sorted(sweeps.items()):
             if sweep[f"{level}_fpr"].isna().all():
                 continue  # every node is in the circuit: no ROC to draw
             x, y = roc_curve(sweep[f"{level}_fpr"], sweep[f"{level}_tpr"])
-            ax.plot(x, y, "-" if kind == "siit" else "--", marker=".", label=f"{task} ({kind})", alpha=0.8)
+            ax.plot(x, y, "-" if kind == "siit" else "--", marker=".", color=colours[task],
+                    label=f"{task} ({kind})", alpha=0.8)
         ax.plot([0, 1], [0, 1], color="grey", lw=0.5)
         ax.set_xlabel("FPR")
         ax.set_ylabel("TPR")
         ax.set_title(f"{method}: {level}s")
-    axes[1].legend(fontsize=6, loc="lower right")
+    axes[1].legend(fontsize=6, loc="upper left", bbox_to_anchor=(1.02, 1.0), ncol=1 if len(sweeps) <= 20 else 2)
+    fig.suptitle("solid: SIIT model, dashed: compiled Tracr model", fontsize=9)
     fig.tight_layout()
     with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=110)
+        fig.savefig(tmp, format="png", dpi=110, bbox_inches="tight")
     plt.close(fig)
 
 
