@@ -30,7 +30,7 @@ import torch
 from interpflow.config import compose
 from interpflow.data.instructions import load_instructions
 from interpflow.models.formatting import prompt_ids
-from interpflow.models.generation import adding, generate, perplexity
+from interpflow.models.generation import _left_pad, _trim, adding, generate, perplexity
 from interpflow.models.hooks import add_to_residual
 from interpflow.models.loading import MANIFEST, load_model, prepare_model
 
@@ -61,26 +61,15 @@ def flops_per_token(model) -> float:
 
 def axbench_loop(model, tokenizer, layer, prompts, vectors, max_new_tokens, batch_size=10) -> list[list[int]]:
     """One (concept, factor) at a time, prompts in order, batch 10, model.generate under a hook."""
+    stop_ids = {tokenizer.eos_token_id, tokenizer.pad_token_id}
     out = []
     for start in range(0, len(prompts), batch_size):
         rows = list(range(start, min(start + batch_size, len(prompts))))
-        width = max(len(prompts[i]) for i in rows)
-        ids = torch.full((len(rows), width), tokenizer.pad_token_id)
-        mask = torch.zeros((len(rows), width), dtype=torch.long)
-        for r, i in enumerate(rows):
-            ids[r, width - len(prompts[i]):] = torch.tensor(prompts[i])
-            mask[r, width - len(prompts[i]):] = 1
+        ids, mask = _left_pad([prompts[i] for i in rows], tokenizer.pad_token_id)
         with add_to_residual(model, layer, vectors[rows]):
             generated = model.generate(input_ids=ids, attention_mask=mask, max_new_tokens=max_new_tokens,
                                        do_sample=False, pad_token_id=tokenizer.pad_token_id, top_p=None, top_k=None)
-        stop = {tokenizer.eos_token_id, tokenizer.pad_token_id}
-        for seq in generated[:, width:].tolist():
-            kept = []
-            for token in seq:
-                if token in stop:
-                    break
-                kept.append(token)
-            out.append(kept)
+        out += [_trim(seq, stop_ids) for seq in generated[:, ids.shape[1]:]]
     return out
 
 
@@ -112,7 +101,6 @@ def main() -> None:
             for c in range(args.concepts) for f in factors for p in range(args.prompts_per_concept)]
     prompts = [prompt_ids(tokenizer, model_cfg, text) for _, _, text in plan]
     vectors = torch.stack([directions[c] * f * args.a_c for c, f, _ in plan])
-    plain_prompts = prompts  # the demo's steering prompts are the plain instructions for vector methods
 
     rate = matmul_gflops()
     bound = rate * 1e9 / flops_per_token(model)
@@ -120,7 +108,8 @@ def main() -> None:
 
     start = time.perf_counter()
     steered = generate(model, tokenizer, prompts, adding(model, layer, vectors), args.max_new_tokens, args.batch_size)
-    perplexity(model, plain_prompts, steered, args.batch_size, tokenizer.pad_token_id)
+    # a vector method's steering prompt is the plain instruction, so perplexity reads the same prompts
+    perplexity(model, prompts, steered, args.batch_size, tokenizer.pad_token_id)
     t_steer = time.perf_counter() - start
     start = time.perf_counter()
     plain = generate(model, tokenizer, prompts, None, args.max_new_tokens, args.batch_size)
