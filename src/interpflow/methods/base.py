@@ -45,6 +45,10 @@ class Method:
     batch_key: ClassVar[str | None] = None
     # training reads one of the experiment's sparse autoencoders for this model and layer (method key `sae`)
     uses_sae: ClassVar[bool] = False
+    # steering edits only the residual stream after block `layer`, and a row's edit depends only on its
+    # steering_key: generation may then share the blocks below `layer` between rows with the same
+    # prompt, and the blocks above over the prompt tokens between rows with the same key
+    edits_after_layer: ClassVar[bool] = False
 
     def __init__(self, cfg: dict):
         self.cfg = cfg
@@ -124,6 +128,7 @@ class VectorMethod(PerConceptMethod):
     # directions are unit vectors and strength = factor * a_c (the concept's max eval latent);
     # False: the trained vector's own magnitude is the scale, strength = factor
     unit_directions: ClassVar[bool] = True
+    edits_after_layer = True
 
     def latent_parts(self, tensors: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         read = tensors.get("read", tensors["directions"])

@@ -26,6 +26,8 @@ from interpflow.models.architectures import check_layer
 from interpflow.models.formatting import prompt_ids
 from interpflow.models.generation import decode, generate, perplexity
 from interpflow.models.loading import load_model
+from interpflow.models.shared_decoding import generate_shared
+from interpflow.models.shared_decoding import supports as supports_sharing
 
 
 def max_activations(latent: str, fallback: float) -> dict[int, float]:
@@ -76,12 +78,17 @@ def steer(method_cfg: dict, model_dir: str, model_cfg: dict, layer: int, steer_c
     def intervene(rows: list[int]):
         return method.steering(tensors, model, layer, plan.iloc[rows])
 
-    groups = plan[method.batch_key].tolist() if method.batch_key else None
     start = time.perf_counter()
-    generated = generate(model, tokenizer, steered_prompts, intervene, steer_cfg["max_new_tokens"],
-                         steer_cfg["batch_size"], steer_cfg["temperature"], seed=0, groups=groups)
+    if method.edits_after_layer and steered_prompts == plain_prompts and supports_sharing(model):
+        generated, plan["perplexity"] = generate_shared(
+            model, tokenizer, plain_prompts, intervene, layer, steer_cfg["max_new_tokens"], steer_cfg["batch_size"],
+            steer_cfg["temperature"], seed=0)
+    else:
+        groups = plan[method.batch_key].tolist() if method.batch_key else None
+        generated = generate(model, tokenizer, steered_prompts, intervene, steer_cfg["max_new_tokens"],
+                             steer_cfg["batch_size"], steer_cfg["temperature"], seed=0, groups=groups)
+        plan["perplexity"] = perplexity(model, plain_prompts, generated, steer_cfg["batch_size"], tokenizer.pad_token_id)
     plan["generation"] = decode(tokenizer, generated)
-    plan["perplexity"] = perplexity(model, plain_prompts, generated, steer_cfg["batch_size"], tokenizer.pad_token_id)
     print(f"steer: {len(plan)} generations in {time.perf_counter() - start:.1f}s")
     columns = ["concept_id", "concept", "instruction_id", "instruction", "split", "factor", "strength", "generation", "perplexity"]
     write_parquet(plan[columns], out)

@@ -1,0 +1,354 @@
+"""Steered generation that runs the blocks below the steering layer once per distinct prompt.
+
+A method that only edits the residual stream after block L (DiffMean, the probe, SAE latents, ...)
+leaves blocks 0..L-1 computing exactly what the unsteered model computes. A steering plan repeats
+each prompt for every factor and concept, so `generate_shared` runs one unsteered pass per distinct
+prompt of a batch, which gives
+
+- the keys and values of blocks 0..L-1, copied to every row with that prompt;
+- the input of block L at every prompt position, from which each row runs only blocks L.. under
+  its steering;
+- the unsteered keys and values of blocks L.. and the next-token distribution after the prompt,
+  from which each generation's perplexity under the unsteered model needs only blocks L.. over the
+  generated tokens (their block-L inputs are recorded while decoding, since steering does not
+  change them either).
+
+Decoding writes keys and values in place into buffers sized once per batch, and the LM head runs
+only at the last position. Greedy decoding picks the same tokens as `model.generate` under the
+same hooks, up to floating-point order (benchmarks/steering_generation.py counts both).
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Callable, ContextManager, Iterator
+
+import torch
+from torch import nn
+
+from interpflow.models.architectures import decoder_blocks
+from interpflow.models.generation import _left_pad
+from interpflow.progress import Progress
+
+# Architectures whose model forward hands `inputs_embeds` to the first block unchanged (GPT-2 adds
+# position embeddings, Gemma 1 and 2 scale it): only these can start a pass at block L.
+ARCHITECTURES = {"llama", "mistral", "qwen2", "qwen3", "gemma3_text", "phi3"}
+
+Intervene = Callable[[list[int]], ContextManager]
+
+
+def supports(model) -> bool:
+    return model.config.model_type in ARCHITECTURES
+
+
+class KVCache:
+    """Keys and values per layer in buffers allocated once ([batch, heads, capacity, head_dim]) and
+    written in place; transformers' DynamicCache concatenates a new tensor at every step. Implements
+    what decoder layers call (`update`), and lets a batch start from keys and values computed for
+    other rows (`fill`) or run in parts over the same buffers (`rows`)."""
+
+    def __init__(self, model, batch: int, capacity: int):
+        config = model.config
+        heads = config.num_key_value_heads
+        head_dim = getattr(config, "head_dim", None) or config.hidden_size // config.num_attention_heads
+        shape = (batch, heads, capacity, head_dim)
+        n_layers = len(decoder_blocks(model))
+        self.batch, self.capacity = batch, capacity
+        self.keys = [torch.zeros(shape, dtype=model.dtype, device=model.device) for _ in range(n_layers)]
+        self.values = [torch.zeros(shape, dtype=model.dtype, device=model.device) for _ in range(n_layers)]
+        self.lengths = [0] * n_layers
+
+    def fill(self, layer: int, start: int, keys: torch.Tensor, values: torch.Tensor) -> None:
+        """Put keys and values ([batch or 1, heads, positions, head_dim]) at slots start.."""
+        if keys.shape[2] == 0:
+            return
+        end = start + keys.shape[2]
+        self.keys[layer][:, :, start:end] = keys
+        self.values[layer][:, :, start:end] = values
+        self.lengths[layer] = max(self.lengths[layer], end)
+
+    def update(self, keys: torch.Tensor, values: torch.Tensor, layer_idx: int, *args, **kwargs):
+        """Append the new positions; attention reads every slot written so far."""
+        self.fill(layer_idx, self.lengths[layer_idx], keys, values)
+        end = self.lengths[layer_idx]
+        return self.keys[layer_idx][:, :, :end], self.values[layer_idx][:, :, :end]
+
+    def layer(self, layer: int) -> tuple[torch.Tensor, torch.Tensor]:
+        end = self.lengths[layer]
+        return self.keys[layer][:, :, :end], self.values[layer][:, :, :end]
+
+    def rows(self, part: slice) -> "KVCache":
+        """The same buffers, restricted to rows `part` (writes go to this cache's buffers)."""
+        view = copy.copy(self)
+        view.keys, view.values = [k[part] for k in self.keys], [v[part] for v in self.values]
+        view.lengths = list(self.lengths)
+        view.batch = view.keys[0].shape[0]
+        return view
+
+
+def attention_mask(valid: torch.Tensor, start: int, n_queries: int, dtype: torch.dtype) -> torch.Tensor:
+    """Additive [batch, 1, n_queries, n_keys] mask for queries at key slots start.. : causal and
+    blind to invalid keys (padding, unwritten slots). A padding query sees itself, so no softmax
+    row is empty."""
+    n_keys = valid.shape[1]
+    query = torch.arange(start, start + n_queries, device=valid.device)[:, None]
+    key = torch.arange(n_keys, device=valid.device)[None, :]
+    allowed = ((key <= query) & valid[:, None, None, :]) | (key == query)
+    return torch.zeros(allowed.shape, dtype=dtype, device=valid.device).masked_fill(~allowed, torch.finfo(dtype).min)
+
+
+class _Skip(nn.Module):
+    def forward(self, hidden_states, *args, **kwargs):
+        return hidden_states
+
+
+@contextmanager
+def _starting_at(model, layer: int) -> Iterator[None]:
+    """Passes inside start at block `layer`: the blocks below return their input, so
+    `inputs_embeds` is read as the input of block `layer`."""
+    blocks = decoder_blocks(model)
+    below = [blocks[i] for i in range(layer)]
+    for i in range(layer):
+        blocks[i] = _Skip()
+    try:
+        yield
+    finally:
+        for i, block in enumerate(below):
+            blocks[i] = block
+
+
+@contextmanager
+def _recording_input(model, layer: int, record: list[torch.Tensor]) -> Iterator[None]:
+    def hook(_module, args, kwargs):
+        record.append(args[0] if args else kwargs["hidden_states"])
+
+    handle = decoder_blocks(model)[layer].register_forward_pre_hook(hook, with_kwargs=True)
+    try:
+        yield
+    finally:
+        handle.remove()
+
+
+def _forward(model, cache: KVCache, valid: torch.Tensor, start: int, positions: torch.Tensor, keep: int,
+             **inputs) -> torch.Tensor:
+    """Logits of the last `keep` of the new positions, which go to cache slots start.. (`valid`:
+    [batch, >= start + new positions], which slots hold real tokens once these are written)."""
+    n_new = positions.shape[1]
+    mask = attention_mask(valid[:, : start + n_new], start, n_new, model.dtype)
+    # kept positions as an index tensor: the LM head then gets a contiguous copy; a slice of a 3-D
+    # tensor makes it a batched matmul that reads the whole head once per row (10x slower here)
+    keep_index = torch.arange(n_new - keep, n_new, device=positions.device)
+    return model(**inputs, attention_mask=mask, position_ids=positions, cache=cache, use_cache=True,
+                 logits_to_keep=keep_index).logits
+
+
+def _choose(logits: torch.Tensor, temperature: float, generator: torch.Generator | None) -> torch.Tensor:
+    if temperature == 0:
+        return logits.argmax(-1)
+    probs = torch.softmax(logits.float() / temperature, dim=-1)
+    return torch.multinomial(probs, 1, generator=generator)[:, 0]
+
+
+@torch.no_grad()
+def generate_shared(
+    model,
+    tokenizer,
+    prompts: list[list[int]],
+    intervene: Intervene,
+    layer: int,
+    max_new_tokens: int,
+    batch_size: int,
+    temperature: float = 0.0,
+    seed: int = 0,
+    steering_keys: list | None = None,
+) -> tuple[list[list[int]], list[float]]:
+    """Generate each prompt's continuation with intervene(rows) editing the residual after block
+    `layer` (and nothing below it), and its perplexity under the unsteered model given the same prompt.
+
+    Rows with equal `steering_keys` must get the same edit (None: no two rows are assumed equal).
+    Returns the generated ids of each row (up to its end-of-sequence token) and exp(mean NLL) of
+    those ids (NaN for an empty generation). Rows are batched by prompt length.
+    """
+    if not supports(model):
+        raise ValueError(f"shared-prefix generation does not support {model.config.model_type!r}")
+    keys = list(range(len(prompts))) if steering_keys is None else list(steering_keys)
+    stop_ids = torch.tensor(sorted({tokenizer.eos_token_id, tokenizer.pad_token_id} - {None}), device=model.device)
+    order = sorted(range(len(prompts)), key=lambda i: (len(prompts[i]), prompts[i]))
+    tokens: list[list[int]] = [[] for _ in prompts]
+    perplexities = [math.nan] * len(prompts)
+    generator = None if temperature == 0 else torch.Generator(device=model.device).manual_seed(seed)
+    progress = Progress("generation", len(prompts), "prompts")
+    for start in range(0, len(order), batch_size):
+        rows = order[start : start + batch_size]
+        batch = _Batch(model, layer, [prompts[i] for i in rows], [keys[i] for i in rows], tokenizer.pad_token_id,
+                       max_new_tokens, lambda part: intervene([rows[k] for k in part]))
+        generated, log_probs = batch.run(temperature, generator, stop_ids)
+        stopped = torch.isin(generated, stop_ids)
+        lengths = torch.where(stopped.any(1), stopped.int().argmax(1), generated.shape[1]).tolist()
+        for k, row in enumerate(rows):
+            tokens[row] = generated[k, : lengths[k]].tolist()
+            if lengths[k]:
+                perplexities[row] = math.exp(-log_probs[k, : lengths[k]].double().mean().item())
+        progress.update(len(rows))
+    return tokens, perplexities
+
+
+def _distinct(items: list) -> tuple[list, torch.Tensor]:
+    """The distinct items in first-seen order, and each item's number among them."""
+    number: dict = {}
+    index = [number.setdefault(item, len(number)) for item in items]
+    return list(number), torch.tensor(index)
+
+
+def _chunks(n_rows: int, n_positions: int, tokens: int) -> list[range]:
+    """Row ranges of about `tokens` tokens each."""
+    step = max(1, tokens // max(1, n_positions))
+    return [range(start, min(start + step, n_rows)) for start in range(0, n_rows, step)]
+
+
+# Tokens per pass over prompts: big enough for efficient matmuls, small enough to keep a pass's
+# activations in cache; per scoring pass, whose logits at every position take 4 x vocabulary bytes each.
+PASS_TOKENS = 4096
+SCORE_TOKENS = 1024
+
+
+class _Batch:
+    """One batch of rows, laid out as [common prefix | left-padded prompt suffix | generated tokens].
+
+    The prefix (the chat template's opening, shared by every prompt) runs once through all blocks
+    unsteered and once per distinct steering key through blocks `layer`..; each distinct suffix runs
+    once unsteered; each row runs blocks `layer`.. over its suffix under its edit, then decodes.
+    Padding between prefix and suffix is masked and positions are counted over real tokens only, so
+    the layout computes what a left-padded prompt computes.
+    """
+
+    def __init__(self, model, layer, prompts, keys, pad_id, max_new_tokens, steering):
+        self.model, self.layer, self.pad_id, self.steering = model, layer, pad_id, steering
+        self.device = model.device
+        shortest = min(len(p) for p in prompts)
+        prefix = 0  # the longest common prefix that leaves every prompt a token of its own
+        while prefix < shortest - 1 and all(p[prefix] == prompts[0][prefix] for p in prompts):
+            prefix += 1
+        self.prefix_ids = torch.tensor([prompts[0][:prefix]], device=self.device)
+        suffixes, self.suffix_index = _distinct([tuple(p[prefix:]) for p in prompts])
+        key_values, self.key_index = _distinct(keys)
+        self.key_rows = [keys.index(k) for k in key_values]  # a representative row per key
+        self.suffix_ids, suffix_mask = _left_pad([list(sfx) for sfx in suffixes], pad_id)
+        self.suffix_ids = self.suffix_ids.to(self.device)
+        self.prefix, self.width, self.max_new = prefix, prefix + self.suffix_ids.shape[1], max_new_tokens
+        self.suffix_valid = suffix_mask.to(self.device).bool()
+        self.suffix_positions = prefix + (suffix_mask.to(self.device).cumsum(-1) - 1).clamp(min=0)
+        self.n_rows = len(prompts)
+
+    def _prompt_valid(self, index: torch.Tensor, extra: int) -> torch.Tensor:
+        valid = torch.zeros(len(index), self.width + extra, dtype=torch.bool, device=self.device)
+        valid[:, : self.prefix] = True
+        valid[:, self.prefix : self.width] = self.suffix_valid[index]
+        return valid
+
+    def run(self, temperature, generator, stop_ids):
+        """(generated ids [rows, G], unsteered log-probs of those ids [rows, G]); G <= max_new_tokens."""
+        model, layer, n_layers = self.model, self.layer, len(decoder_blocks(self.model))
+        prefix, suffix_input, first_log_probs, unsteered = self._unsteered_prompts()
+        cache = KVCache(model, self.n_rows, self.width + self.max_new)
+        for i in range(n_layers):
+            if i < layer:
+                cache.fill(i, 0, *prefix.layer(i))
+                keys, values = unsteered.layer(i)
+                cache.fill(i, self.prefix, keys[self.suffix_index, :, self.prefix :], values[self.suffix_index, :, self.prefix :])
+        steered_prefix = self._steered_prefix(prefix)
+        for i in range(layer, n_layers):
+            keys, values = steered_prefix.layer(i)
+            cache.fill(i, 0, keys[self.key_index], values[self.key_index])
+        valid = self._prompt_valid(self.suffix_index, self.max_new)
+
+        # each row's suffix through blocks `layer`.. under its edit, in parts
+        last_logits = []
+        n_suffix = self.width - self.prefix
+        for part in _chunks(self.n_rows, n_suffix, PASS_TOKENS):
+            rows = slice(part.start, part.stop)
+            index = self.suffix_index[rows]
+            with self.steering(part), _starting_at(model, layer):
+                last_logits.append(_forward(model, cache.rows(rows), valid[rows], self.prefix,
+                                            self.suffix_positions[index], 1, inputs_embeds=suffix_input[index]))
+        cache.lengths = [self.width] * n_layers
+        logits = torch.cat(last_logits)
+
+        steps, decoded_inputs = [], []
+        finished = torch.zeros(self.n_rows, dtype=torch.bool, device=self.device)
+        position = self.suffix_positions[self.suffix_index, -1:]
+        with self.steering(range(self.n_rows)), _recording_input(model, layer, decoded_inputs):
+            for step in range(self.max_new):
+                chosen = torch.where(finished, self.pad_id, _choose(logits[:, -1], temperature, generator))
+                steps.append(chosen)
+                finished |= torch.isin(chosen, stop_ids)
+                if step == self.max_new - 1 or bool(finished.all()):
+                    break
+                valid[:, self.width + step] = True
+                position = position + 1
+                logits = _forward(model, cache, valid, self.width + step, position, 1, input_ids=chosen[:, None])
+        generated = torch.stack(steps, dim=1)
+
+        log_probs = torch.empty(generated.shape, device=self.device)
+        log_probs[:, 0] = first_log_probs[self.suffix_index].gather(1, generated[:, :1])[:, 0]
+        if generated.shape[1] > 1:
+            inputs = torch.cat(decoded_inputs, dim=1)  # block-`layer` input at each generated token but the last
+            for part in _chunks(self.n_rows, inputs.shape[1], SCORE_TOKENS):
+                rows = slice(part.start, part.stop)
+                log_probs[rows, 1:] = self._unsteered_log_probs(prefix, unsteered, self.suffix_index[rows],
+                                                                inputs[rows], generated[rows, 1:])
+        return generated.cpu(), log_probs.cpu()
+
+    def _unsteered_prompts(self):
+        """The prefix and the distinct suffixes through every block, unsteered: their caches, each
+        suffix's block-`layer` input and the log-probs of the token after each prompt."""
+        model = self.model
+        prefix = KVCache(model, 1, self.prefix)
+        self.prefix_input = []
+        if self.prefix:
+            with _recording_input(model, self.layer, self.prefix_input):
+                _forward(model, prefix, torch.ones(1, self.prefix, dtype=torch.bool, device=self.device), 0,
+                         torch.arange(self.prefix, device=self.device)[None], 1, input_ids=self.prefix_ids)
+        n_suffixes = len(self.suffix_ids)
+        unsteered = KVCache(model, n_suffixes, self.width)
+        for i in range(len(unsteered.keys)):
+            unsteered.fill(i, 0, *prefix.layer(i))
+        valid = self._prompt_valid(torch.arange(n_suffixes, device=self.device), 0)
+        suffix_input, last = [], []
+        with _recording_input(model, self.layer, suffix_input):
+            for part in _chunks(n_suffixes, self.width - self.prefix, PASS_TOKENS):
+                rows = slice(part.start, part.stop)
+                last.append(_forward(model, unsteered.rows(rows), valid[rows], self.prefix, self.suffix_positions[rows],
+                                     1, input_ids=self.suffix_ids[rows])[:, -1])
+        unsteered.lengths = [self.width] * len(unsteered.keys)
+        return prefix, torch.cat(suffix_input), torch.cat(last).float().log_softmax(-1), unsteered
+
+    def _steered_prefix(self, prefix: KVCache) -> KVCache:
+        """The prefix through blocks `layer`.. once per distinct steering key."""
+        n_keys = len(self.key_rows)
+        steered = KVCache(self.model, n_keys, self.prefix)
+        if self.prefix:
+            inputs = self.prefix_input[0].expand(n_keys, -1, -1)
+            positions = torch.arange(self.prefix, device=self.device)[None].expand(n_keys, -1)
+            valid = torch.ones(n_keys, self.prefix, dtype=torch.bool, device=self.device)
+            with self.steering(self.key_rows), _starting_at(self.model, self.layer):
+                _forward(self.model, steered, valid, 0, positions, 1, inputs_embeds=inputs)
+        return steered
+
+    def _unsteered_log_probs(self, prefix, unsteered, index, inputs, targets):
+        """log p(targets) under the unsteered model: blocks `layer`.. over the generated positions
+        (`inputs`: their block-`layer` inputs), on the prompts' unsteered keys and values."""
+        model, n_new = self.model, inputs.shape[1]
+        cache = KVCache(model, len(index), self.width + n_new)
+        for i in range(self.layer, len(cache.keys)):
+            keys, values = unsteered.layer(i)
+            cache.fill(i, 0, keys[index], values[index])
+        positions = self.suffix_positions[index, -1:] + 1 + torch.arange(n_new, device=self.device)
+        valid = self._prompt_valid(index, n_new)
+        valid[:, self.width :] = True
+        with _starting_at(model, self.layer):
+            logits = _forward(model, cache, valid, self.width, positions, n_new, inputs_embeds=inputs)
+        return logits.float().gather(-1, targets[..., None])[..., 0] - logits.float().logsumexp(-1)
