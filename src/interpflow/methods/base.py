@@ -45,9 +45,8 @@ class Method:
     batch_key: ClassVar[str | None] = None
     # training reads one of the experiment's sparse autoencoders for this model and layer (method key `sae`)
     uses_sae: ClassVar[bool] = False
-    # steering edits only the residual stream after block `layer`, and a row's edit depends only on its
-    # steering_key: generation may then share the blocks below `layer` between rows with the same
-    # prompt, and the blocks above over the prompt tokens between rows with the same key
+    # steering edits only the residual stream after block `layer`: generation may then share the
+    # blocks below `layer` between rows with the same prompt (see steering_keys for the blocks above)
     edits_after_layer: ClassVar[bool] = False
 
     def __init__(self, cfg: dict):
@@ -84,6 +83,11 @@ class Method:
         """The instruction the model is given; only prompt-based methods change it (`steering_prompt`:
         the concept's prompt-steering instruction written by the generator, "" where there is none)."""
         return instruction
+
+    def steering_keys(self, rows: pd.DataFrame) -> list | None:
+        """Per plan row, a value that is equal for rows that `steering` edits the same way (None:
+        no two rows are known to be equal); generation shares work between rows with one key."""
+        return None
 
     def steering(self, tensors: dict[str, torch.Tensor], model, layer: int, rows: pd.DataFrame) -> ContextManager:
         """A context inside which `model` generates steered text for `rows` (plan rows, in batch order).
@@ -143,6 +147,9 @@ class VectorMethod(PerConceptMethod):
 
     def score_examples(self, tensors, data: EvalData):
         return data.reduce_tokens(self.score_tokens(tensors, data.acts))
+
+    def steering_keys(self, rows):
+        return list(zip(rows["concept_row"], rows["strength"]))
 
     def steering(self, tensors, model, layer, rows):
         from interpflow.models.hooks import add_to_residual, clamp_residual

@@ -132,17 +132,47 @@ def _recording_input(model, layer: int, record: list[torch.Tensor]) -> Iterator[
         handle.remove()
 
 
-def _forward(model, cache: KVCache, valid: torch.Tensor, start: int, positions: torch.Tensor, keep: int,
-             **inputs) -> torch.Tensor:
-    """Logits of the last `keep` of the new positions, which go to cache slots start.. (`valid`:
-    [batch, >= start + new positions], which slots hold real tokens once these are written)."""
+def _hidden(model, cache: KVCache, valid: torch.Tensor, start: int, positions: torch.Tensor, **inputs) -> torch.Tensor:
+    """Final hidden states (after the last norm) of a pass over new positions, which go to cache
+    slots start.. (`valid`: [batch, >= start + new positions], which slots hold real tokens once
+    these are written). The LM head is left to `_Head`, which runs it only where it is needed."""
     n_new = positions.shape[1]
     mask = attention_mask(valid[:, : start + n_new], start, n_new, model.dtype)
-    # kept positions as an index tensor: the LM head then gets a contiguous copy; a slice of a 3-D
-    # tensor makes it a batched matmul that reads the whole head once per row (10x slower here)
-    keep_index = torch.arange(n_new - keep, n_new, device=positions.device)
-    return model(**inputs, attention_mask=mask, position_ids=positions, cache=cache, use_cache=True,
-                 logits_to_keep=keep_index).logits
+    return model.get_decoder()(**inputs, attention_mask=mask, position_ids=positions, cache=cache,
+                               use_cache=True).last_hidden_state
+
+
+class _Head:
+    """The LM head into one reused buffer: a fresh [rows, vocab] tensor per decoding step costs page
+    faults that take as long as the matmul."""
+
+    ROWS = 512  # rows per matmul when scoring many positions
+
+    def __init__(self, model):
+        self.weight = model.get_output_embeddings().weight
+        self.softcap = getattr(model.config, "final_logit_softcapping", None)
+        self.buffer = torch.empty(0, self.weight.shape[0], dtype=self.weight.dtype, device=self.weight.device)
+
+    def logits(self, hidden: torch.Tensor) -> torch.Tensor:
+        """[rows, vocab] for hidden [rows, d_model]; valid until the next call."""
+        if len(self.buffer) < len(hidden):
+            self.buffer = self.buffer.new_empty(len(hidden), self.buffer.shape[1])
+        out = torch.matmul(hidden, self.weight.T, out=self.buffer[: len(hidden)])
+        if self.softcap:
+            out.div_(self.softcap).tanh_().mul_(self.softcap)
+        return out
+
+    def log_probs(self, hidden: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        """log p(targets) for hidden [N, d_model] and targets [N]."""
+        result = torch.empty(len(hidden), device=hidden.device)
+        for start in range(0, len(hidden), self.ROWS):
+            part = slice(start, start + self.ROWS)
+            logits = self.logits(hidden[part])
+            chosen = logits.gather(1, targets[part, None])[:, 0].float()
+            largest = logits.amax(1, keepdim=True)
+            total = logits.sub_(largest).exp_().sum(1)
+            result[part] = chosen - largest[:, 0].float() - total.float().log()
+        return result
 
 
 def _choose(logits: torch.Tensor, temperature: float, generator: torch.Generator | None) -> torch.Tensor:
@@ -209,10 +239,8 @@ def _chunks(n_rows: int, n_positions: int, tokens: int) -> list[range]:
     return [range(start, min(start + step, n_rows)) for start in range(0, n_rows, step)]
 
 
-# Tokens per pass over prompts: big enough for efficient matmuls, small enough to keep a pass's
-# activations in cache; per scoring pass, whose logits at every position take 4 x vocabulary bytes each.
+# Tokens per pass: big enough for efficient matmuls, small enough to keep a pass's activations in cache
 PASS_TOKENS = 4096
-SCORE_TOKENS = 1024
 
 
 class _Batch:
@@ -242,6 +270,7 @@ class _Batch:
         self.suffix_valid = suffix_mask.to(self.device).bool()
         self.suffix_positions = prefix + (suffix_mask.to(self.device).cumsum(-1) - 1).clamp(min=0)
         self.n_rows = len(prompts)
+        self.head = _Head(model)
 
     def _prompt_valid(self, index: torch.Tensor, extra: int) -> torch.Tensor:
         valid = torch.zeros(len(index), self.width + extra, dtype=torch.bool, device=self.device)
@@ -266,40 +295,41 @@ class _Batch:
         valid = self._prompt_valid(self.suffix_index, self.max_new)
 
         # each row's suffix through blocks `layer`.. under its edit, in parts
-        last_logits = []
+        last_hidden = []
         n_suffix = self.width - self.prefix
         for part in _chunks(self.n_rows, n_suffix, PASS_TOKENS):
             rows = slice(part.start, part.stop)
             index = self.suffix_index[rows]
             with self.steering(part), _starting_at(model, layer):
-                last_logits.append(_forward(model, cache.rows(rows), valid[rows], self.prefix,
-                                            self.suffix_positions[index], 1, inputs_embeds=suffix_input[index]))
+                last_hidden.append(_hidden(model, cache.rows(rows), valid[rows], self.prefix,
+                                           self.suffix_positions[index], inputs_embeds=suffix_input[index])[:, -1])
         cache.lengths = [self.width] * n_layers
-        logits = torch.cat(last_logits)
+        logits = self.head.logits(torch.cat(last_hidden))
 
         steps, decoded_inputs = [], []
         finished = torch.zeros(self.n_rows, dtype=torch.bool, device=self.device)
         position = self.suffix_positions[self.suffix_index, -1:]
         with self.steering(range(self.n_rows)), _recording_input(model, layer, decoded_inputs):
             for step in range(self.max_new):
-                chosen = torch.where(finished, self.pad_id, _choose(logits[:, -1], temperature, generator))
+                chosen = torch.where(finished, self.pad_id, _choose(logits, temperature, generator))
                 steps.append(chosen)
                 finished |= torch.isin(chosen, stop_ids)
                 if step == self.max_new - 1 or bool(finished.all()):
                     break
                 valid[:, self.width + step] = True
                 position = position + 1
-                logits = _forward(model, cache, valid, self.width + step, position, 1, input_ids=chosen[:, None])
+                hidden = _hidden(model, cache, valid, self.width + step, position, input_ids=chosen[:, None])
+                logits = self.head.logits(hidden[:, -1])
         generated = torch.stack(steps, dim=1)
 
         log_probs = torch.empty(generated.shape, device=self.device)
         log_probs[:, 0] = first_log_probs[self.suffix_index].gather(1, generated[:, :1])[:, 0]
         if generated.shape[1] > 1:
             inputs = torch.cat(decoded_inputs, dim=1)  # block-`layer` input at each generated token but the last
-            for part in _chunks(self.n_rows, inputs.shape[1], SCORE_TOKENS):
+            for part in _chunks(self.n_rows, inputs.shape[1], PASS_TOKENS):
                 rows = slice(part.start, part.stop)
-                log_probs[rows, 1:] = self._unsteered_log_probs(prefix, unsteered, self.suffix_index[rows],
-                                                                inputs[rows], generated[rows, 1:])
+                log_probs[rows, 1:] = self._unsteered_log_probs(unsteered, self.suffix_index[rows], inputs[rows],
+                                                                generated[rows, 1:])
         return generated.cpu(), log_probs.cpu()
 
     def _unsteered_prompts(self):
@@ -310,8 +340,8 @@ class _Batch:
         self.prefix_input = []
         if self.prefix:
             with _recording_input(model, self.layer, self.prefix_input):
-                _forward(model, prefix, torch.ones(1, self.prefix, dtype=torch.bool, device=self.device), 0,
-                         torch.arange(self.prefix, device=self.device)[None], 1, input_ids=self.prefix_ids)
+                _hidden(model, prefix, torch.ones(1, self.prefix, dtype=torch.bool, device=self.device), 0,
+                        torch.arange(self.prefix, device=self.device)[None], input_ids=self.prefix_ids)
         n_suffixes = len(self.suffix_ids)
         unsteered = KVCache(model, n_suffixes, self.width)
         for i in range(len(unsteered.keys)):
@@ -321,10 +351,11 @@ class _Batch:
         with _recording_input(model, self.layer, suffix_input):
             for part in _chunks(n_suffixes, self.width - self.prefix, PASS_TOKENS):
                 rows = slice(part.start, part.stop)
-                last.append(_forward(model, unsteered.rows(rows), valid[rows], self.prefix, self.suffix_positions[rows],
-                                     1, input_ids=self.suffix_ids[rows])[:, -1])
+                last.append(_hidden(model, unsteered.rows(rows), valid[rows], self.prefix, self.suffix_positions[rows],
+                                    input_ids=self.suffix_ids[rows])[:, -1])
         unsteered.lengths = [self.width] * len(unsteered.keys)
-        return prefix, torch.cat(suffix_input), torch.cat(last).float().log_softmax(-1), unsteered
+        first_log_probs = self.head.logits(torch.cat(last)).float().log_softmax(-1)
+        return prefix, torch.cat(suffix_input), first_log_probs, unsteered
 
     def _steered_prefix(self, prefix: KVCache) -> KVCache:
         """The prefix through blocks `layer`.. once per distinct steering key."""
@@ -335,10 +366,10 @@ class _Batch:
             positions = torch.arange(self.prefix, device=self.device)[None].expand(n_keys, -1)
             valid = torch.ones(n_keys, self.prefix, dtype=torch.bool, device=self.device)
             with self.steering(self.key_rows), _starting_at(self.model, self.layer):
-                _forward(self.model, steered, valid, 0, positions, 1, inputs_embeds=inputs)
+                _hidden(self.model, steered, valid, 0, positions, inputs_embeds=inputs)
         return steered
 
-    def _unsteered_log_probs(self, prefix, unsteered, index, inputs, targets):
+    def _unsteered_log_probs(self, unsteered, index, inputs, targets):
         """log p(targets) under the unsteered model: blocks `layer`.. over the generated positions
         (`inputs`: their block-`layer` inputs), on the prompts' unsteered keys and values."""
         model, n_new = self.model, inputs.shape[1]
@@ -350,5 +381,5 @@ class _Batch:
         valid = self._prompt_valid(index, n_new)
         valid[:, self.width :] = True
         with _starting_at(model, self.layer):
-            logits = _forward(model, cache, valid, self.width, positions, n_new, inputs_embeds=inputs)
-        return logits.float().gather(-1, targets[..., None])[..., 0] - logits.float().logsumexp(-1)
+            hidden = _hidden(model, cache, valid, self.width, positions, inputs_embeds=inputs)
+        return self.head.log_probs(hidden.reshape(-1, hidden.shape[-1]), targets.reshape(-1)).view(targets.shape)

@@ -82,7 +82,7 @@ def steer(method_cfg: dict, model_dir: str, model_cfg: dict, layer: int, steer_c
     if method.edits_after_layer and steered_prompts == plain_prompts and supports_sharing(model):
         generated, plan["perplexity"] = generate_shared(
             model, tokenizer, plain_prompts, intervene, layer, steer_cfg["max_new_tokens"], steer_cfg["batch_size"],
-            steer_cfg["temperature"], seed=0)
+            steer_cfg["temperature"], seed=0, steering_keys=method.steering_keys(plan))
     else:
         groups = plan[method.batch_key].tolist() if method.batch_key else None
         generated = generate(model, tokenizer, steered_prompts, intervene, steer_cfg["max_new_tokens"],
