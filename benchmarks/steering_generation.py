@@ -27,6 +27,7 @@ from pathlib import Path
 
 import torch
 
+from interpflow.allocator import reuse_freed_memory
 from interpflow.config import compose
 from interpflow.data.instructions import load_instructions
 from interpflow.models.formatting import prompt_ids
@@ -84,6 +85,7 @@ def main() -> None:
     parser.add_argument("--models-dir", default=str(REPO / "results" / "models"))
     args = parser.parse_args()
     torch.set_grad_enabled(False)
+    reuse_freed_memory()  # as the `interpflow` command does for every stage
 
     cfg = compose(REPO / "config", [])
     model_cfg = cfg["models"]["smollm2_135m"]

@@ -18,6 +18,7 @@ import sys
 import types
 import typing
 
+from interpflow.allocator import reuse_freed_memory
 from interpflow.errors import InterpflowError
 
 # sub-command -> "module:function"; imported only when that stage runs (torch and transformers
@@ -157,6 +158,7 @@ def _unreadable(err: Exception) -> str | None:
 
 def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, _exit_on_sigterm)
+    reuse_freed_memory()
     argv = _take_threads(sys.argv[1:] if argv is None else list(argv))
     if argv and argv[0] == "--version":
         print(f"interpflow {_version()}")
