@@ -3,20 +3,24 @@ the machine's FLOP bound, all measured in one process (absolute speeds differ be
 one kind by 2x; only these in-run ratios compare).
 
 The plan is the demo's: 8 concepts x 6 factors x 8 steering prompts = 384 generations of 32 tokens
-(greedy) at layer 15 of SmolLM2-135M-Instruct. Each concept gets a fixed random unit direction with
-strength factor x a_c (`--a-c`, in the residual's units); the values change which answers stop early,
-not the work per token.
+(greedy) at layer 15 of SmolLM2-135M-Instruct, the config's steering batch size. Each concept gets
+a fixed random unit direction with strength factor x a_c (`--a-c`, in the residual's units); the
+values change which answers stop early, not the work per token.
 
-  steer:   interpflow.models.generation.generate with the additive intervention, batches across
-           concepts and factors by prompt length, then the perplexity pass (what the steer stage runs)
-  plain:   the same generate call, same prompts and batches, no intervention, no perplexity pass
+  steer:   what the steer stage runs for a vector method: generate_shared (blocks below the layer
+           once per distinct prompt, the chat template's prefix once per concept and factor) with
+           each generation's perplexity under the unsteered model from the same pass
+  plain:   the project's unsteered generation (`generate`, transformers' model.generate) of the same
+           prompts, same batch size, no perplexity
   axbench: one concept and factor at a time, batches of 10 prompts, model.generate inside a forward
            hook that adds the vector (AxBench's loop)
+  before:  (--before) the steer stage before the shared decoding: `generate` under the hook, then
+           the full perplexity pass; greedy generations are compared with the steer stage's
   bound:   tokens/s the machine's fp32 matmul rate allows: rate / (2 x parameters per generated token)
 
 Last line: steer_vs_plain=… steer_vs_axbench_loop=… steer_vs_flop_bound=…
 
-  python benchmarks/steering_generation.py [--concepts 8] [--max-new-tokens 32] [--batch-size 32]
+  python benchmarks/steering_generation.py [--concepts 8] [--max-new-tokens 32] [--batch-size 128] [--before]
 """
 
 from __future__ import annotations
@@ -34,30 +38,12 @@ from interpflow.models.formatting import prompt_ids
 from interpflow.models.generation import _left_pad, _trim, adding, generate, perplexity
 from interpflow.models.hooks import add_to_residual
 from interpflow.models.loading import MANIFEST, load_model, prepare_model
+from interpflow.models.shared_decoding import generate_shared
+
+from _machine import flops_per_token, matmul_gflops
 
 REPO = Path(__file__).resolve().parents[1]
-
-
-def matmul_gflops(size: int = 2048, repeats: int = 10) -> float:
-    """fp32 GFLOP/s of a size x size matmul on this process's threads (best of `repeats`)."""
-    a, b = torch.randn(size, size), torch.randn(size, size)
-    a @ b
-    best = min(_timed(lambda: a @ b) for _ in range(repeats))
-    return 2 * size**3 / best / 1e9
-
-
-def _timed(function) -> float:
-    start = time.perf_counter()
-    function()
-    return time.perf_counter() - start
-
-
-def flops_per_token(model) -> float:
-    """2 x the parameters one generated token multiplies by: every block and the LM head (the
-    embedding lookup is free; attention over <100 positions adds under 1%)."""
-    blocks = sum(p.numel() for p in model.model.layers.parameters())
-    head = model.lm_head.weight.numel()
-    return 2.0 * (blocks + head)
+BEFORE_BATCH_SIZE = 32  # steering.batch_size before the shared decoding
 
 
 def axbench_loop(model, tokenizer, layer, prompts, vectors, max_new_tokens, batch_size=10) -> list[list[int]]:
@@ -79,9 +65,10 @@ def main() -> None:
     parser.add_argument("--concepts", type=int, default=8)
     parser.add_argument("--prompts-per-concept", type=int, default=8)
     parser.add_argument("--max-new-tokens", type=int, default=32)
-    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--batch-size", type=int, default=None, help="default: the config's steering.batch_size")
     parser.add_argument("--a-c", type=float, default=8.0, help="the concepts' max latent (strength = factor x a_c)")
     parser.add_argument("--skip-axbench", action="store_true", help="leave out the (slow) AxBench-style loop")
+    parser.add_argument("--before", action="store_true", help="also time the steer stage's code before the shared decoding")
     parser.add_argument("--models-dir", default=str(REPO / "results" / "models"))
     args = parser.parse_args()
     torch.set_grad_enabled(False)
@@ -96,6 +83,7 @@ def main() -> None:
     model, tokenizer = load_model(model_dir, model_cfg["dtype"])
 
     factors = cfg["steering"]["factors"]
+    batch_size = args.batch_size or cfg["steering"]["batch_size"]
     instructions = load_instructions(cfg["steering"]["instructions"], "steering.instructions")
     generator = torch.Generator().manual_seed(0)
     directions = torch.nn.functional.normalize(torch.randn(args.concepts, model.config.hidden_size, generator=generator), dim=-1)
@@ -109,29 +97,41 @@ def main() -> None:
     generate(model, tokenizer, prompts[:4], None, 4, 4)  # warm-up
 
     start = time.perf_counter()
-    steered = generate(model, tokenizer, prompts, adding(model, layer, vectors), args.max_new_tokens, args.batch_size)
-    # a vector method's steering prompt is the plain instruction, so perplexity reads the same prompts
-    perplexity(model, prompts, steered, args.batch_size, tokenizer.pad_token_id)
+    steered, _ = generate_shared(model, tokenizer, prompts, adding(model, layer, vectors), layer, args.max_new_tokens,
+                                 batch_size, steering_keys=[(c, f) for c, f, _ in plan])
     t_steer = time.perf_counter() - start
     start = time.perf_counter()
-    plain = generate(model, tokenizer, prompts, None, args.max_new_tokens, args.batch_size)
+    plain = generate(model, tokenizer, prompts, None, args.max_new_tokens, batch_size)
     t_plain = time.perf_counter() - start
     n_steer, n_plain = sum(map(len, steered)), sum(map(len, plain))
     print(f"SmolLM2-135M-Instruct, layer {layer}, {len(plan)} generations of <= {args.max_new_tokens} tokens, "
-          f"batch {args.batch_size}, {torch.get_num_threads()} threads")
+          f"batch {batch_size}, {torch.get_num_threads()} threads")
     print(f"fp32 matmul 2048^2: {rate:.0f} GFLOP/s -> FLOP bound {bound:.0f} generated tok/s "
           f"({flops_per_token(model) / 1e9:.2f} GFLOP per token)")
-    print(f"steer stage (generate + perplexity): {n_steer} tokens in {t_steer:.1f} s = {n_steer / t_steer:.0f} tok/s")
-    print(f"plain generation:                    {n_plain} tokens in {t_plain:.1f} s = {n_plain / t_plain:.0f} tok/s")
+    print(f"steer stage (generation + perplexity): {n_steer} tokens in {t_steer:.1f} s = {n_steer / t_steer:.0f} tok/s")
+    print(f"plain generation:                      {n_plain} tokens in {t_plain:.1f} s = {n_plain / t_plain:.0f} tok/s")
     steer_rate, ratios = n_steer / t_steer, {}
     ratios["steer_vs_plain"] = steer_rate / (n_plain / t_plain)
+    if args.before:
+        start = time.perf_counter()
+        before = generate(model, tokenizer, prompts, adding(model, layer, vectors), args.max_new_tokens, BEFORE_BATCH_SIZE)
+        perplexity(model, prompts, before, BEFORE_BATCH_SIZE, tokenizer.pad_token_id)
+        t_before = time.perf_counter() - start
+        n_before = sum(map(len, before))
+        differ = [i for i, (a, b) in enumerate(zip(before, steered)) if a != b]
+        print(f"steer stage before shared decoding:    {n_before} tokens in {t_before:.1f} s = {n_before / t_before:.0f} tok/s "
+              f"({len(plan) - len(differ)}/{len(plan)} generations identical to the steer stage's)")
+        for i in differ:
+            first = next(k for k, (a, b) in enumerate(zip(before[i] + [-1], steered[i] + [-1])) if a != b)
+            print(f"  row {i}: first differs at token {first}")
+        ratios["steer_vs_before"] = steer_rate / (n_before / t_before)
     if not args.skip_axbench:
         start = time.perf_counter()
         looped = axbench_loop(model, tokenizer, layer, prompts, vectors, args.max_new_tokens)
         t_loop = time.perf_counter() - start
         n_loop = sum(map(len, looped))
         same = sum(a == b for a, b in zip(looped, steered))
-        print(f"AxBench-style loop (batch 10):       {n_loop} tokens in {t_loop:.1f} s = {n_loop / t_loop:.0f} tok/s "
+        print(f"AxBench-style loop (batch 10):         {n_loop} tokens in {t_loop:.1f} s = {n_loop / t_loop:.0f} tok/s "
               f"({same}/{len(plan)} generations identical to the steer stage's)")
         ratios["steer_vs_axbench_loop"] = steer_rate / (n_loop / t_loop)
     ratios["steer_vs_flop_bound"] = steer_rate / bound

@@ -15,6 +15,7 @@ from interpflow.models.shared_decoding import ARCHITECTURES, generate_shared, su
 
 LAYER = 1
 INSTRUCTIONS = ["Hi", "What is two plus two?", "Name three colours of the rainbow, please.", "Tell me a story."]
+BARE = ["Tell me", "Tell me a story.", "Tell me what two plus two is."]
 
 
 @pytest.fixture(scope="module")
@@ -33,18 +34,34 @@ def tiny_model(arch: str, tokenizer):
     return AutoModelForCausalLM.from_config(config, dtype=torch.float32).eval()
 
 
-def steering_plan(model, tokenizer):
-    """Every instruction (one chat template, so a common prefix) under three edits: none, a random
-    vector, and one along the end-of-sequence token's output embedding that ends generations early."""
+def steering_plan(model, tokenizer, template: bool = True, instructions: list[str] = INSTRUCTIONS):
+    """Every instruction under three edits: none, a random vector, and one along the end-of-sequence
+    token's output embedding that ends generations early. With the chat template the prompts share
+    a prefix; without it they share none, or only part of the shortest ("Tell me" / "Tell me a story.")."""
     cfg = {"name": "tiny", "prompt_style": "chat", "completion_template": "{instruction}\n"}
+    to_ids = (lambda text: prompt_ids(tokenizer, cfg, text)) if template else (
+        lambda text: tokenizer(text, add_special_tokens=False).input_ids)
     d_model = model.config.hidden_size
     eos_direction = model.get_output_embeddings().weight[tokenizer.eos_token_id].detach()
     edits = [torch.zeros(d_model), torch.randn(d_model, generator=torch.Generator().manual_seed(1)) * 6,
              eos_direction / eos_direction.norm() * 1000]
-    plan = [(k, text) for k in range(len(edits)) for text in INSTRUCTIONS]
-    prompts = [prompt_ids(tokenizer, cfg, text) for _, text in plan]
+    plan = [(k, text) for k in range(len(edits)) for text in instructions]
+    prompts = [to_ids(text) for _, text in plan]
     vectors = torch.stack([edits[k] for k, _ in plan])
     return prompts, vectors, [k for k, _ in plan]
+
+
+def test_prompts_without_a_common_prefix(tokenizer, tiny_model_dir, one_torch_thread):
+    model = load_model(tiny_model_dir, device="cpu")[0]
+    for instructions in (BARE, ["Hi", "What is two plus two?"]):
+        prompts, vectors, keys = steering_plan(model, tokenizer, template=False, instructions=instructions)
+        expected = generate(model, tokenizer, prompts, adding(model, LAYER, vectors), max_new_tokens=5, batch_size=3)
+        expected_ppl = perplexity(model, prompts, expected, batch_size=3, pad_id=tokenizer.pad_token_id)
+        tokens, ppl = generate_shared(model, tokenizer, prompts, adding(model, LAYER, vectors), LAYER,
+                                      max_new_tokens=5, batch_size=len(prompts), steering_keys=keys)
+        assert tokens == expected
+        for got, want in zip(ppl, expected_ppl):
+            assert (math.isnan(got) and math.isnan(want)) or got == pytest.approx(want, rel=1e-4)
 
 
 @pytest.mark.parametrize("arch", sorted(ARCHITECTURES))

@@ -28,6 +28,8 @@ from typing import Callable, ContextManager, Iterator
 
 import torch
 from torch import nn
+from transformers import AttentionInterface
+from transformers.integrations.sdpa_attention import sdpa_attention_forward
 
 from interpflow.models.architectures import decoder_blocks
 from interpflow.models.generation import _left_pad
@@ -50,15 +52,17 @@ class KVCache:
     what decoder layers call (`update`), and lets a batch start from keys and values computed for
     other rows (`fill`) or run in parts over the same buffers (`rows`)."""
 
-    def __init__(self, model, batch: int, capacity: int):
+    def __init__(self, model, batch: int, capacity: int, first_layer: int = 0):
+        """Buffers for blocks first_layer.. (a pass that starts at a block never touches those below)."""
         config = model.config
         heads = config.num_key_value_heads
         head_dim = getattr(config, "head_dim", None) or config.hidden_size // config.num_attention_heads
         shape = (batch, heads, capacity, head_dim)
         n_layers = len(decoder_blocks(model))
         self.batch, self.capacity = batch, capacity
-        self.keys = [torch.zeros(shape, dtype=model.dtype, device=model.device) for _ in range(n_layers)]
-        self.values = [torch.zeros(shape, dtype=model.dtype, device=model.device) for _ in range(n_layers)]
+        new = lambda i: torch.zeros(shape, dtype=model.dtype, device=model.device) if i >= first_layer else None
+        self.keys = [new(i) for i in range(n_layers)]
+        self.values = [new(i) for i in range(n_layers)]
         self.lengths = [0] * n_layers
 
     def fill(self, layer: int, start: int, keys: torch.Tensor, values: torch.Tensor) -> None:
@@ -83,9 +87,10 @@ class KVCache:
     def rows(self, part: slice) -> "KVCache":
         """The same buffers, restricted to rows `part` (writes go to this cache's buffers)."""
         view = copy.copy(self)
-        view.keys, view.values = [k[part] for k in self.keys], [v[part] for v in self.values]
+        view.keys = [None if k is None else k[part] for k in self.keys]
+        view.values = [None if v is None else v[part] for v in self.values]
         view.lengths = list(self.lengths)
-        view.batch = view.keys[0].shape[0]
+        view.batch = len(range(*part.indices(self.batch)))
         return view
 
 
@@ -98,6 +103,31 @@ def attention_mask(valid: torch.Tensor, start: int, n_queries: int, dtype: torch
     key = torch.arange(n_keys, device=valid.device)[None, :]
     allowed = ((key <= query) & valid[:, None, None, :]) | (key == query)
     return torch.zeros(allowed.shape, dtype=dtype, device=valid.device).masked_fill(~allowed, torch.finfo(dtype).min)
+
+
+def _grouped_attention(module, query, key, value, attention_mask, scaling=None, dropout=0.0, **kwargs):
+    """transformers' SDPA attention, except that passes over several positions let SDPA share each
+    key/value head between its query heads (enable_gqa) instead of copying it per query head
+    (transformers does so only without a mask); 40% less time in attention there."""
+    if query.shape[2] == 1 or query.shape[1] == key.shape[1]:
+        return sdpa_attention_forward(module, query, key, value, attention_mask, scaling=scaling, dropout=dropout,
+                                      **kwargs)
+    out = torch.nn.functional.scaled_dot_product_attention(query, key, value, attn_mask=attention_mask, scale=scaling,
+                                                           enable_gqa=True)
+    return out.transpose(1, 2).contiguous(), None
+
+
+AttentionInterface.register("interpflow_grouped_sdpa", _grouped_attention)
+
+
+@contextmanager
+def _grouped_sdpa(model) -> Iterator[None]:
+    before = model.config._attn_implementation
+    model.config._attn_implementation = "interpflow_grouped_sdpa" if before == "sdpa" else before
+    try:
+        yield
+    finally:
+        model.config._attn_implementation = before
 
 
 class _Skip(nn.Module):
@@ -176,8 +206,8 @@ class _Head:
 
 
 def _choose(logits: torch.Tensor, temperature: float, generator: torch.Generator | None) -> torch.Tensor:
-    if temperature == 0:
-        return logits.argmax(-1)
+    if temperature == 0:  # the first maximal index, as argmax, which runs 3x slower here on one thread
+        return logits.max(-1).indices
     probs = torch.softmax(logits.float() / temperature, dim=-1)
     return torch.multinomial(probs, 1, generator=generator)[:, 0]
 
@@ -215,7 +245,8 @@ def generate_shared(
         rows = order[start : start + batch_size]
         batch = _Batch(model, layer, [prompts[i] for i in rows], [keys[i] for i in rows], tokenizer.pad_token_id,
                        max_new_tokens, lambda part: intervene([rows[k] for k in part]))
-        generated, log_probs = batch.run(temperature, generator, stop_ids)
+        with _grouped_sdpa(model):
+            generated, log_probs = batch.run(temperature, generator, stop_ids)
         stopped = torch.isin(generated, stop_ids)
         lengths = torch.where(stopped.any(1), stopped.int().argmax(1), generated.shape[1]).tolist()
         for k, row in enumerate(rows):
@@ -240,7 +271,7 @@ def _chunks(n_rows: int, n_positions: int, tokens: int) -> list[range]:
 
 
 # Tokens per pass: big enough for efficient matmuls, small enough to keep a pass's activations in cache
-PASS_TOKENS = 4096
+PASS_TOKENS = 2048
 
 
 class _Batch:
@@ -294,15 +325,20 @@ class _Batch:
             cache.fill(i, 0, keys[self.key_index], values[self.key_index])
         valid = self._prompt_valid(self.suffix_index, self.max_new)
 
-        # each row's suffix through blocks `layer`.. under its edit, in parts
+        # each row's suffix through blocks `layer`.. under its edit, in parts; a part skips the
+        # padding slots that all its rows have (rows come sorted by prompt length)
         last_hidden = []
-        n_suffix = self.width - self.prefix
-        for part in _chunks(self.n_rows, n_suffix, PASS_TOKENS):
+        suffix_lengths = self.suffix_valid.sum(1)
+        for part in _chunks(self.n_rows, self.width - self.prefix, PASS_TOKENS):
             rows = slice(part.start, part.stop)
             index = self.suffix_index[rows]
+            span = int(suffix_lengths[index].max())
+            part_cache = cache.rows(rows)
+            part_cache.lengths = [self.width if i < layer else self.width - span for i in range(n_layers)]
             with self.steering(part), _starting_at(model, layer):
-                last_hidden.append(_hidden(model, cache.rows(rows), valid[rows], self.prefix,
-                                           self.suffix_positions[index], inputs_embeds=suffix_input[index])[:, -1])
+                last_hidden.append(_hidden(model, part_cache, valid[rows], self.width - span,
+                                           self.suffix_positions[index, -span:],
+                                           inputs_embeds=suffix_input[index, -span:])[:, -1])
         cache.lengths = [self.width] * n_layers
         logits = self.head.logits(torch.cat(last_hidden))
 
@@ -360,7 +396,7 @@ class _Batch:
     def _steered_prefix(self, prefix: KVCache) -> KVCache:
         """The prefix through blocks `layer`.. once per distinct steering key."""
         n_keys = len(self.key_rows)
-        steered = KVCache(self.model, n_keys, self.prefix)
+        steered = KVCache(self.model, n_keys, self.prefix, first_layer=self.layer)
         if self.prefix:
             inputs = self.prefix_input[0].expand(n_keys, -1, -1)
             positions = torch.arange(self.prefix, device=self.device)[None].expand(n_keys, -1)
@@ -373,7 +409,7 @@ class _Batch:
         """log p(targets) under the unsteered model: blocks `layer`.. over the generated positions
         (`inputs`: their block-`layer` inputs), on the prompts' unsteered keys and values."""
         model, n_new = self.model, inputs.shape[1]
-        cache = KVCache(model, len(index), self.width + n_new)
+        cache = KVCache(model, len(index), self.width + n_new, first_layer=self.layer)
         for i in range(self.layer, len(cache.keys)):
             keys, values = unsteered.layer(i)
             cache.fill(i, 0, keys[index], values[index])
