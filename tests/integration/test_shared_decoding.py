@@ -93,6 +93,14 @@ def test_sampling_is_reproducible_and_steered(tokenizer, tiny_model_dir, one_tor
     assert max(max(g, default=0) for g in first) < len(tokenizer)
 
 
+def test_a_sliding_window_in_reach_is_refused(tokenizer):
+    model = tiny_model("gemma3_text", tokenizer)
+    model.config.sliding_window = 16
+    assert supports(model, 16) and not supports(model, 17)
+    with pytest.raises(ValueError, match="sliding"):
+        generate_shared(model, tokenizer, [list(range(5, 15))], adding(model, 0, torch.zeros(1, 64)), 0, 8, 1)
+
+
 def test_an_unsupported_architecture_is_refused(tokenizer):
     from transformers import GPT2Config, GPT2LMHeadModel
 
@@ -100,3 +108,14 @@ def test_an_unsupported_architecture_is_refused(tokenizer):
     assert not supports(model)
     with pytest.raises(ValueError, match="gpt2"):
         generate_shared(model, tokenizer, [[1, 2, 3]], adding(model, 0, torch.zeros(1, 32)), 0, 2, 1)
+
+
+def test_the_methods_that_steer_only_after_the_layer_are_the_vector_methods():
+    """The steer stage takes the shared path for these; a method that edits below the layer (LoRA,
+    LoReFT's other layers, SFT, HyperSteer) or changes the prompt (prompting) must not."""
+    from interpflow.methods import METHODS
+    from interpflow.methods.base import VectorMethod
+
+    sharing = {name for name, cls in METHODS.items() if cls.edits_after_layer}
+    assert sharing == {name for name, cls in METHODS.items() if issubclass(cls, VectorMethod)}
+    assert {"diffmean", "probe", "sae"} <= sharing and not {"lora", "loreft", "sft", "prompt", "hypersteer"} & sharing

@@ -1,21 +1,24 @@
-"""Steered generation that runs the blocks below the steering layer once per distinct prompt.
+"""Steered generation that shares the work rows of a steering plan have in common.
 
 A method that only edits the residual stream after block L (DiffMean, the probe, SAE latents, ...)
-leaves blocks 0..L-1 computing exactly what the unsteered model computes. A steering plan repeats
-each prompt for every factor and concept, so `generate_shared` runs one unsteered pass per distinct
-prompt of a batch, which gives
+leaves blocks 0..L-1 computing exactly what the unsteered model computes, and a steering plan
+repeats each prompt for every concept and factor, all behind one chat template. A batch is laid out
+as [common prefix | left-padded prompt suffix | generated tokens], and
 
-- the keys and values of blocks 0..L-1, copied to every row with that prompt;
-- the input of block L at every prompt position, from which each row runs only blocks L.. under
-  its steering;
-- the unsteered keys and values of blocks L.. and the next-token distribution after the prompt,
-  from which each generation's perplexity under the unsteered model needs only blocks L.. over the
-  generated tokens (their block-L inputs are recorded while decoding, since steering does not
-  change them either).
+- the prefix runs once through every block unsteered, and once per distinct steering key (concept
+  and factor) through blocks L.. under that key's edit;
+- each distinct suffix runs once through every block unsteered: blocks 0..L-1's keys and values
+  and block L's input serve every row with that prompt;
+- each row runs only blocks L.. over its suffix under its edit, then decodes with the whole model;
+- each generation's perplexity under the unsteered model needs only blocks L.. over the generated
+  tokens (their block-L inputs are recorded while decoding: steering does not change them), on the
+  prompt's unsteered keys and values.
 
-Decoding writes keys and values in place into buffers sized once per batch, and the LM head runs
-only at the last position. Greedy decoding picks the same tokens as `model.generate` under the
-same hooks, up to floating-point order (benchmarks/steering_generation.py counts both).
+Padding between prefix and suffix is masked and positions count real tokens only, so the layout
+computes what a left-padded prompt computes. Keys and values go in place into buffers sized once
+per batch, and the LM head runs only where logits are needed. Greedy decoding picks the same tokens
+as `model.generate` under the same hooks, up to floating-point order
+(benchmarks/steering_generation.py --before counts them).
 """
 
 from __future__ import annotations
@@ -23,7 +26,6 @@ from __future__ import annotations
 import copy
 import math
 from contextlib import contextmanager
-from dataclasses import dataclass
 from typing import Callable, ContextManager, Iterator
 
 import torch
@@ -42,8 +44,11 @@ ARCHITECTURES = {"llama", "mistral", "qwen2", "qwen3", "gemma3_text", "phi3"}
 Intervene = Callable[[list[int]], ContextManager]
 
 
-def supports(model) -> bool:
-    return model.config.model_type in ARCHITECTURES
+def supports(model, longest: int = 0) -> bool:
+    """Whether generate_shared runs this model for sequences of up to `longest` tokens (its masks
+    are plain causal ones, so a sliding attention window must not come into play)."""
+    window = getattr(model.config, "sliding_window", None)
+    return model.config.model_type in ARCHITECTURES and (not window or longest <= window)
 
 
 class KVCache:
@@ -232,8 +237,9 @@ def generate_shared(
     Returns the generated ids of each row (up to its end-of-sequence token) and exp(mean NLL) of
     those ids (NaN for an empty generation). Rows are batched by prompt length.
     """
-    if not supports(model):
-        raise ValueError(f"shared-prefix generation does not support {model.config.model_type!r}")
+    if not supports(model, max(map(len, prompts), default=0) + max_new_tokens):
+        raise ValueError(f"shared-prefix generation does not support {model.config.model_type!r} for these lengths "
+                         f"(architectures: {sorted(ARCHITECTURES)}; sequences within any sliding attention window)")
     keys = list(range(len(prompts))) if steering_keys is None else list(steering_keys)
     stop_ids = torch.tensor(sorted({tokenizer.eos_token_id, tokenizer.pad_token_id} - {None}), device=model.device)
     order = sorted(range(len(prompts)), key=lambda i: (len(prompts[i]), prompts[i]))

@@ -79,7 +79,8 @@ def steer(method_cfg: dict, model_dir: str, model_cfg: dict, layer: int, steer_c
         return method.steering(tensors, model, layer, plan.iloc[rows])
 
     start = time.perf_counter()
-    if method.edits_after_layer and steered_prompts == plain_prompts and supports_sharing(model):
+    longest = max(map(len, plain_prompts), default=0) + steer_cfg["max_new_tokens"]
+    if method.edits_after_layer and steered_prompts == plain_prompts and supports_sharing(model, longest):
         generated, plan["perplexity"] = generate_shared(
             model, tokenizer, plain_prompts, intervene, layer, steer_cfg["max_new_tokens"], steer_cfg["batch_size"],
             steer_cfg["temperature"], seed=0, steering_keys=method.steering_keys(plan))
