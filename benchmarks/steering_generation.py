@@ -20,7 +20,7 @@ values change which answers stop early, not the work per token.
 
 Last line: steer_vs_plain=… steer_vs_axbench_loop=… steer_vs_flop_bound=…
 
-  python benchmarks/steering_generation.py [--concepts 8] [--max-new-tokens 32] [--batch-size 128] [--before]
+  python benchmarks/steering_generation.py [--concepts 8] [--max-new-tokens 32] [--batch-size 384] [--before]
 """
 
 from __future__ import annotations
