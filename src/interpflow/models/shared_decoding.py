@@ -300,7 +300,10 @@ class _Batch:
         self.prefix_ids = torch.tensor([prompts[0][:prefix]], device=self.device)
         suffixes, self.suffix_index = _distinct([tuple(p[prefix:]) for p in prompts])
         key_values, self.key_index = _distinct(keys)
-        self.key_rows = [keys.index(k) for k in key_values]  # a representative row per key
+        first_row = {}
+        for row, key in enumerate(keys):
+            first_row.setdefault(key, row)
+        self.key_rows = [first_row[k] for k in key_values]  # a representative row per key
         self.suffix_ids, suffix_mask = _left_pad([list(sfx) for sfx in suffixes], pad_id)
         self.suffix_ids = self.suffix_ids.to(self.device)
         self.prefix, self.width, self.max_new = prefix, prefix + self.suffix_ids.shape[1], max_new_tokens
@@ -320,11 +323,9 @@ class _Batch:
         model, layer, n_layers = self.model, self.layer, len(decoder_blocks(self.model))
         prefix, suffix_input, first_log_probs, unsteered = self._unsteered_prompts()
         cache = KVCache(model, self.n_rows, self.width + self.max_new)
-        for i in range(n_layers):
-            if i < layer:
-                cache.fill(i, 0, *prefix.layer(i))
-                keys, values = unsteered.layer(i)
-                cache.fill(i, self.prefix, keys[self.suffix_index, :, self.prefix :], values[self.suffix_index, :, self.prefix :])
+        for i in range(layer):  # below the layer every row computes what its prompt's unsteered pass did
+            keys, values = unsteered.layer(i)
+            cache.fill(i, 0, keys[self.suffix_index], values[self.suffix_index])
         steered_prefix = self._steered_prefix(prefix)
         for i in range(layer, n_layers):
             keys, values = steered_prefix.layer(i)
