@@ -3,11 +3,13 @@ machine's FLOP bound, measured in one process.
 
 All run on the same texts (the demo training set), same batches, same model and layer:
   bare:    the model's forward pass stopped after block L, outputs discarded
-  caching: interpflow.stages.activations.activations_for (tokenise, batch by length, forward to
-           block L, slice the scored tokens out)
+  caching: interpflow.stages.activations.activations_for (tokenise, the common start of every
+           example once, batch by length, forward to block L, slice the scored tokens out)
   bound:   tokens/s the machine's fp32 matmul rate allows for blocks 0..L: rate / (2 x their weights)
-Prints tokens/s of each, plus full-depth forward for reference. Last line:
-caching_vs_bare=... (target >= 0.8) caching_vs_flop_bound=... (target >= 0.7)
+Prints tokens/s of each (every token of every text counts, as in a full pass), plus full-depth
+forward for reference. Last line: caching_vs_bare=... (target >= 0.8) caching_vs_flop_bound=...
+(target >= 0.7) computed_vs_flop_bound=... (the tokens the stage actually runs, the shared start
+counted once, against the same bound: how close its passes come to the matmul rate)
 
   python benchmarks/activation_caching.py [--model smollm2_135m] [--layer 15] [--batch-size 16]
 """
@@ -26,6 +28,7 @@ from interpflow.data.sources.dataset import DatasetSource
 from interpflow.models.formatting import scored_tokens
 from interpflow.models.hooks import residual_after_block
 from interpflow.models.loading import MANIFEST, load_model, prepare_model
+from interpflow.models.shared_prefix import MIN_PREFIX, common_prefix_length
 from interpflow.stages.activations import activations_for
 
 from _machine import flops_per_token, matmul_gflops
@@ -77,6 +80,9 @@ def main() -> None:
     inputs, outputs = data["input"].tolist(), data["output"].tolist()
     examples = [scored_tokens(tokenizer, model_cfg, i, o, cfg["activations"]["max_length"]) for i, o in zip(inputs, outputs)]
     n_tokens = sum(len(e.input_ids) for e in examples)
+    shared = common_prefix_length([e.input_ids for e in examples], min(e.score_start for e in examples))
+    shared = shared if shared >= MIN_PREFIX else 0
+    n_computed = n_tokens - (len(examples) - 1) * shared
 
     def bare():
         for ids, mask in batches(examples, batch_size, tokenizer.pad_token_id):
@@ -100,8 +106,10 @@ def main() -> None:
           f"({flops_per_token(model, layer + 1, lm_head=False) / 1e9:.3f} GFLOP per token)")
     print(f"full-depth forward (with LM head): {n_tokens / t_full:8.0f} tok/s")
     print(f"bare forward to block {layer}:        {n_tokens / t_bare:8.0f} tok/s")
-    print(f"caching stage:                    {n_tokens / t_cache:8.0f} tok/s")
-    print(f"caching_vs_bare={t_bare / t_cache:.2f} caching_vs_flop_bound={n_tokens / t_cache / bound:.2f}")
+    print(f"caching stage:                    {n_tokens / t_cache:8.0f} tok/s "
+          f"(runs {n_computed} tokens: the {shared}-token start every text shares once)")
+    print(f"caching_vs_bare={t_bare / t_cache:.2f} caching_vs_flop_bound={n_tokens / t_cache / bound:.2f} "
+          f"computed_vs_flop_bound={n_computed / t_cache / bound:.2f}")
 
 
 if __name__ == "__main__":

@@ -13,6 +13,8 @@ from interpflow.models.generation import adding, generate, perplexity
 from interpflow.models.loading import load_model
 from interpflow.models.shared_decoding import ARCHITECTURES, generate_shared, supports
 
+from tiny_models import tiny_model
+
 LAYER = 1
 INSTRUCTIONS = ["Hi", "What is two plus two?", "Name three colours of the rainbow, please.", "Tell me a story."]
 BARE = ["Tell me", "Tell me a story.", "Tell me what two plus two is."]
@@ -21,17 +23,6 @@ BARE = ["Tell me", "Tell me a story.", "Tell me what two plus two is."]
 @pytest.fixture(scope="module")
 def tokenizer(tiny_model_dir):
     return load_model(tiny_model_dir, device="cpu")[1]
-
-
-def tiny_model(arch: str, tokenizer):
-    from transformers import AutoConfig, AutoModelForCausalLM
-
-    config = AutoConfig.for_model(
-        arch, vocab_size=len(tokenizer), hidden_size=64, intermediate_size=128, num_hidden_layers=4,
-        num_attention_heads=4, num_key_value_heads=2, head_dim=16, max_position_embeddings=512,
-        bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id)
-    torch.manual_seed(0)
-    return AutoModelForCausalLM.from_config(config, dtype=torch.float32).eval()
 
 
 def steering_plan(model, tokenizer, template: bool = True, instructions: list[str] = INSTRUCTIONS):

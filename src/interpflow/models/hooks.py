@@ -21,11 +21,12 @@ def _hidden(output):
 
 def residual_after_block(
     model: nn.Module, layer: int, input_ids: torch.Tensor, attention_mask: torch.Tensor,
-    position_ids: torch.Tensor | None = None,
+    position_ids: torch.Tensor | None = None, cache=None,
 ) -> torch.Tensor:
     """Residual stream after decoder block `layer` for every token: [batch, seq, d_model].
 
     The forward pass stops right after that block: no later blocks, no final norm, no LM head.
+    `cache` (keys and values of earlier positions, e.g. a shared prefix) receives the new ones.
     """
     captured: list[torch.Tensor] = []
 
@@ -35,7 +36,8 @@ def residual_after_block(
 
     handle = decoder_blocks(model)[layer].register_forward_hook(hook)
     try:
-        model(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids, use_cache=False)
+        caching = {"use_cache": False} if cache is None else {"cache": cache, "use_cache": True}
+        model(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids, **caching)
     except _StopForward:
         pass
     finally:

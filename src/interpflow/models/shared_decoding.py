@@ -57,15 +57,17 @@ class KVCache:
     what decoder layers call (`update`), and lets a batch start from keys and values computed for
     other rows (`fill`) or run in parts over the same buffers (`rows`)."""
 
-    def __init__(self, model, batch: int, capacity: int, first_layer: int = 0):
-        """Buffers for blocks first_layer.. (a pass that starts at a block never touches those below)."""
+    def __init__(self, model, batch: int, capacity: int, first_layer: int = 0, last_layer: int | None = None):
+        """Buffers for blocks first_layer..last_layer (a pass that starts or stops at a block never
+        touches the others)."""
         config = model.config
         heads = config.num_key_value_heads
         head_dim = getattr(config, "head_dim", None) or config.hidden_size // config.num_attention_heads
         shape = (batch, heads, capacity, head_dim)
         n_layers = len(decoder_blocks(model))
+        last_layer = n_layers - 1 if last_layer is None else last_layer
         self.batch, self.capacity = batch, capacity
-        new = lambda i: torch.zeros(shape, dtype=model.dtype, device=model.device) if i >= first_layer else None
+        new = lambda i: torch.zeros(shape, dtype=model.dtype, device=model.device) if first_layer <= i <= last_layer else None
         self.keys = [new(i) for i in range(n_layers)]
         self.values = [new(i) for i in range(n_layers)]
         self.lengths = [0] * n_layers
@@ -126,7 +128,7 @@ AttentionInterface.register("interpflow_grouped_sdpa", _grouped_attention)
 
 
 @contextmanager
-def _grouped_sdpa(model) -> Iterator[None]:
+def grouped_sdpa(model) -> Iterator[None]:
     before = model.config._attn_implementation
     model.config._attn_implementation = "interpflow_grouped_sdpa" if before == "sdpa" else before
     try:
@@ -251,7 +253,7 @@ def generate_shared(
         rows = order[start : start + batch_size]
         batch = _Batch(model, layer, [prompts[i] for i in rows], [keys[i] for i in rows], tokenizer.pad_token_id,
                        max_new_tokens, lambda part: intervene([rows[k] for k in part]))
-        with _grouped_sdpa(model):
+        with grouped_sdpa(model):
             generated, log_probs = batch.run(temperature, generator, stop_ids)
         stopped = torch.isin(generated, stop_ids)
         lengths = torch.where(stopped.any(1), stopped.int().argmax(1), generated.shape[1]).tolist()

@@ -1,8 +1,9 @@
 """Stage: cache the residual stream after block L for the scored tokens of every example.
 
 One job per (model, layer, split, shard); every activation-only method reads the result.
-The forward pass stops after block L. Examples are batched by length to waste little on padding,
-and each batch is written to the file as it comes, so memory does not grow with the shard.
+The forward pass stops after block L, and the start every example shares (the chat template's
+opening) runs once. Examples are batched by length to waste little on padding, and each batch is
+written to the file as it comes, so memory does not grow with the shard.
 
 Artifact: <out>.safetensors with `acts` [n_scored_tokens, d_model] (examples back to back) and
 `offsets` [n_examples + 1]; <out>.index.parquet with example_id, concept_id, label, category,
@@ -21,6 +22,7 @@ from interpflow.models.architectures import check_layer
 from interpflow.models.formatting import scored_tokens
 from interpflow.models.hooks import residual_after_block
 from interpflow.models.loading import load_model
+from interpflow.models.shared_prefix import SharedPrefix
 from interpflow.progress import Progress
 
 
@@ -30,21 +32,28 @@ def scored_examples(tokenizer, model_cfg: dict, inputs: list[str], outputs: list
 
 @torch.no_grad()
 def iter_activations(model, tokenizer, layer: int, examples: list, batch_size: int) -> Iterator[tuple[int, torch.Tensor]]:
-    """(example index, its scored-token activations [n_i, d]), batch by batch, shortest examples first."""
+    """(example index, its scored-token activations [n_i, d]), batch by batch, shortest examples first.
+
+    The start every example shares (the chat template's opening) runs once; batches run the rest."""
     order = sorted(range(len(examples)), key=lambda i: len(examples[i].input_ids))
+    sequences = [e.input_ids for e in examples]
+    prefix = SharedPrefix.for_texts(model, layer, sequences, min((e.score_start for e in examples), default=0))
+    skip = prefix.length if prefix else 0
     progress = Progress(f"activations after block {layer}", len(examples), "examples")
     for start in range(0, len(order), batch_size):
         rows = order[start : start + batch_size]
-        width = max(len(examples[i].input_ids) for i in rows)
+        width = max(len(sequences[i]) for i in rows) - skip
         ids = torch.full((len(rows), width), tokenizer.pad_token_id, dtype=torch.long)
         mask = torch.zeros((len(rows), width), dtype=torch.long)
         for r, i in enumerate(rows):  # right padding: positions stay 0..n-1 for every row
-            n = len(examples[i].input_ids)
-            ids[r, :n] = torch.tensor(examples[i].input_ids)
+            n = len(sequences[i]) - skip
+            ids[r, :n] = torch.tensor(sequences[i][skip:])
             mask[r, :n] = 1
-        hidden = residual_after_block(model, layer, ids.to(model.device), mask.to(model.device)).float().cpu()
+        ids, mask = ids.to(model.device), mask.to(model.device)
+        hidden = prefix.residual(ids, mask) if prefix else residual_after_block(model, layer, ids, mask)
+        hidden = hidden.float().cpu()
         for r, i in enumerate(rows):
-            yield i, hidden[r, examples[i].score_start : len(examples[i].input_ids)]
+            yield i, hidden[r, examples[i].score_start - skip : len(sequences[i]) - skip]
         progress.update(len(rows))
 
 
