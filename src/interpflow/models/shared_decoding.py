@@ -9,7 +9,8 @@ as [common prefix | left-padded prompt suffix | generated tokens], and
   and factor) through blocks L.. under that key's edit;
 - each distinct suffix runs once through every block unsteered: blocks 0..L-1's keys and values
   and block L's input serve every row with that prompt;
-- each row runs only blocks L.. over its suffix under its edit, then decodes with the whole model;
+- each row runs only blocks L.. over its suffix under its edit, then decodes with the whole model,
+  reading the prompt's keys and values below block L once per prompt rather than once per row;
 - each generation's perplexity under the unsteered model needs only blocks L.. over the generated
   tokens (their block-L inputs are recorded while decoding: steering does not change them), on the
   prompt's unsteered keys and values.
@@ -57,17 +58,18 @@ class KVCache:
     what decoder layers call (`update`), and lets a batch start from keys and values computed for
     other rows (`fill`) or run in parts over the same buffers (`rows`)."""
 
-    def __init__(self, model, batch: int, capacity: int, first_layer: int = 0, last_layer: int | None = None):
+    def __init__(self, model, batch: int, capacity: int | list[int], first_layer: int = 0, last_layer: int | None = None):
         """Buffers for blocks first_layer..last_layer (a pass that starts or stops at a block never
-        touches the others)."""
+        touches the others); `capacity` positions, or a list of them per block."""
         config = model.config
         heads = config.num_key_value_heads
         head_dim = getattr(config, "head_dim", None) or config.hidden_size // config.num_attention_heads
-        shape = (batch, heads, capacity, head_dim)
         n_layers = len(decoder_blocks(model))
         last_layer = n_layers - 1 if last_layer is None else last_layer
-        self.batch, self.capacity = batch, capacity
-        new = lambda i: torch.zeros(shape, dtype=model.dtype, device=model.device) if first_layer <= i <= last_layer else None
+        capacities = capacity if isinstance(capacity, list) else [capacity] * n_layers
+        self.batch = batch
+        new = lambda i: (torch.zeros((batch, heads, capacities[i], head_dim), dtype=model.dtype, device=model.device)
+                         if first_layer <= i <= last_layer else None)
         self.keys = [new(i) for i in range(n_layers)]
         self.values = [new(i) for i in range(n_layers)]
         self.lengths = [0] * n_layers
@@ -101,6 +103,54 @@ class KVCache:
         return view
 
 
+class _SharedPrompts:
+    """Keys and values of blocks below the steered layer over each distinct prompt, for decoding
+    steps: every row of a prompt computes the same ones there, so attention reads them once per
+    prompt instead of once per row (decoding is bound by reading keys and values), and the rows'
+    caches below the layer hold only generated tokens. Scores over the prompt and over the row's
+    own tokens share one softmax, which is the attention over the whole sequence."""
+
+    def __init__(self, prompts: KVCache, n_layers: int, row_prompt: torch.Tensor, valid: torch.Tensor, dtype):
+        """prompts: [n_prompts, ...] keys and values over [prompt slots]; row_prompt: each row's
+        prompt; valid: [n_prompts, slots], which slots hold real tokens."""
+        self.n_layers, self.keys, self.values = n_layers, prompts.keys, prompts.values
+        n_prompts, n_rows = len(valid), len(row_prompt)
+        counts = torch.bincount(row_prompt, minlength=n_prompts)
+        by_prompt = torch.argsort(row_prompt, stable=True)
+        first = torch.cumsum(counts, 0) - counts
+        self.row_prompt = row_prompt
+        self.slot = torch.empty_like(row_prompt)
+        self.slot[by_prompt] = torch.arange(n_rows, device=row_prompt.device) - first[row_prompt[by_prompt]]
+        self.group_size = int(counts.max())
+        # each prompt's rows, padded with row n_rows (a zero query)
+        self.rows = torch.full((n_prompts, self.group_size), n_rows, dtype=torch.long, device=row_prompt.device)
+        self.rows[row_prompt, self.slot] = torch.arange(n_rows, device=row_prompt.device)
+        self.mask = torch.zeros(n_prompts, 1, 1, valid.shape[1], dtype=dtype, device=valid.device)
+        self.mask.masked_fill_(~valid[:, None, None, :], torch.finfo(dtype).min)
+
+    def attend(self, layer: int, query: torch.Tensor, own_keys: torch.Tensor, own_values: torch.Tensor,
+               scaling: float) -> torch.Tensor:
+        """Attention output [rows, 1, heads, head_dim] of one query per row ([rows, heads, 1, head_dim])
+        over its prompt's keys and values and its own (generated) ones."""
+        n_rows, n_heads, _, head_dim = query.shape
+        n_prompts, kv_heads, n_slots, _ = self.keys[layer].shape
+        per_kv, group = n_heads // kv_heads, self.group_size
+        query = query.view(n_rows, kv_heads, per_kv, head_dim)
+        grouped = torch.cat([query, query.new_zeros(1, kv_heads, per_kv, head_dim)])[self.rows]
+        grouped = grouped.transpose(1, 2).reshape(n_prompts, kv_heads, group * per_kv, head_dim)
+        on_prompt = torch.matmul(grouped, self.keys[layer].transpose(-1, -2)).mul_(scaling).add_(self.mask)
+        on_prompt = on_prompt.view(n_prompts, kv_heads, group, per_kv, n_slots)[self.row_prompt, :, self.slot]
+        on_own = torch.matmul(query, own_keys.transpose(-1, -2)).mul_(scaling)
+        probs = torch.cat([on_prompt, on_own], dim=-1).softmax(-1)
+        spread = probs.new_zeros(n_prompts, group, kv_heads, per_kv, n_slots)
+        spread[self.row_prompt, self.slot] = probs[..., :n_slots]
+        from_prompt = torch.matmul(spread.transpose(1, 2).reshape(n_prompts, kv_heads, group * per_kv, n_slots),
+                                   self.values[layer])
+        out = from_prompt.view(n_prompts, kv_heads, group, per_kv, head_dim)[self.row_prompt, :, self.slot]
+        out = out + torch.matmul(probs[..., n_slots:], own_values)
+        return out.reshape(n_rows, 1, n_heads, head_dim)
+
+
 def attention_mask(valid: torch.Tensor, start: int, n_queries: int, dtype: torch.dtype) -> torch.Tensor:
     """Additive [batch, 1, n_queries, n_keys] mask for queries at key slots start.. : causal and
     blind to invalid keys (padding, unwritten slots). A padding query sees itself, so no softmax
@@ -112,10 +162,14 @@ def attention_mask(valid: torch.Tensor, start: int, n_queries: int, dtype: torch
     return torch.zeros(allowed.shape, dtype=dtype, device=valid.device).masked_fill(~allowed, torch.finfo(dtype).min)
 
 
-def _grouped_attention(module, query, key, value, attention_mask, scaling=None, dropout=0.0, **kwargs):
+def _grouped_attention(module, query, key, value, attention_mask, scaling=None, dropout=0.0, shared_prompts=None,
+                       **kwargs):
     """transformers' SDPA attention, except that passes over several positions let SDPA share each
     key/value head between its query heads (enable_gqa) instead of copying it per query head
-    (transformers does so only without a mask); 40% less time in attention there."""
+    (transformers does so only without a mask); 40% less time in attention there. A decoding step
+    given `shared_prompts` reads the prompts' keys and values below the steered layer from there."""
+    if shared_prompts is not None and module.layer_idx < shared_prompts.n_layers:
+        return shared_prompts.attend(module.layer_idx, query, key, value, scaling), None
     if query.shape[2] == 1 or query.shape[1] == key.shape[1]:
         return sdpa_attention_forward(module, query, key, value, attention_mask, scaling=scaling, dropout=dropout,
                                       **kwargs)
@@ -324,10 +378,12 @@ class _Batch:
         """(generated ids [rows, G], unsteered log-probs of those ids [rows, G]); G <= max_new_tokens."""
         model, layer, n_layers = self.model, self.layer, len(decoder_blocks(self.model))
         prefix, suffix_input, first_log_probs, unsteered = self._unsteered_prompts()
-        cache = KVCache(model, self.n_rows, self.width + self.max_new)
-        for i in range(layer):  # below the layer every row computes what its prompt's unsteered pass did
-            keys, values = unsteered.layer(i)
-            cache.fill(i, 0, keys[self.suffix_index], values[self.suffix_index])
+        # below the layer every row computes what its prompt's unsteered pass did: the rows' caches
+        # there hold only generated tokens, and decoding reads the prompt part from `shared`
+        cache = KVCache(model, self.n_rows, [self.max_new] * layer + [self.width + self.max_new] * (n_layers - layer))
+        n_prompts = len(self.suffix_ids)
+        shared = _SharedPrompts(unsteered, layer, self.suffix_index.to(self.device),
+                                self._prompt_valid(torch.arange(n_prompts, device=self.device), 0), model.dtype)
         steered_prefix = self._steered_prefix(prefix)
         for i in range(layer, n_layers):
             keys, values = steered_prefix.layer(i)
@@ -343,12 +399,12 @@ class _Batch:
             index = self.suffix_index[rows]
             span = int(suffix_lengths[index].max())
             part_cache = cache.rows(rows)
-            part_cache.lengths = [self.width if i < layer else self.width - span for i in range(n_layers)]
+            part_cache.lengths = [0 if i < layer else self.width - span for i in range(n_layers)]
             with self.steering(part), _starting_at(model, layer):
                 last_hidden.append(_hidden(model, part_cache, valid[rows], self.width - span,
                                            self.suffix_positions[index, -span:],
                                            inputs_embeds=suffix_input[index, -span:])[:, -1])
-        cache.lengths = [self.width] * n_layers
+        cache.lengths = [0] * layer + [self.width] * (n_layers - layer)
         logits = self.head.logits(torch.cat(last_hidden))
 
         steps, decoded_inputs = [], []
@@ -363,7 +419,8 @@ class _Batch:
                     break
                 valid[:, self.width + step] = True
                 position = position + 1
-                hidden = _hidden(model, cache, valid, self.width + step, position, input_ids=chosen[:, None])
+                hidden = _hidden(model, cache, valid, self.width + step, position, input_ids=chosen[:, None],
+                                 shared_prompts=shared)
                 logits = self.head.logits(hidden[:, -1])
         generated = torch.stack(steps, dim=1)
 
