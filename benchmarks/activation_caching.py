@@ -113,8 +113,8 @@ def main() -> None:
     print(f"bare forward to block {layer}:        {n_tokens / t_bare:8.0f} tok/s")
     print(f"caching stage:                    {n_tokens / t_cache:8.0f} tok/s "
           f"(runs {n_computed} tokens: the {shared}-token start every text shares once)")
-    print(f"caching_vs_bare={t_bare / t_cache:.2f} caching_vs_flop_bound={n_tokens / t_cache / bound:.2f} "
-          f"computed_vs_flop_bound={n_computed / t_cache / bound:.2f}")
+    print(f"caching_vs_bare={t_bare / t_cache:.3f} caching_vs_flop_bound={n_tokens / t_cache / bound:.3f} "
+          f"computed_vs_flop_bound={n_computed / t_cache / bound:.3f}")
 
 
 if __name__ == "__main__":

@@ -139,7 +139,7 @@ def main() -> None:
               f"({same}/{len(plan)} generations identical to the steer stage's)")
         ratios["steer_vs_axbench_loop"] = steer_rate / (n_loop / t_loop)
     ratios["steer_vs_flop_bound"] = steer_rate / bound
-    print(" ".join(f"{k}={v:.2f}" for k, v in ratios.items()))
+    print(" ".join(f"{k}={v:.3f}" for k, v in ratios.items()))
 
 
 if __name__ == "__main__":
