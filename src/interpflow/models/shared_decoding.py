@@ -58,7 +58,8 @@ class KVCache:
     what decoder layers call (`update`), and lets a batch start from keys and values computed for
     other rows (`fill`) or run in parts over the same buffers (`rows`)."""
 
-    def __init__(self, model, batch: int, capacity: int | list[int], first_layer: int = 0, last_layer: int | None = None):
+    def __init__(self, model, batch: int, capacity: int | list[int], first_layer: int = 0,
+                 last_layer: int | None = None):
         """Buffers for blocks first_layer..last_layer (a pass that starts or stops at a block never
         touches the others); `capacity` positions, or a list of them per block."""
         config = model.config

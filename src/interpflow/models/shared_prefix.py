@@ -34,7 +34,7 @@ class SharedPrefix:
         self.cache = KVCache(model, 1, self.length, last_layer=layer)
         ids = torch.tensor([prefix_ids], device=model.device)
         mask = attention_mask(torch.ones_like(ids, dtype=torch.bool), 0, self.length, model.dtype)
-        with grouped_sdpa(model):
+        with torch.no_grad(), grouped_sdpa(model):
             residual_after_block(model, layer, ids, mask, torch.arange(self.length, device=model.device)[None],
                                  cache=self.cache)
 
@@ -58,6 +58,6 @@ class SharedPrefix:
             cache.fill(i, 0, *self.cache.layer(i))
         valid = torch.cat([torch.ones(batch, self.length, dtype=torch.bool, device=ids.device), mask.bool()], dim=1)
         positions = self.length + torch.arange(n_new, device=ids.device)[None].expand(batch, -1)
+        mask = attention_mask(valid, self.length, n_new, self.model.dtype)
         with grouped_sdpa(self.model):
-            return residual_after_block(self.model, self.layer, ids, attention_mask(valid, self.length, n_new, self.model.dtype),
-                                        positions, cache=cache)
+            return residual_after_block(self.model, self.layer, ids, mask, positions, cache=cache)
