@@ -29,7 +29,7 @@ from interpflow.data.sources.dataset import DatasetSource
 from interpflow.models.formatting import scored_tokens
 from interpflow.models.hooks import residual_after_block
 from interpflow.models.loading import MANIFEST, load_model, prepare_model
-from interpflow.models.shared_prefix import MIN_PREFIX, common_prefix_length
+from interpflow.models.shared_prefix import SharedPrefix
 from interpflow.stages.activations import activations_for
 
 from _machine import flops_per_token, matmul_gflops
@@ -81,8 +81,8 @@ def main() -> None:
     inputs, outputs = data["input"].tolist(), data["output"].tolist()
     examples = [scored_tokens(tokenizer, model_cfg, i, o, cfg["activations"]["max_length"]) for i, o in zip(inputs, outputs)]
     n_tokens = sum(len(e.input_ids) for e in examples)
-    shared = common_prefix_length([e.input_ids for e in examples], min(e.score_start for e in examples))
-    shared = shared if shared >= MIN_PREFIX else 0
+    prefix = SharedPrefix.for_texts(model, layer, [e.input_ids for e in examples], min(e.score_start for e in examples))
+    shared = prefix.length if prefix else 0  # what the stage runs once
     n_computed = n_tokens - (len(examples) - 1) * shared
 
     def bare():
