@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from interpflow.errors import ConfigError
+from interpflow.models import generation
 from interpflow.models.architectures import check_layer, decoder_blocks
 from interpflow.models.formatting import prompt_ids
 from interpflow.models.generation import adding, decode, generate, perplexity
@@ -247,6 +248,10 @@ def test_perplexity_is_exact_and_independent_of_batching(tiny):
         token_lp = logprobs[len(prompt) - 1 :].gather(-1, ids[0, len(prompt) :, None])[..., 0]
         assert abs(value - math.exp(-token_lp.mean().item())) < 1e-3 * value
     assert all(abs(a - b) < 1e-3 * b for a, b in zip(batched, single))
+    with pytest.MonkeyPatch.context() as patch:  # a logits budget of one row's logits: batches of one
+        one_row = 4 * model.get_output_embeddings().weight.shape[0] * (max(map(len, generations)) + 1)
+        patch.setattr(generation, "LOGITS_BUDGET_BYTES", one_row)
+        assert perplexity(model, prompts, generations, batch_size=3, pad_id=tokenizer.pad_token_id) == single
     assert perplexity(model, prompts[:1], [[]], batch_size=1, pad_id=tokenizer.pad_token_id)[0] != perplexity(
         model, prompts[:1], [[]], batch_size=1, pad_id=tokenizer.pad_token_id)[0]  # empty generation: NaN
 

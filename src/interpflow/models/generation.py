@@ -100,15 +100,23 @@ def decode(tokenizer, generated: list[list[int]]) -> list[str]:
     return [tokenizer.decode(ids, skip_special_tokens=True).strip() for ids in generated]
 
 
+# fp32 logits one perplexity pass may hold (log-softmax makes a second copy): with steering.batch_size
+# 384, a batch's logits would take 2.5 GB on SmolLM2's vocabulary and 13 GB on Gemma 3's
+LOGITS_BUDGET_BYTES = 256 << 20
+
+
 @torch.no_grad()
 def perplexity(model, prompts: list[list[int]], generations: list[list[int]], batch_size: int, pad_id: int) -> list[float]:
     """exp(mean NLL) of each generation's tokens given its prompt, under the (unsteered) model.
 
     Sequences are left-padded so every generation ends at the right edge; only the positions that
-    predict generated tokens go through the LM head.
+    predict generated tokens go through the LM head. Batches hold at most `batch_size` rows, and
+    fewer where their logits would pass LOGITS_BUDGET_BYTES.
     """
     results = [math.nan] * len(prompts)
     items = sorted((i for i in range(len(prompts)) if generations[i]), key=lambda i: len(prompts[i]) + len(generations[i]))
+    logits_per_row = 4 * model.get_output_embeddings().weight.shape[0] * (max(map(len, generations), default=0) + 1)
+    batch_size = max(1, min(batch_size, LOGITS_BUDGET_BYTES // logits_per_row))
     for start in range(0, len(items), batch_size):
         batch = items[start : start + batch_size]
         ids, mask = _left_pad([prompts[i] + generations[i] for i in batch], pad_id)
