@@ -28,6 +28,7 @@ from interpflow.methods.base import VectorMethod
 from interpflow.methods.data import ConceptData
 from interpflow.models.hooks import add_to_residual, edit_residual
 from interpflow.models.training import response_logprobs
+from interpflow.ranges import COUNT, NON_NEGATIVE, RATE, list_of, number
 
 
 def null_out(v: torch.Tensor):
@@ -62,6 +63,9 @@ class RePS(VectorMethod):
     detects = False
     uses_pairs = True
     unit_directions = False
+    settings = {**VectorMethod.settings, "lr": RATE, "weight_decay": NON_NEGATIVE, "epochs": COUNT, "batch_size": COUNT, "max_examples": COUNT,
+                "max_response_tokens": COUNT,
+                "train_factors": list_of(number(above=0)), "scaler": NON_NEGATIVE, "margin": NON_NEGATIVE, "clip_norm": RATE}
 
     def reference_scales(self, cache: PrefixCache, n: int) -> tuple[torch.Tensor, torch.Tensor]:
         """b+ and b- of every pair, from the unsteered model (cache rows: the n concept responses, then the n plain)."""

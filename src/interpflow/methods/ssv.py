@@ -17,12 +17,16 @@ from interpflow.methods.base import VectorMethod
 from interpflow.methods.data import ConceptData, EvalData
 from interpflow.models.hooks import add_to_residual
 from interpflow.models.training import response_nll
+from interpflow.ranges import COUNT, NON_NEGATIVE, RATE, integer, number
 
 
 class SSV(VectorMethod):
     name = "ssv"
     needs = "model"
     unit_directions = False
+    settings = {**VectorMethod.settings, "lr": RATE, "weight_decay": NON_NEGATIVE, "epochs": COUNT, "batch_size": COUNT, "max_examples": COUNT,
+                "max_response_tokens": COUNT,
+                "init_value": number(), "score_max_length": integer(8)}
 
     def train_concept(self, concept: ConceptData) -> dict[str, torch.Tensor]:
         handle = concept.model
