@@ -16,7 +16,7 @@ import torch
 
 from interpflow.methods.data import ConceptData, EvalData, TrainingData
 from interpflow.progress import Progress
-from interpflow.ranges import choice, list_of, number, text
+from interpflow.ranges import choice, list_of, number
 
 NEEDS = ("activations", "text", "model", "nothing")
 INTERVENTIONS = ("addition", "clamping")
