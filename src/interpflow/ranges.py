@@ -108,7 +108,7 @@ def _plural(words: str) -> str:
                          ("a string", "strings")):
         if words.startswith(single):
             return many + words[len(single):]
-    return f"items each {words}"
+    return f"values {words}" if words.startswith("one of") else f"items each {words}"
 
 
 def show(value: Any) -> str:
@@ -137,8 +137,6 @@ def problems(instance: Any, schema: dict, prefix: tuple = ()) -> list[str]:
 def _lines(err: ValidationError, prefix: tuple) -> list[str]:
     path = (*prefix, *err.absolute_path)
     key = key_of(path) or "the config"
-    if err.validator in ("anyOf", "oneOf", "allOf") and err.context:  # the most specific reason
-        return _lines(max(err.context, key=lambda e: len(e.absolute_path)), prefix)
     if err.validator == "additionalProperties" and isinstance(err.instance, dict):
         known = sorted(err.schema.get("properties", {}))
         extra = sorted(set(err.instance) - set(known))
