@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from jsonschema import Draft202012Validator
+from jsonschema import Draft202012Validator, validators
 from jsonschema.exceptions import ValidationError
 
 
@@ -94,10 +94,10 @@ def _one_type(kind: str, schema: dict) -> str:
         words = "a non-empty string" if schema.get("minLength", 0) >= 1 else words
         words += f" matching {schema['pattern']}" if "pattern" in schema else ""
     if kind == "array":
-        if schema.get("minItems", 0) >= 1:
-            words = "a non-empty list" if schema["minItems"] == 1 else f"a list of at least {schema['minItems']} items"
-        if "items" in schema:
-            words += f" of {_plural(allowed(schema['items']))}"
+        items = _plural(allowed(schema["items"])) if "items" in schema else "items"
+        fewest, most = schema.get("minItems", 0), schema.get("maxItems")
+        size = f"{fewest} " if fewest == most else f"at least {fewest} " if fewest > 1 else ""
+        words = f"a {'non-empty ' if fewest == 1 and most is None else ''}list of {size}{items}"
         words += " without repeats" if schema.get("uniqueItems") else ""
     return words
 
@@ -108,7 +108,9 @@ def _plural(words: str) -> str:
                          ("a string", "strings")):
         if words.startswith(single):
             return many + words[len(single):]
-    return f"values {words}" if words.startswith("one of") else f"items each {words}"
+    if words.startswith("one of "):
+        return "values among " + words[len("one of "):]
+    return f"items each {words}"
 
 
 def show(value: Any) -> str:
@@ -128,9 +130,14 @@ def key_of(parts) -> str:
     return key
 
 
+# JSON Schema counts 3.0 as an integer; `range(3.0)` in a training loop does not.
+Validator = validators.extend(Draft202012Validator, type_checker=Draft202012Validator.TYPE_CHECKER.redefine(
+    "integer", lambda checker, value: isinstance(value, int) and not isinstance(value, bool)))
+
+
 def problems(instance: Any, schema: dict, prefix: tuple = ()) -> list[str]:
     """One line per way `instance` breaks `schema`, keys written from `prefix` down."""
-    errors = sorted(Draft202012Validator(schema).iter_errors(instance), key=lambda e: [str(p) for p in e.absolute_path])
+    errors = sorted(Validator(schema).iter_errors(instance), key=lambda e: [str(p) for p in e.absolute_path])
     return [line for err in errors for line in _lines(err, prefix)]
 
 

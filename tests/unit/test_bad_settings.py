@@ -27,6 +27,7 @@ BAD_SETTINGS = [
     (["experiment=tiny", "methods.probe.epochs=0"], ["methods.probe.epochs is 0; it must be an integer >= 1"]),
     (["experiment=tiny", "methods.probe.batch_size=0"], ["methods.probe.batch_size is 0; it must be an integer >= 1"]),
     (["experiment=tiny", "methods.probe.lr=-1"], ["methods.probe.lr is -1; it must be a number > 0"]),
+    (["experiment=tiny", "methods.probe.epochs=3.0"], ["methods.probe.epochs is 3.0; it must be an integer >= 1"]),
     (["experiment=tiny", "+concepts.limt=2"], ["concepts.limt is not a setting (set to 2)", "concepts takes:", "limit"]),
     (["experiment=tiny", "+steering.factorz=[0.5]"], ["steering.factorz is not a setting (set to [0.5])", "factors"]),
     (["experiment=tiny", "judge=openai", "judge.model=''"], ["judge.model is ''; it must be a non-empty string"]),
