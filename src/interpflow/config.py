@@ -8,9 +8,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import yaml
-from jsonschema import Draft202012Validator
 
 from interpflow.errors import ConfigError
+from interpflow.ranges import problems
 
 
 def compose(config_dir: str | Path, overrides: list[str] | None = None) -> dict:
@@ -30,28 +30,25 @@ def compose(config_dir: str | Path, overrides: list[str] | None = None) -> dict:
     for group in ("models", "saes"):
         for key, entry in (composed.get(group) or {}).items():
             entry["name"] = key
-    check_method_keys(composed.get("methods") or {}, Path(config_dir) / "method")
+    check_method_settings(composed.get("methods") or {})
     composed["methods"] = expand_sae_methods(composed.get("methods") or {}, composed.get("saes") or {})
     return composed
 
 
-def check_method_keys(methods: dict, presets: Path) -> None:
-    """Hydra lets `+methods.probe.lrr=0.02` through: a key the method's preset does not have is a
-    typo that would otherwise run a whole experiment with the default. A number in the preset must
-    stay a number (`methods.probe.lr=fast`)."""
+def check_method_settings(methods: dict) -> None:
+    """Hydra lets `+methods.probe.lrr=0.02` through and `methods.probe.epochs=-3` is a number: each
+    method's settings are checked against the ranges its class declares (`settings`), before any
+    SAE method is expanded, so messages use the keys the user wrote."""
+    from interpflow.methods import method_class
+
+    lines = []
     for key, method in methods.items():
-        preset_path = presets / f"{method.get('name')}.yaml"
-        if not preset_path.is_file():
-            continue
-        preset = yaml.safe_load(preset_path.read_text()) or {}
-        unknown = sorted(set(method) - set(preset))
-        if unknown:
-            raise ConfigError(f"methods.{key} sets {unknown}, which the {method['name']} method does not read; "
-                              f"its settings are {sorted(preset)} (config/method/{preset_path.name})")
-        for name, default in preset.items():
-            value = method.get(name)
-            if isinstance(default, (int, float)) and not isinstance(default, bool) and isinstance(value, str):
-                raise ConfigError(f"methods.{key}.{name} is {value!r}; it takes a number (default {default})")
+        if "name" in method:  # a missing name is the schema's to report
+            lines += problems(method, method_class(method["name"]).settings_schema(), ("methods", key))
+    if lines:
+        raise ConfigError("bad method settings (each method's keys and defaults: config/method/<name>.yaml; their "
+                          "allowed values: `settings` in src/interpflow/methods/<name>.py):\n"
+                          + "\n".join(f"  {line}" for line in lines))
 
 
 def expand_sae_methods(methods: dict, saes: dict) -> dict:
@@ -74,13 +71,10 @@ def expand_sae_methods(methods: dict, saes: dict) -> dict:
 def validate(cfg: dict, schema_path: str | Path) -> None:
     """Check `cfg` against the JSON schema, then the facts the schema cannot know."""
     schema = yaml.safe_load(Path(schema_path).read_text())
-    errors = sorted(Draft202012Validator(schema).iter_errors(cfg), key=lambda e: list(e.absolute_path))
-    if errors:
-        lines = []
-        for err in errors:
-            key = ".".join(str(p) for p in err.absolute_path) or "<root>"
-            lines.append(f"  config key '{key}': {err.message}")
-        raise ConfigError("the config does not match workflow/schemas/config.schema.yaml:\n" + "\n".join(lines))
+    lines = problems(cfg, schema)
+    if lines:
+        raise ConfigError("the config does not match workflow/schemas/config.schema.yaml (its keys and ranges are "
+                          "described in config/config.yaml and the README):\n" + "\n".join(f"  {line}" for line in lines))
     _check_semantics(cfg)
 
 

@@ -107,11 +107,46 @@ def check_instruction_count(cfg: dict, steering: list[str]) -> None:
 
 
 def check_judge(cfg: dict) -> None:
-    """An API judge needs its key before the first judge job, not at it (after every steering job)."""
-    if cfg["judge"]["name"] == "openai":
+    """What the judge job would find wrong after every steering job, found now: an API judge's key, the
+    offline judge's embedding folder and threshold order (the schema checks keys and ranges)."""
+    judge = cfg["judge"]
+    if judge["name"] == "openai":
         from interpflow.providers.openai_chat import require_api_key
 
-        require_api_key(cfg["judge"]["api_key_env"], "judge")
+        require_api_key(judge["api_key_env"], "judge")
+        return
+    pairs = {f"judge.{key}": judge.get(key) for key in ("concept_thresholds", "instruction_thresholds")}
+    pairs.update({f"judge.fluency.{key}": value for key, value in (judge.get("fluency") or {}).items()})
+    for key, pair in pairs.items():
+        if pair is not None and pair[0] > pair[1]:
+            raise ConfigError(f"{key} is {pair}; it must be [low, high] with low <= high")
+    folder = judge.get("embedding_model")
+    if folder is not None and not Path(folder).is_dir():
+        raise ConfigError(f"judge.embedding_model is {folder!r}, which is not a folder; give a local "
+                          "sentence-transformers model folder, or null for the packaged all-MiniLM-L6-v2")
+
+
+def check_saes(cfg: dict) -> None:
+    """What an SAE job would find wrong after the activation caching, found now: the sparsity setting of
+    an sae_lens architecture, and a pretrained SAE's local folder (hub releases are fetched by the job)."""
+    from interpflow.sae.lens_training import check_config
+
+    for key, sae_cfg in (cfg.get("saes") or {}).items():
+        if sae_cfg["source"] == "train" and sae_cfg.get("trainer") == "sae_lens":
+            try:
+                check_config(sae_cfg)
+            except ConfigError as err:
+                raise ConfigError(f"saes.{key}: {err}") from None
+        if sae_cfg["source"] != "pretrained":
+            continue
+        path = sae_cfg.get("path")
+        if path is None and not (sae_cfg.get("release") and sae_cfg.get("sae_id")):
+            raise ConfigError(f"saes.{key} is pretrained but has neither `path` (a folder saved by sae_lens) nor "
+                              "`release` and `sae_id` (an sae_lens release on the hub); set one")
+        if path is not None and not (Path(path) / "cfg.json").is_file():
+            what = "has no cfg.json" if Path(path).is_dir() else "does not exist"
+            raise ConfigError(f"saes.{key}.path is {path!r}, which {what}; it must be a folder saved by sae_lens "
+                              "(SAE.save_model: cfg.json + sae_weights.safetensors), or null to load `release`/`sae_id`")
 
 
 def check_saebench(cfg: dict, concepts: pd.DataFrame) -> None:
@@ -173,6 +208,7 @@ def preflight(cfg: dict) -> pd.DataFrame:
     check_circuit_tasks(cfg)
     check_methods(cfg)
     check_judge(cfg)
+    check_saes(cfg)
     for model_cfg in cfg["models"].values():
         check_layers(model_cfg, known_layer_count(model_cfg))
     source = data_source(cfg)

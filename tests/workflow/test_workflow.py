@@ -174,6 +174,19 @@ def test_bad_config_stops_before_any_job(tmp_path):
     assert not (tmp_path / "results").exists()
 
 
+def test_out_of_range_settings_stop_before_any_job(tmp_path):
+    """The issue's probe trained for -3 epochs and wrote its untrained start; the Snakefile now stops
+    at parse time, naming the key, the value and the allowed range (tests/unit/test_bad_settings.py
+    has the whole table)."""
+    for bad, message in (("methods.probe.epochs=-3", "methods.probe.epochs is -3; it must be an integer >= 1"),
+                         ("+steering.factorz=[0.5]", "steering.factorz is not a setting (set to [0.5])")):
+        result = snakemake(tmp_path, ["experiment=tiny", bad], "-n")
+        output = result.stdout + result.stderr
+        assert result.returncode != 0 and message in output, output[-2000:]
+        assert "Traceback" not in output and "rule " not in output
+        assert not (tmp_path / "results").exists()
+
+
 def test_snakemakes_own_config_keys_stop_the_run_and_a_dry_run_writes_nothing(tmp_path):
     from runs import snakemake_command
 

@@ -38,6 +38,7 @@ from interpflow.methods.base import PerConceptMethod
 from interpflow.methods.data import ConceptData, EvalData, ModelHandle, TrainingData
 from interpflow.models.architectures import decoder_blocks
 from interpflow.models.formatting import ScoredTokens, scored_tokens
+from interpflow.ranges import COUNT, NON_NEGATIVE, RATE, SEED, choice, integer
 
 CHOICES = {"head": ("mlp", "linear"), "read": ("last_token", "mean_response"),
            "target": ("probability", "logit"), "aggregate": ("abs", "signed"),
@@ -215,6 +216,9 @@ class AttributionMethod(PerConceptMethod):
     detects = True
     steers = False
     uses_factor = False
+    settings = {**{key: choice(*CHOICES[key]) for key in ("head", "read", "target", "aggregate")},
+                "epochs": COUNT, "lr": RATE, "weight_decay": NON_NEGATIVE, "batch_size": COUNT, "forward_batch_size": COUNT,
+                "max_length": integer(8), "seed": SEED, "max_concepts": integer(1, nullable=True)}
 
     def __init__(self, cfg: dict):
         super().__init__(cfg)

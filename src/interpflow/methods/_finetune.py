@@ -15,6 +15,10 @@ import torch
 
 from interpflow.methods.data import ConceptData
 from interpflow.models.training import LMBatch, lm_batches, response_nll, tokenize_pairs
+from interpflow.ranges import COUNT, NON_NEGATIVE, RATE
+
+# the settings `finetune` reads
+FINETUNE_SETTINGS = {"lr": RATE, "weight_decay": NON_NEGATIVE, "steps": COUNT, "batch_size": COUNT, "max_response_tokens": COUNT}
 
 
 def concept_seed(concept: ConceptData) -> int:

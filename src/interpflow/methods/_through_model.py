@@ -22,6 +22,11 @@ from interpflow.models.architectures import decoder_blocks
 from interpflow.models.formatting import scored_tokens
 from interpflow.models.hooks import residual_after_block
 from interpflow.models.training import LMBatch, lm_batches, tokenize_pairs
+from interpflow.ranges import COUNT, NON_NEGATIVE, RATE
+
+# the settings of a vector trained through the model on a sample of the concept's examples (`fit`)
+FIT_SETTINGS = {"lr": RATE, "weight_decay": NON_NEGATIVE, "epochs": COUNT, "batch_size": COUNT, "max_examples": COUNT,
+                "max_response_tokens": COUNT}
 
 TokenPairs = list[tuple[list[int], list[int]]]
 

@@ -16,6 +16,7 @@ import torch
 
 from interpflow.methods.data import ConceptData, EvalData, TrainingData
 from interpflow.progress import Progress
+from interpflow.ranges import choice, list_of, number
 
 NEEDS = ("activations", "text", "model", "nothing")
 INTERVENTIONS = ("addition", "clamping")
@@ -48,9 +49,20 @@ class Method:
     # steering edits only the residual stream after block `layer`: generation may then share the
     # blocks below `layer` between rows with the same prompt (see steering_keys for the blocks above)
     edits_after_layer: ClassVar[bool] = False
+    # the keys of the method's config (config/method/<name>.yaml) and their allowed values (JSON Schema,
+    # see interpflow/ranges.py); `name`, and `factors` where the method steers with a factor, come with
+    # every method. A key not listed here stops the run when the config is composed.
+    settings: ClassVar[dict[str, dict]] = {}
 
     def __init__(self, cfg: dict):
         self.cfg = cfg
+
+    @classmethod
+    def settings_schema(cls) -> dict:
+        common = {"name": {"const": cls.name}}
+        if cls.steers and cls.uses_factor:  # its own steering grid instead of steering.factors
+            common["factors"] = list_of(number(0))
+        return {"type": "object", "properties": {**common, **cls.settings}, "additionalProperties": False}
 
     @classmethod
     def trains(cls) -> bool:
@@ -133,6 +145,7 @@ class VectorMethod(PerConceptMethod):
     # False: the trained vector's own magnitude is the scale, strength = factor
     unit_directions: ClassVar[bool] = True
     edits_after_layer = True
+    settings = {"intervention": choice(*INTERVENTIONS)}
 
     def latent_parts(self, tensors: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         read = tensors.get("read", tensors["directions"])

@@ -17,6 +17,7 @@ import torch
 from interpflow.errors import ConfigError
 from interpflow.methods.base import PerConceptMethod
 from interpflow.methods.data import ConceptData, EvalData
+from interpflow.ranges import COUNT, RATE, SEED, choice
 
 
 TEXTS = ("instruction_and_response", "response")
@@ -44,6 +45,8 @@ class BoW(PerConceptMethod):
     detects = True
     steers = False
     uses_factor = False
+    settings = {"text": choice(*TEXTS), "n_features": COUNT, "penalty": choice(*PENALTIES), "C": RATE, "max_iter": COUNT,
+                "seed": SEED}
 
     def vectorizer(self):
         # sklearn is imported here, not at the top: the Snakefile loads the registry, and only BoW jobs need it

@@ -31,6 +31,7 @@ from interpflow.methods.base import Method
 from interpflow.methods.data import ModelHandle, TrainingData
 from interpflow.models.architectures import decoder_blocks
 from interpflow.models.training import lm_batches, response_nll, tokenize_pairs
+from interpflow.ranges import COUNT, NON_NEGATIVE, RATE, SEED
 
 PREFIX = "hyper."
 
@@ -132,6 +133,8 @@ class HyperSteer(Method):
     detects = False
     steers = True
     uses_factor = False
+    settings = {"width": COUNT, "heads": COUNT, "steps": COUNT, "batch_size": COUNT, "lr": RATE, "weight_decay": NON_NEGATIVE,
+                "max_response_tokens": COUNT, "max_concept_tokens": COUNT, "seed": SEED}
 
     def build(self, d_model: int) -> HyperNetwork:
         return HyperNetwork(d_model, int(self.cfg["width"]), int(self.cfg["heads"]))

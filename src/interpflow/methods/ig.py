@@ -6,11 +6,13 @@ AxBench's path (`baseline: mean_embedding`): every position starts at the mean i
 1,000 random tokens, alpha = k / steps for k = 0 .. steps - 1. `baseline: zero`: the scored tokens
 start at 0, the rest keep their states, alpha at the midpoints (k + 0.5) / steps."""
 
-from interpflow.methods._attribution import AttributionMethod, mean_embedding
+from interpflow.methods._attribution import CHOICES, AttributionMethod, mean_embedding
+from interpflow.ranges import COUNT, choice
 
 
 class IG(AttributionMethod):
     name = "ig"
+    settings = {**AttributionMethod.settings, "steps": COUNT, "baseline": choice(*CHOICES["baseline"])}
 
     def alphas(self) -> list[float]:
         steps = int(self.cfg["steps"])

@@ -6,10 +6,12 @@ scikit-learn's PCA does). The component's sign is arbitrary; it is turned toward
 import torch
 
 from interpflow.methods.base import DirectionMethod, top_principal_component
+from interpflow.ranges import SEED
 
 
 class LAT(DirectionMethod):
     name = "lat"
+    settings = {**DirectionMethod.settings, "seed": SEED}
 
     def fit(self, pos: torch.Tensor, neg: torch.Tensor, pos_example: torch.Tensor) -> torch.Tensor:
         generator = torch.Generator().manual_seed(int(self.cfg.get("seed", 0)))

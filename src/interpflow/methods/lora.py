@@ -17,10 +17,11 @@ from typing import Iterator
 import torch
 from torch import nn
 
-from interpflow.methods._finetune import concept_rows, concept_seed, finetune, seeded
+from interpflow.methods._finetune import FINETUNE_SETTINGS, concept_rows, concept_seed, finetune, seeded
 from interpflow.methods.base import PerConceptMethod
 from interpflow.methods.data import ConceptData
 from interpflow.models.architectures import decoder_blocks
+from interpflow.ranges import COUNT, FRACTION, RATE, flag, list_of, number, text
 
 
 def adapted_layers(fractions: list[float], layer: int) -> list[int]:
@@ -96,6 +97,9 @@ class LoRA(PerConceptMethod):
     detects = False
     steers = True
     uses_factor = False
+    settings = {"rank": COUNT, "alpha": RATE, "rslora": flag(), "dropout": number(0, below=1),
+                "target_modules": list_of(text()), "layer_fractions": list_of(FRACTION),
+                **FINETUNE_SETTINGS}
 
     def targets(self, model: nn.Module, layer: int) -> list[str]:
         return target_paths(model, adapted_layers(self.cfg["layer_fractions"], layer), self.cfg["target_modules"])

@@ -24,12 +24,13 @@ import torch
 from torch import nn
 
 from interpflow.errors import ConfigError
-from interpflow.methods._finetune import block_hidden, concept_rows, concept_seed, finetune, replace_hidden
+from interpflow.methods._finetune import FINETUNE_SETTINGS, block_hidden, concept_rows, concept_seed, finetune, replace_hidden
 from interpflow.methods.base import PerConceptMethod
 from interpflow.methods.data import ConceptData
 from interpflow.methods.lora import adapted_layers
 from interpflow.models.architectures import decoder_blocks
 from interpflow.models.training import LMBatch
+from interpflow.ranges import COUNT, FRACTION, choice, list_of
 
 POSITIONS = ("f5+l5", "all")
 EDGE = 5  # tokens edited at each end of the prompt (f5+l5)
@@ -146,6 +147,8 @@ class LoReFT(PerConceptMethod):
     detects = False
     steers = True
     uses_factor = False
+    settings = {"rank": COUNT, "layer_fractions": list_of(FRACTION), "positions": choice(*POSITIONS),
+                **FINETUNE_SETTINGS}
 
     def layers(self, layer: int) -> list[int]:
         return adapted_layers(self.cfg["layer_fractions"], layer)

@@ -6,10 +6,13 @@ import torch
 from torch.nn.functional import binary_cross_entropy_with_logits
 
 from interpflow.methods.base import DirectionMethod
+from interpflow.ranges import COUNT, NON_NEGATIVE, RATE, SEED
 
 
 class Probe(DirectionMethod):
     name = "probe"
+    settings = {**DirectionMethod.settings, "lr": RATE, "weight_decay": NON_NEGATIVE, "epochs": COUNT, "batch_size": COUNT,
+                "seed": SEED}
 
     def fit(self, pos: torch.Tensor, neg: torch.Tensor, pos_example: torch.Tensor) -> torch.Tensor:
         generator = torch.Generator().manual_seed(int(self.cfg.get("seed", 0)))

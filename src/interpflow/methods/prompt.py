@@ -7,6 +7,7 @@ steering prompt is the one the generator model wrote for the concept when the ru
 """
 
 from interpflow.methods.base import Method
+from interpflow.ranges import text
 
 
 class Prompt(Method):
@@ -14,6 +15,7 @@ class Prompt(Method):
     needs = "nothing"
     detects = False
     uses_factor = False
+    settings = {"template": text(contains=("{concept}",)), "format": text(contains=("{steering_prompt}", "{instruction}"))}
 
     def steering_instruction(self, concept: str, instruction: str, steering_prompt: str = "") -> str:
         written = steering_prompt.strip() or self.cfg["template"].format(concept=concept)

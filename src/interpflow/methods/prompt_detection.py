@@ -16,6 +16,7 @@ import torch
 
 from interpflow.methods.base import Method
 from interpflow.methods.data import EvalData
+from interpflow.ranges import COUNT
 
 UNREADABLE = -1.0
 
@@ -27,6 +28,7 @@ class PromptDetection(Method):
     steers = False
     uses_factor = False
     scores_pool = False
+    settings = {"max_new_tokens": COUNT, "batch_size": COUNT}
 
     def score_examples(self, tensors, data: EvalData) -> tuple[torch.Tensor, torch.Tensor]:
         from interpflow.judges.openai_judge import CONCEPT_PROMPT, parse_rating

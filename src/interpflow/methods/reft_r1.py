@@ -28,12 +28,13 @@ import pandas as pd
 import torch
 
 from interpflow.errors import ConfigError
-from interpflow.methods._through_model import (PrefixCache, concept_generator, fit, hidden_size,
+from interpflow.methods._through_model import (FIT_SETTINGS, PrefixCache, concept_generator, fit, hidden_size,
                                                random_vector, response_activations, subsample, tokenize)
 from interpflow.methods.base import VectorMethod
 from interpflow.methods.data import ConceptData, EvalData
 from interpflow.models.hooks import edit_residual
 from interpflow.models.training import LMBatch, response_nll
+from interpflow.ranges import COUNT, NON_NEGATIVE, choice, flag, integer
 
 
 def top_k_split(z: torch.Tensor, mask: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -79,6 +80,9 @@ def top_k_span(batch: LMBatch, span: str) -> torch.Tensor:
 
 class ReFTR1(VectorMethod):
     name = "reft_r1"
+    settings = {**VectorMethod.settings, **FIT_SETTINGS, "score_max_length": integer(8), "topk": COUNT,
+                "topk_span": choice(*SPANS), "init": choice(*INITS), "centre": flag(), "l1_coeff": NON_NEGATIVE,
+                "negatives_per_positive": NON_NEGATIVE, "negative_latent_coeff": NON_NEGATIVE}
     needs = "model"
 
     def training_rows(self, concept: ConceptData, generator: torch.Generator) -> pd.DataFrame:

@@ -22,12 +22,13 @@ from contextlib import nullcontext
 import torch
 from torch.nn.functional import logsigmoid
 
-from interpflow.methods._through_model import (PrefixCache, concept_generator, fit, hidden_size,
+from interpflow.methods._through_model import (FIT_SETTINGS, PrefixCache, concept_generator, fit, hidden_size,
                                                random_vector, subsample, tokenize)
 from interpflow.methods.base import VectorMethod
 from interpflow.methods.data import ConceptData
 from interpflow.models.hooks import add_to_residual, edit_residual
 from interpflow.models.training import response_logprobs
+from interpflow.ranges import NON_NEGATIVE, RATE, list_of, number
 
 
 def null_out(v: torch.Tensor):
@@ -62,6 +63,8 @@ class RePS(VectorMethod):
     detects = False
     uses_pairs = True
     unit_directions = False
+    settings = {**VectorMethod.settings, **FIT_SETTINGS,
+                "train_factors": list_of(number(above=0)), "scaler": NON_NEGATIVE, "margin": NON_NEGATIVE, "clip_norm": RATE}
 
     def reference_scales(self, cache: PrefixCache, n: int) -> tuple[torch.Tensor, torch.Tensor]:
         """b+ and b- of every pair, from the unsteered model (cache rows: the n concept responses, then the n plain)."""

@@ -35,6 +35,7 @@ from interpflow.methods.base import VectorMethod
 from interpflow.methods.data import ConceptData
 from interpflow.sae.format import check_sae
 from interpflow.sae.latents import latent_artifact, latent_aucs
+from interpflow.ranges import text
 
 INDEX_COLUMNS = ("latent", "index", "feature", "latent_index")
 CHOICES = ("ref", "labels", "best_training_auc")
@@ -55,6 +56,8 @@ class SAE(VectorMethod):
     uses_sae = True
     # how the training AUC scores an example from its tokens' latents
     pooling = "mean"
+    # `sae`: which of the experiment's `saes` it reads (null: one method per SAE)
+    settings = {**VectorMethod.settings, "sae": text(nullable=True), "labels": text(nullable=True)}
 
     def __init__(self, cfg: dict):
         super().__init__(cfg)

@@ -14,6 +14,7 @@ from interpflow.sae.latents import latent_artifact
 class SAEA(SAE):
     name = "sae_a"
     pooling = "max"
+    settings = {key: value for key, value in SAE.settings.items() if key != "labels"}  # no labels: it searches every latent
 
     def train_concept(self, concept: ConceptData) -> dict[str, torch.Tensor]:
         sae = concept_sae(concept, self.name)

@@ -22,9 +22,10 @@ from typing import Iterator
 import torch
 from torch import nn
 
-from interpflow.methods._finetune import finetune
+from interpflow.methods._finetune import FINETUNE_SETTINGS, finetune
 from interpflow.methods.base import PerConceptMethod
 from interpflow.methods.data import ConceptData
+from interpflow.ranges import integer, number
 
 
 def check_keys(model: nn.Module, weights: dict[str, torch.Tensor]) -> None:
@@ -59,6 +60,8 @@ class SFT(PerConceptMethod):
     steers = True
     uses_factor = False
     batch_key = "concept_id"
+    settings = {"max_concepts": integer(1, nullable=True), "grad_clip": number(0, nullable=True),
+                **FINETUNE_SETTINGS}
 
     def selected_concepts(self, concept_ids: list[int]) -> list[int]:
         """The first max_concepts of the given concepts (the stage passes one shard's), or all when null."""

@@ -12,17 +12,21 @@ from __future__ import annotations
 
 import torch
 
-from interpflow.methods._through_model import PrefixCache, concept_generator, fit, hidden_size, response_activations, subsample, tokenize
+from interpflow.methods._through_model import (FIT_SETTINGS, PrefixCache, concept_generator, fit, hidden_size,
+                                               response_activations, subsample, tokenize)
 from interpflow.methods.base import VectorMethod
 from interpflow.methods.data import ConceptData, EvalData
 from interpflow.models.hooks import add_to_residual
 from interpflow.models.training import response_nll
+from interpflow.ranges import integer, number
 
 
 class SSV(VectorMethod):
     name = "ssv"
     needs = "model"
     unit_directions = False
+    settings = {**VectorMethod.settings, **FIT_SETTINGS,
+                "init_value": number(), "score_max_length": integer(8)}
 
     def train_concept(self, concept: ConceptData) -> dict[str, torch.Tensor]:
         handle = concept.model
