@@ -63,17 +63,17 @@ def judge_plan(cfg: dict, concepts: pd.DataFrame) -> SectionPlan | None:
     if judge["name"] != "openai" or not cfg["models"]:
         return None
     from interpflow.judges.openai_judge import CONCEPT_PROMPT, DEFAULTS, FLUENCY_PROMPT, INSTRUCTION_PROMPT
-    from interpflow.methods import build_method
+    from interpflow.methods import method_class
 
     llm = {**DEFAULTS, **judge}
     steering = cfg["steering"]
     generations = jobs = 0
     for model_cfg in cfg["models"].values():
         for method_cfg in cfg["methods"].values():
-            method = build_method(method_cfg)
+            method = method_class(method_cfg["name"])
             if not method.steers:
                 continue
-            factors = len(method.factors(steering["factors"])) if method.uses_factor else 1
+            factors = len(method(method_cfg).factors(steering["factors"])) if method.uses_factor else 1
             per_layer = sum(_shard_sizes(concepts)) * steering["instructions_per_concept"] * factors
             generations += per_layer * len(model_cfg["layers"])
             jobs += len(_shard_sizes(concepts)) * len(model_cfg["layers"])
