@@ -73,6 +73,7 @@ def test_an_empty_reply_is_retried_and_the_real_one_cached(tmp_path: Path) -> No
         [answer] = client.complete_many([[{"role": "user", "content": "hi"}]], temperature=0.0, max_tokens=8)
     assert answer.text == "fine" and server.answered == 3
     assert client.usage()["retries"] == 2 and client.usage()["empty_replies"] == 0
+    assert client.usage()["requests"] == 3 and client.usage()["completion_tokens"] == 3 * 5  # empty ones are paid too
     assert len(cache) == 1
 
 
@@ -82,7 +83,7 @@ def test_a_reply_empty_after_every_retry_is_never_cached(tmp_path: Path) -> None
         client = ChatClient("stub", base_url=server.base_url, api_key_env=KEY_ENV, backoff_s=0.01, max_retries=2, cache=cache)
         [answer] = client.complete_many([[{"role": "user", "content": "hi"}]], temperature=0.0, max_tokens=8)
         assert answer.text.strip() == "" and server.answered == 3
-        assert client.usage()["empty_replies"] == 1 and client.usage()["requests"] == 1
+        assert client.usage()["empty_replies"] == 1 and client.usage()["requests"] == 3
         assert len(cache) == 0
         again = ChatClient("stub", base_url=server.base_url, api_key_env=KEY_ENV, backoff_s=0.01, max_retries=0, cache=cache)
         again.complete_many([[{"role": "user", "content": "hi"}]], temperature=0.0, max_tokens=8)

@@ -97,8 +97,8 @@ class ChatClient:
 
     `price_per_1m` is an optional {"prompt": usd, "completion": usd} table of
     prices per million tokens; without it the reported cost is NaN.
-    Token counts and cost in `usage()` cover only requests actually sent;
-    answers served from the cache are counted under "cached".
+    Token counts and cost in `usage()` cover only requests actually sent (each answer the server
+    gave, empty ones asked again included); answers served from the cache are counted under "cached".
     A request is tried 1 + `max_retries` times, each attempt limited to `timeout_s`; an empty or
     blank reply counts as a failed attempt, and one still empty after them all is returned as ""
     (counted under "empty_replies") but never cached, so a re-run asks again.
@@ -205,6 +205,7 @@ class ChatClient:
                 with self._lock:
                     self._totals["empty_replies"] += 1
                 return completion
+            self._count_answer(completion)
             self._retry_after(attempt, None)
         raise AssertionError("unreachable: the last attempt returns or raises")
 
@@ -235,6 +236,10 @@ class ChatClient:
                     "completion_tokens": completion.completion_tokens,
                 },
             )
+        self._count_answer(completion)
+
+    def _count_answer(self, completion: Completion) -> None:
+        """Every answer the server sent is a request paid for, an empty one asked again included."""
         with self._lock:
             self._totals["requests"] += 1
             self._totals["prompt_tokens"] += completion.prompt_tokens
