@@ -55,9 +55,15 @@ def check_positives(frame: pd.DataFrame, concepts: pd.DataFrame, what: str) -> N
         raise ConfigError(f"the data set has no positive {what} examples for concept(s) {lacking}")
 
 
+def generator_cache_dir(cfg: dict) -> Path:
+    """The API generator's answers, shared by every run under results_dir (like the judge's)."""
+    return Path(cfg["results_dir"]) / "cache" / "generator"
+
+
 def data_source(cfg: dict):
     """The configured data source, checked ready (missing data files and API keys fail here)."""
-    source = build_source(cfg["generator"], Path(cfg["results_dir"]) / cfg["run_name"] / "generator")
+    source = build_source(cfg["generator"], Path(cfg["results_dir"]) / cfg["run_name"] / "generator",
+                          generator_cache_dir(cfg))
     source.check_ready()
     return source
 

@@ -55,7 +55,7 @@ def test_the_allocated_gpu_when_one_is_visible(tiny_model_dir):
 CLAIM = """
 import sys, time
 from pathlib import Path
-from interpflow.models.loading import claim_free_gpu
+from interpflow.models.gpu_locks import claim_free_gpu
 print(claim_free_gpu(2, Path(sys.argv[1])), flush=True)
 time.sleep(float(sys.argv[2]))
 """

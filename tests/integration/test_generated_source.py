@@ -121,6 +121,8 @@ def openai_cfg(base_url: str, instructions: str, key_env: str) -> dict:
         "base_url": base_url,
         "api_key_env": key_env,
         "concurrency": 4,
+        "max_retries": 1,  # a blank answer is asked twice, then dropped
+        "backoff_s": 0.01,
         "price_per_1m": {"prompt": 0.15, "completion": 0.60},
         "instructions": instructions,
         **COUNTS,
@@ -143,18 +145,19 @@ def test_openai_backend_with_local_server(
     hard = evaluation[evaluation["category"] == "hard_negative"]
     assert hard.groupby("concept_id").size().to_dict() == {3: 1, 7: 1}
     assert (hard["label"] == 0).all()
-    # per concept: 8 positive/negative + 1 word list, then 3 sense checks, then 2 hard negatives
-    assert server.requests == 2 * (8 + 1 + 3 + 2)
-    assert len(list((tmp_path / "llm_cache.cache").glob("??/*.json"))) == server.requests
+    # per concept: 8 positive/negative + 1 word list, then 3 sense checks, then 2 hard negatives, the
+    # blank one ("blank") asked twice and never cached
+    assert server.requests == 2 * (8 + 1 + 3 + 2 + 1)
+    assert len(list((tmp_path / "llm_cache.cache").glob("??/*.json"))) == 2 * (8 + 1 + 3 + 1)
 
     again = build_source(cfg, tmp_path)
     train2, evaluation2 = again.train_data(CONCEPTS), again.latent_eval_data(CONCEPTS)
-    assert server.requests == 28  # every answer came from the cache
+    assert server.requests == 30 + 2 * 2  # every answer came from the cache but the blank ones
     pd.testing.assert_frame_equal(train, train2)
     pd.testing.assert_frame_equal(evaluation, evaluation2)
     # the prompting baseline's steering prompt: one request per concept, naming it, answered as is
     prompts = again.steering_prompts(CONCEPTS)
-    assert server.requests == 30 and len(prompts) == 2 and all(p.strip() == p and p for p in prompts)
+    assert server.requests == 36 and len(prompts) == 2 and all(p.strip() == p and p for p in prompts)
 
 
 def test_openai_missing_key_fails_before_any_request(
@@ -247,3 +250,36 @@ def test_training_and_evaluation_answer_disjoint_instructions(tmp_path: Path) ->
     assert "hard_negative" in set(evaluation["category"])
     assert not set(train["input"]) & set(evaluation["input"])
     assert len(set(train["input"]) | set(evaluation["input"])) > 12  # the pools are used, not one instruction each
+
+
+def test_a_renamed_run_asks_the_generator_nothing(tmp_path: Path, instructions: str, server: StubChatServer,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """The API generator's answers live in <results_dir>/cache/generator, shared by run names."""
+    from interpflow.preflight import data_source
+
+    monkeypatch.setenv("INTERPFLOW_TEST_KEY", "local")
+    generator = {**openai_cfg(server.base_url, instructions, "INTERPFLOW_TEST_KEY"), "n_hard_negative": 0}
+    first = data_source({"results_dir": str(tmp_path), "run_name": "first", "generator": generator})
+    train = first.train_data(CONCEPTS)
+    asked = server.requests
+    assert asked == 2 * 8
+    second = data_source({"results_dir": str(tmp_path), "run_name": "renamed", "generator": generator})
+    pd.testing.assert_frame_equal(second.train_data(CONCEPTS), train)
+    assert server.requests == asked
+    assert (tmp_path / "cache" / "generator" / "llm_cache.cache").is_dir()
+
+
+def test_answers_cached_in_a_run_folder_are_adopted_once(tmp_path: Path, instructions: str, server: StubChatServer,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """A run of the previous version cached its answers in <results>/<run>/generator: none is paid again."""
+    from interpflow.preflight import data_source
+
+    monkeypatch.setenv("INTERPFLOW_TEST_KEY", "local")
+    generator = {**openai_cfg(server.base_url, instructions, "INTERPFLOW_TEST_KEY"), "n_hard_negative": 0}
+    old_run_folder = tmp_path / "old_run" / "generator"
+    train = build_source(generator, old_run_folder).train_data(CONCEPTS)  # the old layout: the run's own folder
+    asked = server.requests
+    source = data_source({"results_dir": str(tmp_path), "run_name": "old_run", "generator": generator})
+    pd.testing.assert_frame_equal(source.train_data(CONCEPTS), train)
+    assert server.requests == asked
+    assert (old_run_folder / "llm_cache.cache" / ".copied-to-shared-cache").is_file()

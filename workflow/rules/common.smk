@@ -3,6 +3,7 @@
 import functools
 import json
 import shlex
+import sys
 from types import SimpleNamespace
 from pathlib import Path
 
@@ -10,6 +11,7 @@ from interpflow.config import check_snakemake_config, compose, validate
 from interpflow.fingerprint import code_fingerprint
 from interpflow.methods import method_class
 from interpflow.preflight import preflight
+from interpflow.api_budget import check_budget, plan_api_requests, summary
 
 # `--config overrides=[...]` holds Hydra overrides; the composed dict then *is* the config. Any other
 # key (`--config key=value`, `--configfile`) would be silently overwritten, so it stops the run.
@@ -31,6 +33,13 @@ if config["generator"]["name"] == "local":
 else:
     GENERATOR_MODEL = []
 CONCEPTS = preflight(config)
+# The most API requests the run may send, and their estimated cost: printed once, by the Snakemake
+# process the user started (each job on a cluster parses this file again); over api_budget, stop.
+if workflow.is_main_process:
+    API_PLANS = plan_api_requests(config, CONCEPTS)
+    if API_PLANS:
+        print(summary(API_PLANS), file=sys.stderr)
+    check_budget(config, API_PLANS)
 SHARDS = sorted(CONCEPTS["shard"].unique())
 MODELS = list(config["models"])
 METHODS = list(config["methods"])

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Callable
 import torch
 
 from interpflow.errors import ConfigError
+from interpflow.models.gpu_locks import lock_folder, wait_for_free_gpu, wait_limit_s
 
 if TYPE_CHECKING:
     from transformers import PreTrainedModel
@@ -128,40 +129,17 @@ def prepare_model(cfg: dict, out_dir: Path) -> None:
     tmp.replace(out_dir / MANIFEST)
 
 
-_HELD_GPU_LOCKS: list = []  # open lock files: a job holds its GPU until it exits
-
-
-def claim_free_gpu(n_devices: int, lock_dir: Path) -> int | None:
-    """The first of `n_devices` GPUs no other job on this machine holds, locked for this process's
-    life (an flock on lock_dir/gpu<i>.lock, released by the kernel when the process ends, even
-    killed); None when all are held."""
-    import fcntl
-
-    lock_dir.mkdir(parents=True, exist_ok=True)
-    for index in range(n_devices):
-        handle = open(lock_dir / f"gpu{index}.lock", "a")
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            handle.close()
-            continue
-        _HELD_GPU_LOCKS.append(handle)
-        return index
-    return None
-
-
 def choose_device() -> str:
     """The GPU this job was given, else the CPU.
 
     SLURM hands a job the GPU it allocated through CUDA_VISIBLE_DEVICES, so `cuda` is that GPU.
-    Locally every job sees all the machine's GPUs: each claims the first one no other job holds
-    (`claim_free_gpu`), so `--resources gpu=N` runs N model jobs on N different GPUs. Printed to
-    the job's log so placement can be checked."""
+    Locally every job sees all the machine's GPUs: each claims the first one no other job (of any
+    user) holds, waiting while all are held (gpu_locks.py), so `--resources gpu=N` runs N model jobs
+    on N different GPUs. Printed to the job's log so placement can be checked."""
     visible = os.environ.get("CUDA_VISIBLE_DEVICES", "unset")
     device = "cuda" if torch.cuda.is_available() else "cpu"
     if device == "cuda" and torch.cuda.device_count() > 1:
-        index = claim_free_gpu(torch.cuda.device_count(), Path(os.environ.get("INTERPFLOW_GPU_LOCKS", "/tmp/interpflow-gpus")))
-        device = f"cuda:{index}" if index is not None else "cuda:0"
+        device = f"cuda:{wait_for_free_gpu(torch.cuda.device_count(), lock_folder(), limit_s=wait_limit_s())}"
     print(f"interpflow: device {device} (CUDA_VISIBLE_DEVICES={visible})", file=sys.stderr)
     return device
 

@@ -18,6 +18,7 @@ import time
 from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import openai
 
@@ -57,6 +58,17 @@ def describe(exc: Exception, timeout_s: float) -> str:
     return f"{type(exc).__name__}: {exc}"
 
 
+def normalise_url(url: str) -> str:
+    """One spelling per server, for cache keys: scheme and host in lower case, no default port, no
+    trailing slash, no user or password (`HTTP://LocalHost:80/v1/` -> `http://localhost/v1`)."""
+    parts = urlsplit(str(url).strip())
+    scheme, host = parts.scheme.lower(), (parts.hostname or "").lower()
+    if ":" in host:
+        host = f"[{host}]"  # IPv6
+    netloc = host if parts.port in (None, {"http": 80, "https": 443}.get(scheme)) else f"{host}:{parts.port}"
+    return urlunsplit((scheme, netloc, parts.path.rstrip("/"), parts.query, ""))
+
+
 def is_retryable(exc: Exception) -> bool:
     return isinstance(exc, RETRYABLE) or (isinstance(exc, openai.APIStatusError) and exc.status_code == 408)
 
@@ -85,9 +97,14 @@ class ChatClient:
 
     `price_per_1m` is an optional {"prompt": usd, "completion": usd} table of
     prices per million tokens; without it the reported cost is NaN.
-    Token counts and cost in `usage()` cover only requests actually sent;
-    answers served from the cache are counted under "cached".
-    A request is tried 1 + `max_retries` times, each attempt limited to `timeout_s`.
+    Token counts and cost in `usage()` cover only requests actually sent (each answer the server
+    gave, empty ones asked again included); answers served from the cache are counted under "cached".
+    A request is tried 1 + `max_retries` times, each attempt limited to `timeout_s`; an empty or
+    blank reply counts as a failed attempt, and one still empty after them all is returned as ""
+    (counted under "empty_replies") but never cached, so a re-run asks again.
+
+    Cache keys hold the server's URL as the client really calls it (`base_url`, else the
+    OPENAI_BASE_URL variable, else the OpenAI API), normalised: two servers never share answers.
     """
 
     def __init__(
@@ -127,11 +144,12 @@ class ChatClient:
         self.price_per_1m = price_per_1m
         self.timeout_s, self.max_retries = timeout_s, max_retries
         self.backoff_s, self.backoff_cap_s = backoff_s, backoff_cap_s
-        self.endpoint = base_url or "https://api.openai.com/v1"
         self.check_ready()
         self._client = openai.OpenAI(base_url=base_url, api_key=os.environ[api_key_env], timeout=timeout_s, max_retries=0)
+        self.endpoint = normalise_url(self._client.base_url)  # base_url, else OPENAI_BASE_URL, else the OpenAI API
         self._lock = threading.Lock()
-        self._totals = {"requests": 0, "cached": 0, "retries": 0, "prompt_tokens": 0, "completion_tokens": 0}
+        self._totals = {"requests": 0, "cached": 0, "retries": 0, "empty_replies": 0, "prompt_tokens": 0,
+                        "completion_tokens": 0}
 
     def check_ready(self) -> None:
         """Raise ConfigError when the API key environment variable is unset or empty."""
@@ -140,7 +158,7 @@ class ChatClient:
     def _key(self, messages: Messages, temperature: float, max_tokens: int, sample_index: int) -> str:
         return key_for(
             provider="openai_chat",
-            base_url=self.base_url,
+            base_url=self.endpoint,
             model=self.model,
             messages=messages,
             temperature=temperature,
@@ -149,7 +167,8 @@ class ChatClient:
         )
 
     def _request(self, messages: Messages, temperature: float, max_tokens: int) -> Completion:
-        """Send one request, retrying transient failures with backoff; raise a clear error otherwise."""
+        """Send one request, retrying transient failures and empty replies with backoff; raise a clear
+        error otherwise. A reply still empty after every retry is returned as it is (text "")."""
         for attempt in range(self.max_retries + 1):
             try:
                 response = self._client.chat.completions.create(
@@ -158,7 +177,6 @@ class ChatClient:
                     temperature=temperature,
                     max_tokens=max_tokens,
                 )
-                break
             except openai.AuthenticationError as exc:
                 raise ConfigError(
                     f"{self.endpoint} rejected the API key in {self.api_key_env} ({exc.status_code}); "
@@ -178,9 +196,26 @@ class ChatClient:
                         f"check that the server is up (answers already received are cached, so a re-run resumes), "
                         f"or raise {self.section}.timeout_s / {self.section}.max_retries"
                     ) from exc
+                self._retry_after(attempt, retry_after(exc))
+                continue
+            completion = self._completion(response)
+            if completion.text.strip():
+                return completion
+            if attempt == self.max_retries:
                 with self._lock:
-                    self._totals["retries"] += 1
-                time.sleep(backoff_delay(attempt, self.backoff_s, self.backoff_cap_s, retry_after(exc)))
+                    self._totals["empty_replies"] += 1
+                return completion
+            self._count_answer(completion)
+            self._retry_after(attempt, None)
+        raise AssertionError("unreachable: the last attempt returns or raises")
+
+    def _retry_after(self, attempt: int, server_delay_s: float | None) -> None:
+        with self._lock:
+            self._totals["retries"] += 1
+        time.sleep(backoff_delay(attempt, self.backoff_s, self.backoff_cap_s, server_delay_s))
+
+    @staticmethod
+    def _completion(response: Any) -> Completion:
         text = response.choices[0].message.content if response.choices else None
         usage = response.usage
         return Completion(
@@ -191,8 +226,8 @@ class ChatClient:
         )
 
     def _record(self, key: str, completion: Completion) -> None:
-        """Store a fresh answer in the cache and add its tokens to the totals."""
-        if self.cache is not None:
+        """Store a fresh answer in the cache (an empty one never) and add its tokens to the totals."""
+        if self.cache is not None and completion.text.strip():
             self.cache.put(
                 key,
                 {
@@ -201,6 +236,10 @@ class ChatClient:
                     "completion_tokens": completion.completion_tokens,
                 },
             )
+        self._count_answer(completion)
+
+    def _count_answer(self, completion: Completion) -> None:
+        """Every answer the server sent is a request paid for, an empty one asked again included."""
         with self._lock:
             self._totals["requests"] += 1
             self._totals["prompt_tokens"] += completion.prompt_tokens

@@ -52,7 +52,7 @@ def _markdown_table(table: pd.DataFrame, columns: dict) -> str:
     return shown.to_markdown(index=False, floatfmt=".3f", missingval="—")
 
 
-USAGE = {"requests": "requests sent", "cached": "from cache", "retries": "retries",
+USAGE = {"requests": "requests sent", "cached": "from cache", "retries": "retries", "empty_replies": "empty replies",
          "prompt_tokens": "prompt tokens", "completion_tokens": "completion tokens", "cost_usd": "cost (USD)"}
 
 

@@ -17,6 +17,7 @@ chat endpoint, answers cached on disk).
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +29,7 @@ import pandas as pd
 from interpflow.data.instructions import instruction_pools, load_instructions
 from interpflow.data.sources.base import LATENT_EVAL_COLUMNS, TRAIN_COLUMNS
 from interpflow.errors import ConfigError
+from interpflow.providers.cache import CallCache
 
 GENERATOR_COLUMN = "generator"
 PROMPT_COLUMN = "generator_prompt"
@@ -164,7 +166,7 @@ class LocalLMBackend:
         """Answers from the on-disk cache where present; the rest generated in one batched pass and cached."""
         from interpflow.models.formatting import prompt_ids
         from interpflow.models.generation import decode, generate
-        from interpflow.providers.cache import CallCache, key_for
+        from interpflow.providers.cache import key_for
 
         if not prompts:
             return []
@@ -192,23 +194,52 @@ class LocalLMBackend:
         return answers
 
 
-class OpenAIBackend:
-    """An OpenAI-compatible chat endpoint; every answer is cached in cache_dir/llm_cache.cache/."""
+CACHE_NAME = "llm_cache.sqlite"  # the folder llm_cache.cache/ (providers/cache.py)
 
-    def __init__(self, cfg: dict, cache_dir: Path):
+
+def adopt_old_cache(old_dir: Path, cache: CallCache) -> None:
+    """Copy the answers a run cached in its own folder (before the cache was shared) into `cache`,
+    once: a marker in the old folder records that it was done. The old entries are kept."""
+    old_path = old_dir / CACHE_NAME
+    old_folder = old_path.with_suffix(".cache")
+    if not (old_folder.is_dir() or old_path.is_file()) or old_folder.resolve() == cache.folder.resolve():
+        return
+    marker = old_folder / ".copied-to-shared-cache"
+    if marker.exists():
+        return
+    old = CallCache(old_path)  # reads an even older SQLite file into its folder first
+    for entry in old.folder.glob("??/*.json"):
+        try:
+            key = json.loads(entry.read_text(encoding="utf-8"))["key"]
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
+        value = old.get(key)
+        if value is not None and cache.get(key) is None:
+            cache.put(key, value)
+    marker.touch()
+
+
+class OpenAIBackend:
+    """An OpenAI-compatible chat endpoint; every answer is cached in cache_dir/llm_cache.cache/ (shared
+    by all runs); answers an older version cached in the run's own folder (old_cache_dir) are adopted."""
+
+    def __init__(self, cfg: dict, cache_dir: Path, old_cache_dir: Path | None = None):
         self.cfg = cfg
-        self.cache_path = Path(cache_dir) / "llm_cache.sqlite"
+        self.cache_path = Path(cache_dir) / CACHE_NAME
+        self.old_cache_dir = Path(old_cache_dir) if old_cache_dir is not None else None
         self.backend_id = f"openai:{cfg['model']}"
         self._client = None
 
     @property
     def client(self):
         """The ChatClient, built on first use (building it fails with ConfigError when the key is unset)."""
-        from interpflow.providers.cache import CallCache
         from interpflow.providers.openai_chat import ChatClient, require_api_key
 
         if self._client is None:
             require_api_key(self.cfg.get("api_key_env", "OPENAI_API_KEY"), "generator")
+            cache = CallCache(self.cache_path)
+            if self.old_cache_dir is not None:
+                adopt_old_cache(self.old_cache_dir, cache)
             self._client = ChatClient(
                 self.cfg["model"],
                 base_url=self.cfg.get("base_url"),
@@ -217,7 +248,7 @@ class OpenAIBackend:
                 timeout_s=float(self.cfg.get("timeout_s", 60)),
                 max_retries=int(self.cfg.get("max_retries", 5)),
                 backoff_s=float(self.cfg.get("backoff_s", 1.0)),
-                cache=CallCache(self.cache_path),
+                cache=cache,
                 price_per_1m=self.cfg.get("price_per_1m"),
                 config_section="generator",
             )
