@@ -19,4 +19,5 @@ class ArtifactError(InterpflowError):
 
     def __init__(self, path, reason: str):
         self.path, self.reason = str(path), reason
-        super().__init__(f"artifact {self.path} is damaged or unreadable ({reason})")
+        super().__init__(f"{self.path} is damaged or of the wrong kind ({reason}); delete it and re-run the stage "
+                         "that writes it")

@@ -40,11 +40,12 @@ def check_not_blank(names: list, places: list[str], source: str) -> None:
 
 def _from_file(path: Path) -> pd.DataFrame:
     key = "concepts.path"
+    user_files.existing_file(path, key)
     if path.suffix == ".csv":
         frame = user_files.read_csv(path, key, required=["concept"])
-        check_not_blank(frame["concept"].tolist(), [f"line {i + 2}" for i in frame.index], f"{path} (from {key})")
-        genre = frame["genre"] if "genre" in frame.columns else pd.Series("text", index=frame.index)
-        frame = pd.DataFrame({"concept": frame["concept"].astype(str), "genre": genre.fillna("text")})
+        check_not_blank(frame["concept"].tolist(), [f"line {line}" for line in frame.index], f"{path} (from {key})")
+        genre = frame["genre"].str.strip() if "genre" in frame.columns else pd.Series("", index=frame.index)
+        frame = pd.DataFrame({"concept": frame["concept"], "genre": genre.replace("", "text")})
         return frame.reset_index(drop=True)
     if path.suffix == ".txt":
         # One concept a line; blank lines are spacing, not concepts.

@@ -77,6 +77,7 @@ LIST_SHAPE = 'a list of instructions (strings, or objects with an "instruction" 
 
 def _read_list(path: Path, key: str) -> list:
     """Instructions from a .json list, a .jsonl file (one a line) or a .txt file (one a line)."""
+    user_files.existing_file(path, key)
     if path.suffix == ".json":
         items = user_files.read_json(path, key, LIST_SHAPE)
         if not isinstance(items, list):
@@ -91,9 +92,10 @@ def _read_list(path: Path, key: str) -> list:
         raise user_files.problem(path, key, f"has the suffix {path.suffix or '(none)'!r}",
                                  "give a .json, .jsonl, .txt or .parquet file")
     odd = next((place for place, item in zip(places, items)
-                if not (isinstance(item, str) or isinstance(item, dict) and "instruction" in item)), None)
+                if not (isinstance(item, (str, int, float)) and not isinstance(item, bool)
+                        or isinstance(item, dict) and "instruction" in item)), None)
     if odd is not None:
-        raise user_files.problem(path, key, f"{odd} is neither a string nor an object with an `instruction` field",
+        raise user_files.problem(path, key, f"{odd} is neither text nor an object with an `instruction` field",
                                  f"give {LIST_SHAPE}")
     return items
 

@@ -8,6 +8,7 @@ is one) and how to fix it."""
 
 from __future__ import annotations
 
+import csv
 import io
 import json
 from pathlib import Path
@@ -94,15 +95,28 @@ def read_lines(path: str | Path, key: str) -> list[tuple[int, str]]:
 
 
 def read_csv(path: str | Path, key: str, required: Iterable[str] = ()) -> pd.DataFrame:
-    """A CSV table with a header line; blank lines are dropped, and a row's index is its line number less 2."""
-    text = read_text(path, key)
+    """A CSV table with a header line, every cell a string; blank lines are skipped, and each row's
+    index is its line number. A row with more or fewer fields than the header is an error (pandas
+    would quietly take an extra first field as the row's index)."""
+    reader = csv.reader(io.StringIO(read_text(path, key), newline=""), strict=True)
+    header, rows, lines = None, [], []
     try:
-        frame = pd.read_csv(io.StringIO(text), skip_blank_lines=False).dropna(how="all")
-    except (pd.errors.ParserError, pd.errors.EmptyDataError) as error:
-        detail = str(error).replace("Error tokenizing data. C error: ", "").strip()
-        raise problem(path, key, f"is not valid CSV ({detail})",
-                      "give every row as many fields as the header, and quote fields that hold commas") from None
-    return with_columns(frame, path, key, required)
+        for row in reader:
+            if not row:  # an empty line
+                continue
+            if header is None:
+                header = [cell.strip() for cell in row]
+            elif len(row) != len(header):
+                raise problem(path, key, f"line {reader.line_num} has {len(row)} fields but the header has "
+                                         f"{len(header)}", "give every row as many fields as the header, and quote "
+                                                           "fields that hold commas")
+            else:
+                rows.append(row)
+                lines.append(reader.line_num)
+    except csv.Error as error:
+        raise problem(path, key, f"is not valid CSV (line {reader.line_num}: {error})",
+                      "close every quoted field, and quote fields that hold commas") from None
+    return with_columns(pd.DataFrame(rows, columns=header, index=lines), path, key, required)
 
 
 def read_parquet(path: str | Path, key: str, required: Iterable[str] = ()) -> pd.DataFrame:
@@ -121,8 +135,9 @@ def read_parquet(path: str | Path, key: str, required: Iterable[str] = ()) -> pd
 def with_columns(frame: pd.DataFrame, path: str | Path, key: str, required: Iterable[str]) -> pd.DataFrame:
     missing = [column for column in required if column not in frame.columns]
     if missing:
-        raise problem(path, key, f"has no column {', '.join(f'`{c}`' for c in missing)} (its columns: "
-                                 f"{', '.join(map(str, frame.columns)) or 'none'})", "add the missing column(s)")
+        named = ", ".join(f"`{column}`" for column in missing)
+        raise problem(path, key, f"has no {named} column{'s' if len(missing) > 1 else ''} (its columns: "
+                                 f"{', '.join(map(str, frame.columns)) or 'none'})", f"add {named}")
     return frame
 
 

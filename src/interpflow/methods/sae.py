@@ -126,6 +126,7 @@ def concept_sae(concept: ConceptData, method: str) -> dict[str, torch.Tensor]:
 def read_labels(path: str | Path, key: str = "methods.<sae method>.labels") -> pd.DataFrame:
     """A latent-label table (parquet, csv or json: a list of records as Neuronpedia exports them,
     or {latent: text}) as columns latent (int) and text."""
+    user_files.existing_file(path, key)
     if Path(path).suffix == ".json":
         data = user_files.read_json(path, key, "a list of {latent, text} records or an object {latent: text}")
         if isinstance(data, dict):
