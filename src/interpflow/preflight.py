@@ -156,11 +156,14 @@ def check_sae_files(cfg: dict) -> None:
             from interpflow.sae.pretrained import check_local
 
             check_local(str(sae_cfg["path"]), f"saes.{key}.path")
+    labels = {}  # file -> the method key as written (before the config made one method per SAE: `sae-topk`)
     for key, method_cfg in cfg["methods"].items():
         if method_cfg.get("labels"):
-            from interpflow.methods.sae import read_labels
+            labels.setdefault(method_cfg["labels"], key.removesuffix(f"-{method_cfg.get('sae')}"))
+    for path, key in labels.items():
+        from interpflow.methods.sae import read_labels
 
-            read_labels(method_cfg["labels"], f"methods.{key}.labels")
+        read_labels(path, f"methods.{key}.labels")
 
 
 def check_something_runs(cfg: dict) -> None:

@@ -243,3 +243,23 @@ def test_the_good_files_still_read(tmp_path):
     assert load_instructions(str(write("i.jsonl", '"one"\n{"instruction": "two"}\n')(tmp_path))) == ["one", "two"]
     labels = read_labels(write("l.json", {"3": "ocean"})(tmp_path))
     assert labels.to_dict("records") == [{"latent": 3, "text": "ocean"}]
+
+
+@pytest.mark.parametrize("overrides, file, key", [
+    (["+sae@saes.topk=trained_topk", "+method@methods.sae=sae", "methods.sae.labels={dir}/labels.csv"],
+     "labels.csv", "methods.sae.labels"),
+    (["+sae@saes.mine=gemma_scope", "saes.mine.path={dir}/sae"], "sae/cfg.json", "saes.mine.path"),
+], ids=["sae labels", "pretrained sae folder"])
+def test_the_pre_run_checks_read_the_sae_files(repo_root, tmp_path, overrides, file, key):
+    """Files read only by a job (an SAE method's labels, a pretrained SAE folder) are read before any job."""
+    from interpflow.config import compose, validate
+    from interpflow.preflight import preflight
+
+    (tmp_path / "labels.csv").write_text("latent,text\n3,ocean,extra\n")
+    sae_folder_with("{architecture: standard}")(tmp_path)
+    cfg = compose(repo_root / "config", ["experiment=tiny", f"results_dir={tmp_path / 'results'}",
+                                         *[o.format(dir=tmp_path) for o in overrides]])
+    validate(cfg, repo_root / "workflow/schemas/config.schema.yaml")
+    with pytest.raises(ConfigError) as raised:
+        preflight(cfg)
+    assert f"{tmp_path / file} (from {key})" in str(raised.value)
