@@ -156,11 +156,12 @@ def read_table(path: str | Path, key: str, required: Iterable[str] = ()) -> pd.D
         return with_columns(pd.DataFrame([record for _, record in records]), path, key, required)
     if suffix == ".json":
         records = read_json(path, key, "a list of objects")
-        odd = next((i for i, r in enumerate(records) if not isinstance(r, dict)), None) if isinstance(records, list) else 0
+        fix = "give a JSON list of objects ([{\"column\": value, ...}, ...])"
+        if not isinstance(records, list):
+            raise problem(path, key, f"holds {json_kind(records)}, not a list of objects", fix)
+        odd = next((i for i, record in enumerate(records) if not isinstance(record, dict)), None)
         if odd is not None:
-            found = f"item {odd} is {json_kind(records[odd])}" if isinstance(records, list) else f"it holds {json_kind(records)}"
-            raise problem(path, key, f"is not a list of objects ({found})",
-                          "give a JSON list of objects ([{\"column\": value, ...}, ...])")
+            raise problem(path, key, f"item {odd} is {json_kind(records[odd])}, not an object", fix)
         return with_columns(pd.DataFrame(records), path, key, required)
     raise problem(path, key, f"has the suffix {suffix or '(none)'!r}", "give a .parquet, .csv, .jsonl or .json file")
 
