@@ -121,8 +121,10 @@ class DatasetSource:
         def read(name: str) -> pd.DataFrame:
             path = self.path / name
             frame = user_files.read_parquet(path, KEY, required=AXBENCH_COLUMNS)
-            odd = next((i for i, v in enumerate(frame["concept_id"]) if not _is_integer(v)), None)
-            if odd is not None:
+            ids = pd.to_numeric(frame["concept_id"], errors="coerce")
+            not_integer = (ids.isna() | (ids % 1 != 0)).to_numpy()
+            if not_integer.any():
+                odd = int(not_integer.argmax())
                 raise user_files.problem(path, KEY, f"row {odd} has the concept_id {frame['concept_id'].iloc[odd]!r}",
                                          "give every row an integer concept_id (-1 for shared negatives)")
             return normalise(frame)
