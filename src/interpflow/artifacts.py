@@ -13,6 +13,8 @@ from typing import TYPE_CHECKING, Iterator
 
 import pandas as pd
 
+from interpflow.errors import ArtifactError
+
 if TYPE_CHECKING:
     import torch
 
@@ -59,8 +61,48 @@ def write_parquet(df: pd.DataFrame, path: str | Path) -> None:
         df.reset_index(drop=True).to_parquet(tmp, index=False)
 
 
+# What a damaged file raises when read: pyarrow's ArrowInvalid is a ValueError, ArrowIOError an
+# OSError, JSON and UTF-8 decoding errors are ValueErrors; safetensors has its own (added when imported).
+DAMAGED = (ValueError, OSError)
+
+
+@contextmanager
+def reading(path: str | Path) -> Iterator[None]:
+    """Turn an error while reading the artifact `path` into an ArtifactError naming it. A missing file
+    stays a FileNotFoundError (it names its path): that is a stage not run yet, not damage."""
+    from safetensors import SafetensorError
+
+    try:
+        yield
+    except FileNotFoundError:
+        raise
+    except (*DAMAGED, SafetensorError) as error:
+        detail = str(error).splitlines()[0][:300] if str(error) else ""
+        raise ArtifactError(path, f"{type(error).__name__}: {detail}") from error
+
+
 def read_parquet(path: str | Path) -> pd.DataFrame:
-    return pd.read_parquet(path)
+    with reading(path):
+        return pd.read_parquet(path)
+
+
+def read_json(path: str | Path):
+    with reading(path):
+        return json.loads(Path(path).read_text(encoding="utf-8"))
+
+
+@contextmanager
+def open_tensors(path: str | Path) -> Iterator:
+    """A safetensors file opened lazily (safe_open: tensors read when asked for), errors naming its path."""
+    from safetensors import SafetensorError, safe_open
+
+    with reading(path):
+        file = safe_open(str(path), "pt")
+    try:
+        with file:
+            yield file
+    except SafetensorError as error:  # a tensor that is not there, or that cannot be read
+        raise ArtifactError(path, f"SafetensorError: {error}") from error
 
 
 def write_tensors(tensors: dict[str, torch.Tensor], path: str | Path, metadata: dict | None = None) -> None:
@@ -74,14 +116,13 @@ def write_tensors(tensors: dict[str, torch.Tensor], path: str | Path, metadata: 
 def read_tensors(path: str | Path) -> dict[str, torch.Tensor]:
     from safetensors.torch import load_file
 
-    return load_file(str(path))
+    with reading(path):
+        return load_file(str(path))
 
 
 def read_tensor_metadata(path: str | Path) -> dict[str, str]:
     """The string metadata saved beside a safetensors file's tensors."""
-    from safetensors import safe_open
-
-    with safe_open(str(path), "pt") as f:
+    with open_tensors(path) as f:
         return dict(f.metadata() or {})
 
 

@@ -11,3 +11,13 @@ class ConfigError(InterpflowError):
 
 class EndpointError(InterpflowError):
     """An API endpoint kept failing (down, overloaded, too slow) after every retry."""
+
+
+class ArtifactError(InterpflowError):
+    """An artifact the workflow wrote cannot be read: damaged (a truncated copy, a full disk) or not
+    what its name says. `path` is the file; the message names it and what went wrong."""
+
+    def __init__(self, path, reason: str):
+        self.path, self.reason = str(path), reason
+        super().__init__(f"{self.path} is damaged or of the wrong kind ({reason}); delete it and re-run the stage "
+                         "that writes it")

@@ -189,6 +189,24 @@ def check_unlearning_data(cfg: dict) -> None:
             raise ConfigError(f"saebench.unlearning: the {topic} questions or corpus are empty")
 
 
+def check_sae_files(cfg: dict) -> None:
+    """The files an SAE or an SAE method reads from the user (a pretrained SAE's folder, a labels table)
+    are whole and of the right kind; headers and small tables only, read in milliseconds."""
+    for key, sae_cfg in (cfg.get("saes") or {}).items():
+        if sae_cfg.get("source") == "pretrained" and sae_cfg.get("path"):
+            from interpflow.sae.pretrained import check_local
+
+            check_local(str(sae_cfg["path"]), f"saes.{key}.path")
+    labels = {}  # file -> the method key as written (before the config made one method per SAE: `sae-topk`)
+    for key, method_cfg in cfg["methods"].items():
+        if method_cfg.get("labels"):
+            labels.setdefault(method_cfg["labels"], key.removesuffix(f"-{method_cfg.get('sae')}"))
+    for path, key in labels.items():
+        from interpflow.methods.sae import read_labels
+
+        read_labels(path, f"methods.{key}.labels")
+
+
 def check_something_runs(cfg: dict) -> None:
     concept = bool(cfg["models"]) and bool(cfg["methods"])
     saebench = bool(cfg["models"]) and bool((cfg.get("saebench") or {}).get("evals"))
@@ -215,6 +233,7 @@ def preflight(cfg: dict) -> pd.DataFrame:
     check_methods(cfg)
     check_judge(cfg)
     check_saes(cfg)
+    check_sae_files(cfg)
     for model_cfg in cfg["models"].values():
         check_layers(model_cfg, known_layer_count(model_cfg))
     source = data_source(cfg)

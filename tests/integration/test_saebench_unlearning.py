@@ -240,4 +240,4 @@ def test_user_files_need_four_choices_and_the_three_columns(tmp_path):
     with pytest.raises(ConfigError, match="choices"):
         read_questions(str(tmp_path / "bad.jsonl"), "retain")
     (tmp_path / "corpus.txt").write_text("first document\n\nsecond document\n")
-    assert read_corpus(str(tmp_path / "corpus.txt")) == ["first document", "second document"]
+    assert read_corpus(str(tmp_path / "corpus.txt"), "forget") == ["first document", "second document"]

@@ -1,4 +1,4 @@
-"""Artifact I/O: atomic writes and round trips."""
+"""Artifact I/O: atomic writes, round trips, and reads of a damaged artifact that name it."""
 
 from __future__ import annotations
 
@@ -11,13 +11,17 @@ from safetensors import safe_open
 
 from interpflow.artifacts import (
     atomic_path,
+    open_tensors,
+    read_json,
     read_parquet,
+    read_tensor_metadata,
     read_tensors,
     write_json,
     write_parquet,
     write_tensors,
     write_text,
 )
+from interpflow.errors import ArtifactError
 
 
 def test_failed_write_leaves_nothing(tmp_path):
@@ -130,3 +134,51 @@ def test_a_killed_writers_temporary_file_goes_when_the_artifact_is_rewritten(tmp
     with atomic_path(target) as tmp:
         tmp.write_text("whole")
     assert target.read_text() == "whole" and not stale.exists() and other.exists()
+
+
+def truncated(path, keep: float = 0.5):
+    data = path.read_bytes()
+    path.write_bytes(data[: int(len(data) * keep)])
+    return path
+
+
+@pytest.mark.parametrize("read", [read_tensors, read_tensor_metadata, lambda p: open_tensors(p).__enter__()],
+                         ids=["read_tensors", "read_tensor_metadata", "open_tensors"])
+def test_a_truncated_safetensors_file_is_named(tmp_path, read):
+    path = tmp_path / "methods" / "diffmean.safetensors"
+    write_tensors({"directions": torch.randn(64, 32)}, path, {"layer": 2})
+    with pytest.raises(ArtifactError) as raised:
+        read(truncated(path))
+    assert raised.value.path == str(path) and str(path) in str(raised.value) and "damaged" in str(raised.value)
+
+
+def test_a_tensor_missing_from_an_artifact_is_named(tmp_path):
+    path = tmp_path / "acts.safetensors"
+    write_tensors({"acts": torch.zeros(2, 2)}, path)
+    with pytest.raises(ArtifactError, match="acts.safetensors") as raised, open_tensors(path) as file:
+        file.get_tensor("index")
+    assert raised.value.path == str(path)
+
+
+def test_an_error_of_the_reader_itself_is_not_called_damage(tmp_path):
+    path = tmp_path / "acts.safetensors"
+    write_tensors({"acts": torch.zeros(2, 2)}, path)
+    with pytest.raises(ValueError, match="the reader's own"), open_tensors(path):
+        raise ValueError("the reader's own check")
+
+
+@pytest.mark.parametrize("suffix", ["parquet", "json"])
+def test_a_truncated_table_or_json_is_named(tmp_path, suffix):
+    path = tmp_path / "eval" / f"scores.{suffix}"
+    write_parquet(pd.DataFrame({"concept_id": range(50), "score": 0.5}), path) if suffix == "parquet" else \
+        write_json({"concept": "ocean", "scores": list(range(50))}, path)
+    read = read_parquet if suffix == "parquet" else read_json
+    with pytest.raises(ArtifactError) as raised:
+        read(truncated(path))
+    assert raised.value.path == str(path) and str(path) in str(raised.value)
+
+
+def test_a_missing_artifact_stays_file_not_found(tmp_path):
+    """Not damage: the stage that writes it has not run (the CLI says so)."""
+    with pytest.raises(FileNotFoundError):
+        read_parquet(tmp_path / "nope.parquet")

@@ -81,8 +81,6 @@ def test_missing_file(tmp_path):
 def neuronpedia_records() -> list[dict]:
     return [
         {"modelId": "gemma-2-2b", "layer": "20-gemmascope-res-16k", "index": "101", "description": "references to rivers"},
-        {"modelId": "gemma-2-2b", "layer": "20-gemmascope-res-16k", "index": "102", "description": "   "},
-        {"modelId": "gemma-2-2b", "layer": "20-gemmascope-res-16k", "index": "103", "description": None},
         {"modelId": "gemma-2-2b", "layer": "20-gemmascope-res-16k", "index": "104", "description": " words about cats "},
     ]
 
@@ -91,7 +89,7 @@ def test_neuronpedia_export_list(tmp_path):
     path = tmp_path / "export.json"
     path.write_text(json.dumps(neuronpedia_records()))
     frame = build_concepts(cfg_for("neuronpedia", path=path), None)
-    assert frame["concept"].tolist() == ["references to rivers", "words about cats"]  # empty descriptions skipped
+    assert frame["concept"].tolist() == ["references to rivers", "words about cats"]  # surrounding spaces trimmed
     assert frame["concept_id"].tolist() == [0, 1]
     assert set(frame["source"]) == {f"neuronpedia:{path}"}
     assert list(frame.columns) == CONCEPT_COLUMNS
@@ -104,9 +102,17 @@ def test_neuronpedia_export_object(tmp_path):
     assert frame["concept"].tolist() == ["references to rivers"]
 
 
-def test_neuronpedia_all_empty_is_an_error(tmp_path):
+def test_neuronpedia_empty_descriptions_are_refused(tmp_path):
     path = tmp_path / "export.json"
-    path.write_text(json.dumps(neuronpedia_records()[1:3]))
+    records = neuronpedia_records()
+    path.write_text(json.dumps([records[0], {**records[0], "description": "   "}, {**records[1], "description": None}]))
+    with pytest.raises(ConfigError, match=r"blank concept at item 1 \(`description`\), item 2"):
+        build_concepts(cfg_for("neuronpedia", path=path), None)
+
+
+def test_an_empty_neuronpedia_list_is_an_error(tmp_path):
+    path = tmp_path / "export.json"
+    path.write_text("[]")
     with pytest.raises(ConfigError, match="concept list is empty"):
         build_concepts(cfg_for("neuronpedia", path=path), None)
 

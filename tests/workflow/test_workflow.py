@@ -242,6 +242,19 @@ def test_a_concept_the_data_set_lacks_stops_before_any_job(tmp_path):
     assert not (tmp_path / "results").exists()
 
 
+def test_a_malformed_concept_csv_stops_before_any_job(tmp_path):
+    """A concept list with a row of too many fields (pandas would take its first field as an index): the
+    file, its config key and the line are named at parse time, without a traceback."""
+    concepts = tmp_path / "my_concepts.csv"
+    concepts.write_text("concept,genre\nocean,text\nmusic,text,extra\n")
+    result = snakemake(tmp_path, ["experiment=tiny", "concepts.source=file", f"concepts.path={concepts}"], "-n")
+    output = result.stdout + result.stderr
+    assert result.returncode != 0
+    assert f"{concepts} (from concepts.path): line 3 has 3 fields but the header has 2" in output, output[-2000:]
+    assert "Traceback" not in output and "rule " not in output
+    assert not (tmp_path / "results").exists()
+
+
 def test_detection_metrics_do_not_depend_on_shard_size(tiny_run, tmp_path):
     """The tiny run has 3 concepts in shards of 2; in one shard of 3 every detection metric is the
     same: the balanced ones use each concept's own examples, the imbalanced ones the run's pool."""

@@ -7,7 +7,6 @@ the `.parquet` beside each (TPR/FPR per threshold).
 
 from __future__ import annotations
 
-import json
 import re
 from pathlib import Path
 
@@ -17,7 +16,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from interpflow.artifacts import atomic_path, read_parquet, write_text  # noqa: E402
+from interpflow.artifacts import atomic_path, read_json, read_parquet, write_text  # noqa: E402
 from interpflow.circuits.scoring import roc_curve  # noqa: E402
 
 PATH = re.compile(r".*/circuits/scores/(?P<task>[^/]+)/(?P<kind>[^/]+)/(?P<method>[^/]+)\.json$")
@@ -35,7 +34,7 @@ def read_scores(paths: list[str]) -> pd.DataFrame:
         match = PATH.match(str(Path(path).resolve()))
         if match is None:
             raise ValueError(f"{path} is not .../circuits/scores/<task>/<kind>/<method>.json")
-        rows.append({**match.groupdict(), **json.loads(Path(path).read_text())})
+        rows.append({**match.groupdict(), **read_json(path)})
     return pd.DataFrame(rows)
 
 
@@ -51,7 +50,7 @@ def siit_table(paths: list[str]) -> pd.DataFrame:
     """Per task, how well its SIIT model learned the Tracr program (validation set)."""
     rows = []
     for path in paths:
-        meta = json.loads(Path(path).read_text())
+        meta = read_json(path)
         siit = meta["siit"]
         rows.append({"task": meta["task"], "accuracy": siit["accuracy"], "iia": siit["iia"],
                      "strict_accuracy": siit["strict_accuracy"],

@@ -9,14 +9,12 @@ same names as the Tracr model's), with its training metrics under "siit".
 
 from __future__ import annotations
 
-import json
 import random
 import time
-from pathlib import Path
 
 import torch
 
-from interpflow.artifacts import write_json, write_parquet, write_tensors
+from interpflow.artifacts import read_json, write_json, write_parquet, write_tensors
 from interpflow.circuits.discovery import discover
 from interpflow.circuits.patching import EdgePatcher
 from interpflow.circuits.scoring import aurocs, node_realism, score_sweep
@@ -72,7 +70,7 @@ def circuit_siit(weights: str, meta: str, siit_cfg: dict, out_weights: str, out_
                                        high.categorical, siit_cfg)
     write_tensors({name: p.detach() for name, p in low.named_parameters()}, out_weights,
                   metadata={"format": FORMAT, "task": high.task})
-    stored = json.loads(Path(meta).read_text())
+    stored = read_json(meta)
     write_json({**stored, "config": low_cfg, "has_mlp": [True] * low_cfg["n_layers"], "kind": "siit",
                 "siit": {**siit_cfg, **metrics}}, out_meta)
     print(f"{high.task}: SIIT {metrics['epochs']} epochs, accuracy {metrics['accuracy']:.4f}, IIA {metrics['iia']:.4f}, "

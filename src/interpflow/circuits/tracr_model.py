@@ -3,14 +3,13 @@ program (`compile_task`), written as safetensors + JSON (`save`), and read back 
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 from transformer_lens import HookedTransformer
 
-from interpflow.artifacts import read_tensors, write_json, write_tensors
+from interpflow.artifacts import read_json, read_tensors, write_json, write_tensors
 from interpflow.circuits.graph import Circuit, ModelGraph
 from interpflow.circuits.ground_truth import ground_truth
 from interpflow.circuits.tracr_compile import BOS, PAD, Compiled, compile_program
@@ -83,7 +82,7 @@ def save(tracr_model: TracrModel, weights_path: str | Path, json_path: str | Pat
 
 
 def load(weights_path: str | Path, json_path: str | Path) -> TracrModel:
-    meta = json.loads(Path(json_path).read_text())
+    meta = read_json(json_path)
     if meta.get("format") != FORMAT:
         raise ValueError(f"{json_path}: not a {FORMAT} file (format {meta.get('format')!r})")
     if (meta["bos"], meta["pad"]) != (BOS, PAD):

@@ -8,11 +8,11 @@ set's id, genre and spelling. Ids are never assigned by position against a data 
 from __future__ import annotations
 
 import difflib
-import json
 from pathlib import Path
 
 import pandas as pd
 
+from interpflow.data import user_files
 from interpflow.errors import ConfigError
 
 # ref: where the concept came from, when known (a Neuronpedia export's model/layer/latent, AxBench's
@@ -29,35 +29,52 @@ def shard_name(index: int) -> str:
     return f"s{index:04d}"
 
 
+def check_not_blank(names: list, places: list[str], source: str) -> None:
+    """Every concept has a name: a blank cell or item is refused (it would become a concept called 'nan' or '')."""
+    blank = [place for name, place in zip(names, places) if pd.isna(name) or not str(name).strip()]
+    if blank:
+        listed = ", ".join(blank[:5]) + (f" and {len(blank) - 5} more" if len(blank) > 5 else "")
+        raise ConfigError(f"{source}: blank concept at {listed}; every concept needs a name: fill it in or "
+                          "delete the entry")
+
+
 def _from_file(path: Path) -> pd.DataFrame:
-    if not path.exists():
-        raise ConfigError(f"concept file {path} does not exist (concepts.path)")
+    key = "concepts.path"
+    user_files.existing_file(path, key)
     if path.suffix == ".csv":
-        frame = pd.read_csv(path)
-        if "concept" not in frame.columns:
-            raise ConfigError(f"{path} has no `concept` column (columns: {', '.join(frame.columns)})")
-        if "genre" not in frame.columns:
-            frame["genre"] = "text"
-        return frame[["concept", "genre"]]
+        frame = user_files.read_csv(path, key, required=["concept"])
+        check_not_blank(frame["concept"].tolist(), [f"line {line}" for line in frame.index], f"{path} (from {key})")
+        genre = frame["genre"].str.strip() if "genre" in frame.columns else pd.Series("", index=frame.index)
+        frame = pd.DataFrame({"concept": frame["concept"], "genre": genre.replace("", "text")})
+        return frame.reset_index(drop=True)
     if path.suffix == ".txt":
-        names = [line.strip() for line in path.read_text().splitlines() if line.strip()]
-        return pd.DataFrame({"concept": names, "genre": "text"})
-    raise ConfigError(f"concept file {path} must be .txt (one concept per line) or .csv (a `concept` column)")
+        # One concept a line; blank lines are spacing, not concepts.
+        return pd.DataFrame({"concept": [line for _, line in user_files.read_lines(path, key)], "genre": "text"})
+    raise user_files.problem(path, key, f"has the suffix {path.suffix or '(none)'!r}",
+                             "give a .txt (one concept a line) or a .csv (a `concept` column, optional `genre`)")
+
+
+NEURONPEDIA_SHAPE = "a JSON list of explanations ({\"modelId\", \"layer\", \"index\", \"description\"}), as Neuronpedia exports them"
 
 
 def _from_neuronpedia(path: Path) -> pd.DataFrame:
-    """A Neuronpedia explanations export: a JSON list of {modelId, layer, index, description, ...}."""
-    if not path.exists():
-        raise ConfigError(f"Neuronpedia export {path} does not exist (concepts.path)")
-    records = json.loads(path.read_text())
-    if isinstance(records, dict):
-        records = records.get("explanations", [])
-    rows = []
-    for record in records:
-        description = (record.get("description") or "").strip()
-        if description:
-            ref = "neuronpedia:" + "/".join(str(record.get(k, "")) for k in ("modelId", "layer", "index"))
-            rows.append({"concept": description, "genre": "text", "ref": ref})
+    """A Neuronpedia explanations export: a JSON list of {modelId, layer, index, description, ...}
+    (or an object holding that list under `explanations`)."""
+    key = "concepts.path"
+    records = user_files.read_json(path, key, NEURONPEDIA_SHAPE)
+    if isinstance(records, dict) and isinstance(records.get("explanations"), list):
+        records = records["explanations"]
+    if not isinstance(records, list):
+        raise user_files.problem(path, key, f"holds {user_files.json_kind(records)}, not a list of explanations",
+                                 f"give {NEURONPEDIA_SHAPE}")
+    odd = next((i for i, r in enumerate(records) if not (isinstance(r, dict) and "description" in r)), None)
+    if odd is not None:
+        raise user_files.problem(path, key, f"item {odd} is not an explanation (an object with a `description`)",
+                                 f"give {NEURONPEDIA_SHAPE}")
+    check_not_blank([r["description"] for r in records], [f"item {i} (`description`)" for i in range(len(records))],
+                    f"{path} (from {key})")
+    rows = [{"concept": str(r["description"]).strip(), "genre": "text",
+             "ref": "neuronpedia:" + "/".join(str(r.get(k, "")) for k in ("modelId", "layer", "index"))} for r in records]
     return pd.DataFrame(rows, columns=["concept", "genre", "ref"])
 
 
@@ -85,10 +102,15 @@ def _matched_by_name(listed: pd.DataFrame, data_set: pd.DataFrame, what: str) ->
     return rows
 
 
+def check_inline_names(names: list) -> None:
+    check_not_blank(names, [f"item {i}" for i in range(len(names))], "concepts.names")
+
+
 def _listed(cfg: dict) -> pd.DataFrame:
     """The user's own list (inline, file or neuronpedia), before it meets any data set."""
     spec = cfg["concepts"]
     if spec["source"] == "inline":
+        check_inline_names(spec["names"])
         frame = pd.DataFrame({"concept": spec["names"], "genre": "text"})
     elif spec["source"] == "file":
         frame = _from_file(Path(spec["path"]))
@@ -119,6 +141,7 @@ def build_concepts(cfg: dict, source_concepts: pd.DataFrame | None) -> pd.DataFr
             )
         frame = source_concepts
         if spec["names"]:
+            check_inline_names(spec["names"])
             frame = _matched_by_name(pd.DataFrame({"concept": spec["names"]}), source_concepts, "concepts.names")
     else:
         frame = _listed(cfg)

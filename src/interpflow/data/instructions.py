@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from interpflow.data import user_files
 from interpflow.errors import ConfigError
 
 # config key -> the list shipped in the package under the name `demo`
@@ -33,20 +34,9 @@ def load_instructions(spec: str, key: str = "generator.instructions") -> list[st
 
         items = json.loads(files("interpflow").joinpath(SHIPPED[key]).read_text())
     elif spec.endswith(".parquet"):
-        items = _parquet_column(spec, key)
+        items = user_files.read_parquet(spec, key, required=["instruction"])["instruction"].dropna().tolist()
     else:
-        path = Path(spec)
-        if not path.is_file():
-            raise ConfigError(f"instruction file {path} does not exist ({key})")
-        text = path.read_text(encoding="utf-8")
-        if path.suffix == ".json":
-            items = json.loads(text)
-        elif path.suffix == ".jsonl":
-            items = [json.loads(line) for line in text.splitlines() if line.strip()]
-        elif path.suffix == ".txt":
-            items = text.splitlines()
-        else:
-            raise ConfigError(f"instruction file {path} must be .json, .jsonl, .txt or .parquet ({key})")
+        items = _read_list(Path(spec), key)
     instructions = [str(i["instruction"] if isinstance(i, dict) else i).strip() for i in items]
     instructions = list(dict.fromkeys(i for i in instructions if i))
     if not instructions:
@@ -82,14 +72,32 @@ def check_steering_apart(steering: list[str], seen: list[str], where: str) -> No
         )
 
 
-def _parquet_column(spec: str, key: str) -> list[str]:
-    try:
-        frame = pd.read_parquet(spec)
-    except (OSError, ValueError, ImportError) as exc:
-        raise ConfigError(f"cannot read instructions from {spec}: {exc} ({key})") from exc
-    if "instruction" not in frame.columns:
-        raise ConfigError(f"{spec} has no `instruction` column (columns: {', '.join(map(str, frame.columns))})")
-    return frame["instruction"].tolist()
+LIST_SHAPE = 'a list of instructions (strings, or objects with an "instruction" field)'
+
+
+def _read_list(path: Path, key: str) -> list:
+    """Instructions from a .json list, a .jsonl file (one a line) or a .txt file (one a line)."""
+    user_files.existing_file(path, key)
+    if path.suffix == ".json":
+        items = user_files.read_json(path, key, LIST_SHAPE)
+        if not isinstance(items, list):
+            raise user_files.problem(path, key, f"holds {user_files.json_kind(items)}, not a list", f"give {LIST_SHAPE}")
+        places = [f"item {i}" for i in range(len(items))]
+    elif path.suffix == ".jsonl":
+        numbered = user_files.read_jsonl(path, key, 'an instruction: a JSON string or an object with an "instruction" field')
+        places, items = [f"line {n}" for n, _ in numbered], [item for _, item in numbered]
+    elif path.suffix == ".txt":
+        return [line for _, line in user_files.read_lines(path, key)]
+    else:
+        raise user_files.problem(path, key, f"has the suffix {path.suffix or '(none)'!r}",
+                                 "give a .json, .jsonl, .txt or .parquet file")
+    odd = next((place for place, item in zip(places, items)
+                if not (isinstance(item, (str, int, float)) and not isinstance(item, bool)
+                        or isinstance(item, dict) and "instruction" in item)), None)
+    if odd is not None:
+        raise user_files.problem(path, key, f"{odd} is neither text nor an object with an `instruction` field",
+                                 f"give {LIST_SHAPE}")
+    return items
 
 
 def steer_prompts(concepts: pd.DataFrame, instructions: list[str], per_concept: int, seed: int) -> pd.DataFrame:

@@ -22,13 +22,13 @@ latent's max on the concept's evaluation examples, in the latent's own units.
 
 from __future__ import annotations
 
-import json
 import re
 from pathlib import Path
 
 import pandas as pd
 import torch
 
+from interpflow.data import user_files
 from interpflow.embeddings import embedder, minilm_path
 from interpflow.errors import ConfigError
 from interpflow.methods.base import VectorMethod
@@ -126,28 +126,35 @@ def concept_sae(concept: ConceptData, method: str) -> dict[str, torch.Tensor]:
     return sae
 
 
-def read_labels(path: str | Path) -> pd.DataFrame:
+def read_labels(path: str | Path, key: str = "methods.<sae method>.labels") -> pd.DataFrame:
     """A latent-label table (parquet, csv or json: a list of records as Neuronpedia exports them,
     or {latent: text}) as columns latent (int) and text."""
-    path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"SAE labels file {str(path)!r} does not exist")
-    if path.suffix == ".parquet":
-        frame = pd.read_parquet(path)
-    elif path.suffix == ".csv":
-        frame = pd.read_csv(path)
-    elif path.suffix == ".json":
-        data = json.loads(path.read_text())
-        frame = pd.DataFrame(data) if isinstance(data, list) else pd.DataFrame(
-            {"latent": list(data), "text": list(data.values())})
+    user_files.existing_file(path, key)
+    if Path(path).suffix == ".json":
+        data = user_files.read_json(path, key, "a list of {latent, text} records or an object {latent: text}")
+        if isinstance(data, dict):
+            data = [{"latent": latent, "text": text} for latent, text in data.items()]
+        if not isinstance(data, list) or not all(isinstance(record, dict) for record in data):
+            raise user_files.problem(path, key, "is neither a list of records nor an object {latent: text}",
+                                     "give a Neuronpedia export or {\"<latent>\": \"<explanation>\", ...}")
+        frame = pd.DataFrame(data)
+    elif Path(path).suffix in (".parquet", ".csv"):
+        frame = user_files.read_table(path, key)
     else:
-        raise ConfigError(f"SAE labels file {str(path)!r}: expected .parquet, .csv or .json")
+        raise user_files.problem(path, key, f"has the suffix {Path(path).suffix or '(none)'!r}",
+                                 "give a .parquet, .csv or .json labels table")
     index_col = next((c for c in ("latent", *INDEX_COLUMNS) if c in frame.columns), None)
     text_col = next((c for c in ("text", *TEXT_COLUMNS) if c in frame.columns), None)
     if index_col is None or text_col is None:
-        raise ConfigError(f"SAE labels file {str(path)!r} needs a latent column (one of {INDEX_COLUMNS}) and a "
-                          f"text column (one of {TEXT_COLUMNS}); it has {list(frame.columns)}")
-    out = pd.DataFrame({"latent": frame[index_col].astype(int), "text": frame[text_col].fillna("").astype(str)})
+        raise user_files.problem(path, key, f"has the columns {list(frame.columns)}", f"give a latent column (one "
+                                 f"of {INDEX_COLUMNS}) and a text column (one of {TEXT_COLUMNS})")
+    latents = pd.to_numeric(frame[index_col], errors="coerce")
+    bad = (latents.isna() | (latents % 1 != 0)).to_numpy()
+    if bad.any():
+        row = int(bad.argmax())
+        raise user_files.problem(path, key, f"row {row} has the latent {frame[index_col].iloc[row]!r}",
+                                 "give every latent as an integer index")
+    out = pd.DataFrame({"latent": latents.astype(int), "text": frame[text_col].fillna("").astype(str)})
     return out.reset_index(drop=True)
 
 

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Callable
 
 import torch
 
+from interpflow.artifacts import read_json
 from interpflow.errors import ConfigError
 from interpflow.models.gpu_locks import lock_folder, wait_for_free_gpu, wait_limit_s
 
@@ -151,7 +152,7 @@ def load_model(prepared_dir: Path, dtype: str = "float32", device: str | None = 
         raise ConfigError(f"{prepared_dir} is not a prepared model (no {MANIFEST}); run the prepare_model rule")
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    manifest = json.loads(manifest_path.read_text())
+    manifest = read_json(manifest_path)
     target = manifest["id"] if manifest["source"] == "hub" else str(prepared_dir)
     device = device or choose_device()
     tokenizer = AutoTokenizer.from_pretrained(target)

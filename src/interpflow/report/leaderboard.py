@@ -3,8 +3,6 @@ as markdown and CSV, plus plots of ROC AUC per method and of steering score agai
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
 
 import matplotlib
 
@@ -12,7 +10,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from interpflow.artifacts import atomic_path, read_parquet, write_text  # noqa: E402
+from interpflow.artifacts import atomic_path, read_json, read_parquet, write_text  # noqa: E402
 
 KEYS = ["model", "layer", "method"]
 DETECTION = {"roc_auc": "ROC AUC", "hard_negative_accuracy": "hard-neg acc", "f1": "F1", "imbalanced_f1": "imbalanced F1"}
@@ -60,7 +58,7 @@ def _sum_usage(paths: list[str]) -> dict:
     """Totals over usage JSON files; cost only over files that priced their calls (NaN/absent: unknown)."""
     total: dict = {}
     for path in paths:
-        for key, value in json.loads(Path(path).read_text()).items():
+        for key, value in read_json(path).items():
             if isinstance(value, (int, float)) and value == value:
                 total[key] = total.get(key, 0) + value
     return total

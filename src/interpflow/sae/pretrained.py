@@ -18,6 +18,7 @@ import os
 
 import torch
 
+from interpflow.data import user_files
 from interpflow.errors import ConfigError
 
 SUPPORTED = ("jumprelu", "standard", "topk")
@@ -29,15 +30,28 @@ def layer_sae_id(sae_id: str, layer: int) -> str:
     return sae_id.replace("{layer}", str(layer))
 
 
-def load_local(path: str, device: str = "cpu") -> dict:
+def check_local(path: str, key: str = "saes.<name>.path") -> None:
+    """The files of an SAE folder saved by sae_lens: cfg.json (a JSON object) and sae_weights.safetensors (whole)."""
+    if not os.path.isdir(path):
+        raise user_files.problem(path, key, "is not a folder", "point `path` at a folder saved by sae_lens (SAE.save_model)")
+    settings = user_files.read_json(os.path.join(path, "cfg.json"), key, "sae_lens's SAE settings (a JSON object)")
+    if not isinstance(settings, dict):
+        raise user_files.problem(os.path.join(path, "cfg.json"), key, f"holds {user_files.json_kind(settings)}",
+                                 "save the SAE again with sae_lens (SAE.save_model)")
+    user_files.check_tensor_file(os.path.join(path, "sae_weights.safetensors"), key)
+
+
+def load_local(path: str, device: str = "cpu", key: str = "saes.<name>.path") -> dict:
     """An SAE folder saved by sae_lens (`sae.save_model(path)`: cfg.json + sae_weights.safetensors), read
     offline with sae_lens's own loader; our format on the CPU."""
     from sae_lens import SAE  # heavy import, only when used
 
-    if not (os.path.isdir(path) and os.path.isfile(os.path.join(path, "cfg.json"))):
-        raise ConfigError(f"SAE folder {path!r} has no cfg.json: point `path` at a folder saved by sae_lens "
-                          "(SAE.save_model)")
-    sae = SAE.load_from_disk(path, device=device)
+    check_local(path, key)
+    try:
+        sae = SAE.load_from_disk(path, device=device)
+    except (KeyError, TypeError, ValueError) as error:
+        raise user_files.problem(path, key, f"sae_lens cannot load it ({type(error).__name__}: {error})",
+                                 "save the SAE again with sae_lens (SAE.save_model)") from None
     tensors, metadata = from_sae_lens(sae)
     return {"tensors": tensors, "metadata": {"source": "pretrained", "path": os.path.abspath(path),
                                              "neuronpedia": "", **metadata}}

@@ -12,9 +12,7 @@ from __future__ import annotations
 import re
 
 import torch
-from safetensors import safe_open
-
-from interpflow.artifacts import write_tensors
+from interpflow.artifacts import open_tensors, write_tensors
 from interpflow.errors import ConfigError
 from interpflow.sae.format import check_sae, firing_counts, fraction_of_variance_explained
 from interpflow.sae.pretrained import layer_sae_id, load_local, load_pretrained
@@ -39,12 +37,12 @@ def read_acts(paths: list[str], max_tokens: int | None, seed: int) -> torch.Tens
 
 
 def read_acts_file(path: str) -> torch.Tensor:
-    with safe_open(path, "pt") as f:
+    with open_tensors(path) as f:
         return f.get_tensor("acts")
 
 
 def acts_layer(path: str) -> int | None:
-    with safe_open(path, "pt") as f:
+    with open_tensors(path) as f:
         layer = (f.metadata() or {}).get("layer")
     return int(layer) if layer is not None else None
 

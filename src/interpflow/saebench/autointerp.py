@@ -28,7 +28,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from interpflow.artifacts import read_parquet, read_tensors
+from interpflow.artifacts import open_tensors, read_parquet, read_tensors
 from interpflow.providers.cache import CallCache
 from interpflow.providers.openai_chat import ChatClient
 from interpflow.sae.format import check_sae, encode
@@ -77,11 +77,9 @@ def scored_token_texts(model_dir: str, model_cfg: dict, data_files: list[str], m
 
 def latent_activations(acts_files: list[str], sae: dict) -> torch.Tensor:
     """Every cached token's SAE latents [n_tokens, n_latents], in the cache's order (float16 to halve memory)."""
-    from safetensors import safe_open
-
     blocks = []
     for acts_path in acts_files:
-        with safe_open(acts_path, "pt") as f:
+        with open_tensors(acts_path) as f:
             acts = f.get_tensor("acts")
         for start in range(0, len(acts), 8192):
             blocks.append(encode(sae, acts[start : start + 8192].float()).to(torch.float16))

@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from interpflow.artifacts import read_parquet, read_tensors
+from interpflow.artifacts import open_tensors, read_parquet, read_tensors
 from interpflow.models.hooks import edit_residual
 from interpflow.models.loading import load_model
 from interpflow.sae.format import check_sae, decode, encode
@@ -45,12 +45,10 @@ DEFAULTS = {
 
 def read_cached(acts_files: list[str], index_files: list[str], max_tokens: int, seed: int) -> tuple[torch.Tensor, np.ndarray]:
     """Tokens [n, d] of whole examples (a seeded sample of examples up to max_tokens) and each token's example number."""
-    from safetensors import safe_open
-
     tokens, owners, example = [], [], 0
     for acts_path, index_path in zip(acts_files, index_files):
         index = read_parquet(index_path)
-        with safe_open(acts_path, "pt") as f:
+        with open_tensors(acts_path) as f:
             acts = f.get_tensor("acts")
         for offset, n in zip(index["offset"], index["n_tokens"]):
             tokens.append(acts[int(offset) : int(offset) + int(n)])

@@ -5,7 +5,6 @@ recovered) and of each metric against L0, per architecture."""
 
 from __future__ import annotations
 
-import json
 import re
 from pathlib import Path
 
@@ -16,7 +15,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.ticker import LogLocator, NullFormatter, ScalarFormatter  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from interpflow.artifacts import atomic_path, write_text  # noqa: E402
+from interpflow.artifacts import atomic_path, read_json, write_text  # noqa: E402
 from interpflow.errors import ConfigError
 
 KEYS = ["model", "layer", "sae"]
@@ -54,7 +53,7 @@ def read_results(paths: list[str]) -> pd.DataFrame:
         match = PATH.match(str(Path(path).resolve()))
         if match is None:
             raise ConfigError(f"{path} is not results/<run>/saebench/<model>/L<layer>/<sae>/<eval>.json")
-        result = json.loads(Path(path).read_text())
+        result = read_json(path)
         key = (match["model"], int(match["layer"]), match["sae"])
         row = rows.setdefault(key, dict(zip(KEYS, key)))
         row["architecture"] = architecture(result.get("sae_cfg_dict", {}))

@@ -24,7 +24,7 @@ import pandas as pd
 import torch
 from sklearn.linear_model import LogisticRegression
 
-from interpflow.artifacts import read_parquet, read_tensors
+from interpflow.artifacts import open_tensors, read_parquet, read_tensors
 from interpflow.sae.format import check_sae, encode
 from interpflow.saebench.output import write_eval_output
 from interpflow.errors import ConfigError
@@ -43,12 +43,10 @@ def pooled_examples(acts_files: list[str], index_files: list[str], sae: dict | N
                     chunk_tokens: int = 8192) -> tuple[np.ndarray, pd.DataFrame]:
     """One row per cached example: the mean of its tokens' activations (sae None) or SAE latents,
     with the examples' index rows (concept_id, label, category, genre, ...)."""
-    from safetensors import safe_open
-
     rows, frames = [], []
     for acts_path, index_path in zip(acts_files, index_files):
         index = read_parquet(index_path)
-        with safe_open(acts_path, "pt") as f:
+        with open_tensors(acts_path) as f:
             acts = f.get_tensor("acts")
         owner = torch.repeat_interleave(torch.arange(len(index)), torch.tensor(index["n_tokens"].to_numpy(), dtype=torch.long))
         starts = torch.tensor(index["offset"].to_numpy(), dtype=torch.long)

@@ -16,12 +16,12 @@ every order of the choices, and a 135M model knows little.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
-from interpflow.errors import ConfigError
+from interpflow.data import user_files
 
 FORGET_SUBJECT = "astronomy"
 
@@ -331,39 +331,28 @@ def mcq_rows() -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def _read_table(path: str) -> pd.DataFrame:
-    suffix = Path(path).suffix
-    if suffix == ".parquet":
-        return pd.read_parquet(path)
-    if suffix == ".jsonl":
-        return pd.read_json(path, lines=True)
-    if suffix == ".json":
-        return pd.DataFrame(json.loads(Path(path).read_text()))
-    raise ConfigError(f"unlearning: {path} is neither .parquet, .jsonl nor .json")
-
-
 def read_questions(path: str, topic: str) -> pd.DataFrame:
     """A user's questions (question, choices, answer, optional subject) as `mcq_rows` gives them."""
-    frame = _read_table(path)
-    missing = {"question", "choices", "answer"} - set(frame.columns)
-    if missing:
-        raise ConfigError(f"unlearning: {path} lacks the columns {sorted(missing)} (question, choices, answer)")
-    bad = [i for i, c in enumerate(frame["choices"]) if len(c) != 4]
-    if bad:
-        raise ConfigError(f"unlearning: {path} rows {bad[:5]} do not have four choices")
+    key = f"saebench.unlearning.{topic}_questions"
+    frame = user_files.read_table(path, key, required=["question", "choices", "answer"]).reset_index(drop=True)
+    for row, (choices, answer) in enumerate(zip(frame["choices"], frame["answer"])):
+        if not (isinstance(choices, (list, tuple, np.ndarray)) and len(choices) == 4):
+            raise user_files.problem(path, key, f"row {row} has the choices {choices!r}", "give each question a list of four choices")
+        if not (isinstance(answer, (int, np.integer)) and 0 <= answer < 4):
+            raise user_files.problem(path, key, f"row {row} has the answer {answer!r}",
+                                     "give each question's answer as the index (0 to 3) of the right choice")
     subject = frame["subject"] if "subject" in frame.columns else Path(path).stem
     return pd.DataFrame({"subject": subject, "topic": topic, "question": frame["question"],
                          "choices": [list(c) for c in frame["choices"]], "answer": frame["answer"].astype(int)})
 
 
-def read_corpus(path: str) -> list[str]:
+def read_corpus(path: str, topic: str) -> list[str]:
     """A user's corpus: one document per line of a text file, or the `text` column of a table."""
+    key = f"saebench.unlearning.{topic}_corpus"
     if Path(path).suffix in (".txt", ""):
-        return [line.strip() for line in Path(path).read_text().splitlines() if line.strip()]
-    frame = _read_table(path)
-    if "text" not in frame.columns:
-        raise ConfigError(f"unlearning: corpus {path} has no `text` column")
-    return [str(t) for t in frame["text"] if str(t).strip()]
+        return [line for _, line in user_files.read_lines(path, key)]
+    frame = user_files.read_table(path, key, required=["text"])
+    return [str(t) for t in frame["text"].dropna() if str(t).strip()]
 
 
 def questions(cfg: dict) -> pd.DataFrame:
@@ -378,5 +367,5 @@ def questions(cfg: dict) -> pd.DataFrame:
 
 def corpora(cfg: dict) -> dict[str, list[str]]:
     """Forget and retain texts: the shipped ones, or the files `forget_corpus` / `retain_corpus` name."""
-    return {topic: read_corpus(cfg[f"{topic}_corpus"]) if cfg.get(f"{topic}_corpus") else CORPORA[topic]
+    return {topic: read_corpus(cfg[f"{topic}_corpus"], topic) if cfg.get(f"{topic}_corpus") else CORPORA[topic]
             for topic in ("forget", "retain")}

@@ -9,12 +9,23 @@ from pathlib import Path
 
 import pandas as pd
 
-from interpflow.data.concepts import normalised_name
+from interpflow.data import user_files
+from interpflow.data.concepts import check_not_blank, normalised_name
 from interpflow.data.sources.base import LATENT_EVAL_COLUMNS, SHARED_NEGATIVE, TRAIN_COLUMNS
 from interpflow.errors import ConfigError
 
 DEMO_DIR = Path(str(files("interpflow").joinpath("data/demo")))
+KEY = "generator.path"
+# The columns of AxBench's released parquet files that are read.
+AXBENCH_COLUMNS = ("input", "output", "category", "concept_genre", "concept_id")
 AXBENCH_FILES = ("generate/train_data.parquet", "inference/latent_eval_data.parquet", "generate/metadata.jsonl")
+
+
+def _is_integer(value) -> bool:
+    try:
+        return not isinstance(value, bool) and float(value) == int(value)
+    except (TypeError, ValueError, OverflowError):
+        return False
 
 
 def _demo_records() -> list[dict]:
@@ -50,18 +61,27 @@ class DatasetSource:
             rows = [{"concept_id": i, "concept": r["concept"], "genre": r["genre"], "ref": ""} for i, r in enumerate(_demo_records())]
             source = "interpflow demo set"
         else:
-            rows = []
-            for line in (self.path / "generate/metadata.jsonl").read_text().splitlines():
-                if line.strip():
-                    meta = json.loads(line)
-                    genres = meta.get("concept_genres_map", {}).get(meta["concept"], ["text"])
-                    rows.append({"concept_id": int(meta["concept_id"]), "concept": meta["concept"], "genre": genres[0],
-                                 "ref": str(meta.get("ref") or "")})
+            rows = self._axbench_concepts()
             source = f"axbench:{self.path}"
         frame = pd.DataFrame(rows, columns=["concept_id", "concept", "genre", "ref"])
         frame["source"] = source
         self._check_unique(frame)
         return frame
+
+    def _axbench_concepts(self) -> list[dict]:
+        path = self.path / AXBENCH_FILES[2]
+        shape = 'one concept object a line ({"concept_id": 0, "concept": "...", "concept_genres_map": {...}, "ref": "..."})'
+        rows = []
+        for number, meta in user_files.read_jsonl(path, KEY, shape):
+            if not isinstance(meta, dict) or "concept" not in meta or not _is_integer(meta.get("concept_id")):
+                raise user_files.problem(path, KEY, f"line {number} is not a concept object with an integer "
+                                                    "`concept_id` and a `concept`", f"give {shape}")
+            check_not_blank([meta["concept"]], [f"line {number}"], f"{path} (from {KEY})")
+            genres = meta.get("concept_genres_map") or {}
+            genre = (genres.get(meta["concept"]) or ["text"]) if isinstance(genres, dict) else ["text"]
+            rows.append({"concept_id": int(meta["concept_id"]), "concept": meta["concept"], "genre": genre[0],
+                         "ref": str(meta.get("ref") or "")})
+        return rows
 
     def _check_unique(self, frame: pd.DataFrame) -> None:
         """A repeated id would hand one concept's examples to another; a repeated name makes matching by name ambiguous."""
@@ -98,9 +118,18 @@ class DatasetSource:
             frame["concept_id"] = frame["concept_id"].astype(int)
             return frame
 
-        train = normalise(pd.read_parquet(self.path / AXBENCH_FILES[0]))
-        evaluation = normalise(pd.read_parquet(self.path / AXBENCH_FILES[1]))
-        return train, evaluation
+        def read(name: str) -> pd.DataFrame:
+            path = self.path / name
+            frame = user_files.read_parquet(path, KEY, required=AXBENCH_COLUMNS)
+            ids = pd.to_numeric(frame["concept_id"], errors="coerce")
+            not_integer = (ids.isna() | (ids % 1 != 0)).to_numpy()
+            if not_integer.any():
+                odd = int(not_integer.argmax())
+                raise user_files.problem(path, KEY, f"row {odd} has the concept_id {frame['concept_id'].iloc[odd]!r}",
+                                         "give every row an integer concept_id (-1 for shared negatives)")
+            return normalise(frame)
+
+        return read(AXBENCH_FILES[0]), read(AXBENCH_FILES[1])
 
     def _frames(self) -> tuple[pd.DataFrame, pd.DataFrame]:
         self.check_ready()
