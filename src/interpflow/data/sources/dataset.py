@@ -90,30 +90,26 @@ class DatasetSource:
             ]
         return pd.DataFrame(train), pd.DataFrame(evaluation)
 
-    def _axbench_frames(self) -> tuple[pd.DataFrame, pd.DataFrame]:
-        def normalise(frame: pd.DataFrame) -> pd.DataFrame:
-            frame = frame.rename(columns={"concept_genre": "genre"})
-            frame["category"] = frame["category"].str.replace(" ", "_")
-            frame["label"] = (frame["category"] == "positive").astype(int)
-            frame["concept_id"] = frame["concept_id"].astype(int)
-            return frame
+    def _axbench_frame(self, part: int) -> pd.DataFrame:
+        frame = pd.read_parquet(self.path / AXBENCH_FILES[part]).rename(columns={"concept_genre": "genre"})
+        frame["category"] = frame["category"].str.replace(" ", "_")
+        frame["label"] = (frame["category"] == "positive").astype(int)
+        frame["concept_id"] = frame["concept_id"].astype(int)
+        return frame
 
-        train = normalise(pd.read_parquet(self.path / AXBENCH_FILES[0]))
-        evaluation = normalise(pd.read_parquet(self.path / AXBENCH_FILES[1]))
-        return train, evaluation
-
-    def _frames(self) -> tuple[pd.DataFrame, pd.DataFrame]:
+    def _frame(self, part: int) -> pd.DataFrame:
+        """Part 0 (training) or 1 (evaluation) of the data set; each stage reads only its own part's file."""
         self.check_ready()
-        frames = self._demo_frames() if self.format == "demo" else self._axbench_frames()
+        frame = self._demo_frames()[part] if self.format == "demo" else self._axbench_frame(part)
         # Examples with no response text have no tokens to score.
-        return tuple(f[f["output"].fillna("").str.strip() != ""] for f in frames)
+        return frame[frame["output"].fillna("").str.strip() != ""]
 
     def train_data(self, concepts: pd.DataFrame) -> pd.DataFrame:
-        train, _ = self._frames()
+        train = self._frame(0)
         ids = set(concepts["concept_id"])
         shared = (train["concept_id"] == SHARED_NEGATIVE) & train["genre"].isin(set(concepts["genre"]))
         return train[train["concept_id"].isin(ids) | shared][TRAIN_COLUMNS].reset_index(drop=True)
 
     def latent_eval_data(self, concepts: pd.DataFrame) -> pd.DataFrame:
-        _, evaluation = self._frames()
+        evaluation = self._frame(1)
         return evaluation[evaluation["concept_id"].isin(set(concepts["concept_id"]))][LATENT_EVAL_COLUMNS].reset_index(drop=True)
