@@ -20,17 +20,17 @@ def known_layer_count(model_cfg: dict) -> int | None:
     if model_cfg["source"] == "tiny":
         return model_cfg["tiny"]["n_layers"]
     if model_cfg["source"] == "hub":
-        return hub_layer_count(model_cfg["id"])
+        return hub_layer_count(model_cfg["id"], model_cfg.get("revision"))
     return PACKAGED_LAYER_COUNTS.get(model_cfg["source"])
 
 
-def hub_layer_count(model_id: str) -> int | None:
-    """Decoder blocks of a hub model or local folder, from its config.json (a few KB, cached by the
-    hub client); None when it cannot be read here (offline and not cached): prepare_model checks again."""
+def hub_layer_count(model_id: str, revision: str | None = None) -> int | None:
+    """Decoder blocks of a hub model (at `revision`) or local folder, from its config.json (a few KB, cached
+    by the hub client); None when it cannot be read here (offline and not cached): prepare_model checks again."""
     try:
         from transformers import AutoConfig
 
-        config = AutoConfig.from_pretrained(model_id)
+        config = AutoConfig.from_pretrained(model_id, revision=revision)
     except Exception:  # noqa: BLE001 - no network or no such model yet: the prepare job says which
         return None
     config = getattr(config, "text_config", None) or config

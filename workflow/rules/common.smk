@@ -9,6 +9,7 @@ from pathlib import Path
 
 from interpflow.config import check_snakemake_config, compose, validate
 from interpflow.fingerprint import code_fingerprint
+from interpflow.inputs import package_data, user_inputs
 from interpflow.methods import method_class
 from interpflow.preflight import preflight
 from interpflow.api_budget import check_budget, plan_api_requests, summary
@@ -52,8 +53,10 @@ def model_params(model):
 
 
 def conversion_params(model):
-    """What determines a converted model folder (prompt formats and layers do not)."""
-    return as_json({k: v for k, v in config["models"][model].items() if k in ("name", "source", "id", "tiny")})
+    """What determines a converted model folder (prompt formats and layers do not): a hub model's
+    revision too, so that a new revision prepares the model again and re-runs what reads it."""
+    keys = ("name", "source", "id", "revision", "tiny")
+    return as_json({k: v for k, v in config["models"][model].items() if k in keys})
 
 
 def method_info(name):
@@ -78,6 +81,17 @@ stage_code = functools.cache(code_fingerprint)
 
 def method_code(method):
     return stage_code(method_info(method).__module__)
+
+
+def files_read(stage, *wildcard_names):
+    """An input function: the user's files and folders that `stage` reads (interpflow/inputs.py), so that
+    editing one re-runs the stage. `wildcard_names` are the wildcards the stage's reader takes."""
+    return lambda w: user_inputs(config, stage, **{name: w[name] for name in wildcard_names})
+
+
+def data_code(module, stage):
+    """A data stage's fingerprint: its code and the package data it reads under this config."""
+    return code_fingerprint(module) + package_data(config, stage)
 
 
 def model_layers():
@@ -112,7 +126,7 @@ def _method_reads(w, split):
 
 def train_inputs(w):
     return {"concepts": rules.concepts.output[0], "data": f"{RESULTS}/data/train/{w.shard}.parquet",
-            **_method_reads(w, "train")}
+            **_method_reads(w, "train"), "user_files": user_inputs(config, "train", method=w.method)}
 
 
 def detect_inputs(w):

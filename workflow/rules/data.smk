@@ -5,12 +5,13 @@
 rule concepts:
     input:
         generator_model=GENERATOR_MODEL,
+        user_files=files_read("concepts"),
     output:
         concepts=f"{RESULTS}/concepts.parquet",
         usage=f"{RESULTS}/concepts.usage.json",
     params:
         cfg=json_param({k: config[k] for k in ("run_name", "results_dir", "concepts", "generator")}),
-        code=code_fingerprint("interpflow.stages.data"),
+        code=data_code("interpflow.stages.data", "concepts"),
     threads: 1
     resources:
         llm_api=api_jobs("generator"),
@@ -26,13 +27,14 @@ rule train_data:
     input:
         concepts=rules.concepts.output.concepts,
         generator_model=GENERATOR_MODEL,
+        user_files=files_read("train_data"),
     output:
         data=f"{RESULTS}/data/train/{{shard}}.parquet",
         usage=f"{RESULTS}/data/train/{{shard}}.usage.json",
     params:
         cfg=json_param({**{k: config[k] for k in ("run_name", "results_dir", "generator", "seed")},
                         "steering": {"instructions": config["steering"]["instructions"]}}),
-        code=code_fingerprint("interpflow.stages.data"),
+        code=data_code("interpflow.stages.data", "train_data"),
     threads: 1
     resources:
         llm_api=api_jobs("generator"),
@@ -52,6 +54,7 @@ rule eval_data:
         generator_model=GENERATOR_MODEL,
         # an API generator runs after train_data, so its cached answers are reused, not paid twice
         train=lambda w: [rules.train_data.output.data.format(shard=w.shard)] if api_jobs("generator") else [],
+        user_files=files_read("eval_data"),
     output:
         latent=f"{RESULTS}/data/latent_eval/{{shard}}.parquet",
         prompts=f"{RESULTS}/data/steer_prompts/{{shard}}.parquet",
@@ -66,7 +69,7 @@ rule eval_data:
                 "steering": {k: config["steering"][k] for k in ("instructions", "instructions_per_concept")},
             }
         ),
-        code=code_fingerprint("interpflow.stages.data"),
+        code=data_code("interpflow.stages.data", "eval_data"),
     threads: 1
     resources:
         llm_api=api_jobs("generator"),

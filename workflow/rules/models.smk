@@ -2,6 +2,8 @@
 
 
 rule prepare_model:
+    input:
+        user_files=files_read("prepare_model", "model"),
     output:
         f"{MODELS_DIR}/{{model}}/interpflow_model.json",
     params:
@@ -20,6 +22,8 @@ rule prepare_model:
 if GENERATOR_MODEL:
 
     rule prepare_generator:
+        input:
+            user_files=files_read("prepare_generator"),
         output:
             GENERATOR_MODEL[0],
         params:

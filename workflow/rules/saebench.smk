@@ -276,16 +276,10 @@ UNLEARNING_QUESTION_KEYS = ("answer_format", "cloze_template", "pre_question", "
 UNLEARNING_CORPUS_KEYS = ("corpus_max_length", "batch_size", "forget_corpus", "retain_corpus")
 
 
-def unlearning_files(keys):
-    """The user's local question or corpus files among `keys`, so that editing one re-runs its stage."""
-    files = [UNLEARNING[k] for k in keys if k.endswith(("_questions", "_corpus")) and UNLEARNING.get(k)]
-    return [f for f in files if not str(f).startswith("hf://")]
-
-
 rule unlearning_questions:
     input:
         model=rules.prepare_model.output[0],
-        files=unlearning_files(UNLEARNING_QUESTION_KEYS),
+        user_files=files_read("unlearning_questions"),
     output:
         f"{RESULTS}/saebench/data/{{model}}/unlearning_questions.parquet",
     params:
@@ -308,7 +302,7 @@ rule unlearning_questions:
 rule cache_unlearning_corpus:
     input:
         model=rules.prepare_model.output[0],
-        files=unlearning_files(UNLEARNING_CORPUS_KEYS),
+        user_files=files_read("cache_unlearning_corpus"),
     output:
         f"{RESULTS}/acts/{{model}}/L{{layer}}/saebench/unlearning_corpus.safetensors",
     params:

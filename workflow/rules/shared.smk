@@ -27,6 +27,7 @@ rule pairs:
 rule sae:
     input:
         acts=lambda w: sae_training_acts(w.model, w.layer, w.sae),
+        user_files=files_read("sae", "sae"),
     output:
         sae_path("{model}", "{layer}", "{sae}"),
     params:

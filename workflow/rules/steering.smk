@@ -28,7 +28,8 @@ rule steer:
 
 rule judge:
     input:
-        rules.steer.output[0],
+        steering=rules.steer.output[0],
+        user_files=files_read("judge"),
     output:
         judged=f"{RESULTS}/judged/{{model}}/L{{layer}}/{{method}}/{{shard}}.parquet",
         usage=f"{RESULTS}/judged/{{model}}/L{{layer}}/{{method}}/{{shard}}.usage.json",
@@ -44,7 +45,7 @@ rule judge:
     benchmark:
         f"{RESULTS}/benchmarks/judge/{{model}}/L{{layer}}/{{method}}/{{shard}}.tsv"
     shell:
-        "interpflow judge --threads {threads} --judge-cfg {params.judge:q} --cache-dir {params.cache:q} --steering {input:q} "
+        "interpflow judge --threads {threads} --judge-cfg {params.judge:q} --cache-dir {params.cache:q} --steering {input.steering:q} "
         "--out {output.judged:q} --out-usage {output.usage:q} > {log:q} 2>&1"
 
 

@@ -113,9 +113,12 @@ def prepare_model(cfg: dict, out_dir: Path) -> None:
 
         # Downloaded once, here, into the HF cache (HF_HOME: put it on the shared filesystem);
         # every later job loads this local snapshot and never asks the hub again.
+        # A revision (commit hash, branch or tag; None: the default branch) pins what is downloaded.
         out_dir.mkdir(parents=True, exist_ok=True)
         local = Path(cfg["id"]).is_dir()  # a local folder is loaded as it is
-        manifest = {"source": "hub", "id": str(Path(cfg["id"]).resolve()) if local else snapshot_download(cfg["id"])}
+        revision = cfg.get("revision")
+        snapshot = str(Path(cfg["id"]).resolve()) if local else snapshot_download(cfg["id"], revision=revision)
+        manifest = {"source": "hub", "id": snapshot, "revision": None if local else revision}
     elif source in MODEL_SOURCES:
         model, tokenizer = MODEL_SOURCES[source](cfg, out_dir / "_scratch")
         model.save_pretrained(out_dir)

@@ -110,39 +110,34 @@ class DatasetSource:
             ]
         return pd.DataFrame(train), pd.DataFrame(evaluation)
 
-    def _axbench_frames(self) -> tuple[pd.DataFrame, pd.DataFrame]:
-        def normalise(frame: pd.DataFrame) -> pd.DataFrame:
-            frame = frame.rename(columns={"concept_genre": "genre"})
-            frame["category"] = frame["category"].str.replace(" ", "_")
-            frame["label"] = (frame["category"] == "positive").astype(int)
-            frame["concept_id"] = frame["concept_id"].astype(int)
-            return frame
+    def _axbench_frame(self, part: int) -> pd.DataFrame:
+        path = self.path / AXBENCH_FILES[part]
+        frame = user_files.read_parquet(path, KEY, required=AXBENCH_COLUMNS)
+        ids = pd.to_numeric(frame["concept_id"], errors="coerce")
+        not_integer = (ids.isna() | (ids % 1 != 0)).to_numpy()
+        if not_integer.any():
+            odd = int(not_integer.argmax())
+            raise user_files.problem(path, KEY, f"row {odd} has the concept_id {frame['concept_id'].iloc[odd]!r}",
+                                     "give every row an integer concept_id (-1 for shared negatives)")
+        frame = frame.rename(columns={"concept_genre": "genre"})
+        frame["category"] = frame["category"].str.replace(" ", "_")
+        frame["label"] = (frame["category"] == "positive").astype(int)
+        frame["concept_id"] = frame["concept_id"].astype(int)
+        return frame
 
-        def read(name: str) -> pd.DataFrame:
-            path = self.path / name
-            frame = user_files.read_parquet(path, KEY, required=AXBENCH_COLUMNS)
-            ids = pd.to_numeric(frame["concept_id"], errors="coerce")
-            not_integer = (ids.isna() | (ids % 1 != 0)).to_numpy()
-            if not_integer.any():
-                odd = int(not_integer.argmax())
-                raise user_files.problem(path, KEY, f"row {odd} has the concept_id {frame['concept_id'].iloc[odd]!r}",
-                                         "give every row an integer concept_id (-1 for shared negatives)")
-            return normalise(frame)
-
-        return read(AXBENCH_FILES[0]), read(AXBENCH_FILES[1])
-
-    def _frames(self) -> tuple[pd.DataFrame, pd.DataFrame]:
+    def _frame(self, part: int) -> pd.DataFrame:
+        """Part 0 (training) or 1 (evaluation) of the data set; each stage reads only its own part's file."""
         self.check_ready()
-        frames = self._demo_frames() if self.format == "demo" else self._axbench_frames()
+        frame = self._demo_frames()[part] if self.format == "demo" else self._axbench_frame(part)
         # Examples with no response text have no tokens to score.
-        return tuple(f[f["output"].fillna("").str.strip() != ""] for f in frames)
+        return frame[frame["output"].fillna("").str.strip() != ""]
 
     def train_data(self, concepts: pd.DataFrame) -> pd.DataFrame:
-        train, _ = self._frames()
+        train = self._frame(0)
         ids = set(concepts["concept_id"])
         shared = (train["concept_id"] == SHARED_NEGATIVE) & train["genre"].isin(set(concepts["genre"]))
         return train[train["concept_id"].isin(ids) | shared][TRAIN_COLUMNS].reset_index(drop=True)
 
     def latent_eval_data(self, concepts: pd.DataFrame) -> pd.DataFrame:
-        _, evaluation = self._frames()
+        evaluation = self._frame(1)
         return evaluation[evaluation["concept_id"].isin(set(concepts["concept_id"]))][LATENT_EVAL_COLUMNS].reset_index(drop=True)
