@@ -4,8 +4,10 @@ limit or a lost login node would), resumed after each the way the README says, a
 compared with the uninterrupted one (faulty_runs.py). Every fault must land, or the test fails.
 
 Every artifact must equal the uninterrupted run's: tables by content, tensors by value, JSON and
-text exactly. Only what records time differs (wall times, tokens per second), and plots are compared
-by existence. No temporary file or checkpoint may be left anywhere.
+text exactly. Only what records time differs (wall times, tokens per second, SAEBench's eval_id: see
+faulty_runs.TIMING_KEYS), and plots are compared by existence. No temporary file or checkpoint may
+be left anywhere. The SAE and circuit runs start from copies of the shared runs with one SAE or one
+circuit task deleted, and build it again through a Snakemake target.
 
 The API half judges the same run through an OpenAI-compatible server (the stub, which counts what
 it is asked), kills judge jobs mid-way, and checks that no answered question is asked again.
