@@ -152,7 +152,10 @@ def _unreadable(err: Exception) -> str | None:
     kind = type(err).__name__
     if kind in ("ArrowInvalid", "ArrowIOError", "SafetensorError", "HeaderTooLarge", "JSONDecodeError",
                 "UnicodeDecodeError") or (isinstance(err, OSError) and err.errno is None):
-        return f"an input file is damaged or of the wrong kind ({kind}: {str(err).splitlines()[0][:200]}); delete it and re-run the stage that writes it"
+        # Deleting it would not do: Snakemake 9 rebuilds a missing intermediate file only when
+        # something after it must run. --forcerun rebuilds it and everything made from it.
+        return (f"an input file is damaged or of the wrong kind ({kind}: {str(err).splitlines()[0][:200]}); rebuild it "
+                "and what was made from it: your snakemake command again with `--forcerun <that file>`")
     return None
 
 

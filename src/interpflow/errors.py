@@ -19,5 +19,7 @@ class ArtifactError(InterpflowError):
 
     def __init__(self, path, reason: str):
         self.path, self.reason = str(path), reason
-        super().__init__(f"{self.path} is damaged or of the wrong kind ({reason}); delete it and re-run the stage "
-                         "that writes it")
+        # Deleting it would not do: Snakemake 9 rebuilds a missing intermediate file only when
+        # something after it must run. --forcerun rebuilds it and everything made from it.
+        super().__init__(f"{self.path} is damaged or of the wrong kind ({reason}); rebuild it and what was made from "
+                         f"it: your snakemake command again with `--forcerun {self.path}`")

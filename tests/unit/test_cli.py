@@ -45,6 +45,7 @@ def test_damaged_input_is_one_line(tmp_path):
     result = run("evaluate-steering", "--model", "m", "--layer", "1", "--method", "x", "--judged", str(bad),
                  "--out", str(tmp_path / "o.parquet"), "--out-curve", str(tmp_path / "c.parquet"))
     assert result.returncode == 2 and "damaged or of the wrong kind" in result.stderr
+    assert f"--forcerun {bad}`" in result.stderr  # tests/workflow/faults/test_damaged_artifact.py runs it
     assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) == 1
 
 
