@@ -1,5 +1,8 @@
 """Errors that stop a run with one clear message (the CLI prints them without a traceback)."""
 
+import sys
+from contextlib import contextmanager
+
 
 class InterpflowError(Exception):
     """Base class: a problem the user can fix, described in the message."""
@@ -23,3 +26,14 @@ class ArtifactError(InterpflowError):
         # something after it must run. --forcerun rebuilds it and everything made from it.
         super().__init__(f"{self.path} is damaged or of the wrong kind ({reason}); rebuild it and what was made from "
                          f"it: your snakemake command again with `--forcerun {self.path}`")
+
+
+@contextmanager
+def config_errors_stop_the_run():
+    """Around the checks the Snakefile runs when it is parsed: a ConfigError ends Snakemake with its
+    message alone. Snakemake would print it under the file and line that raised it, which reads like
+    a crash in the workflow rather than a setting to fix."""
+    try:
+        yield
+    except ConfigError as err:
+        sys.exit(f"interpflow: the run did not start: {err}\n")

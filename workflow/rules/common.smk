@@ -8,6 +8,7 @@ from types import SimpleNamespace
 from pathlib import Path
 
 from interpflow.config import check_snakemake_config, compose, validate
+from interpflow.errors import config_errors_stop_the_run
 from interpflow.fingerprint import code_fingerprint
 from interpflow.inputs import package_data, user_inputs
 from interpflow.methods import method_class
@@ -16,31 +17,32 @@ from interpflow.api_budget import check_budget, plan_api_requests, summary
 
 # `--config overrides=[...]` holds Hydra overrides; the composed dict then *is* the config. Any other
 # key (`--config key=value`, `--configfile`) would be silently overwritten, so it stops the run.
-check_snakemake_config(config)
-_overrides = config.get("overrides", [])
-_overrides = [_overrides] if isinstance(_overrides, str) else list(_overrides)
-_composed = compose(Path(workflow.basedir) / "config", _overrides)
-validate(_composed, Path(workflow.basedir) / "workflow/schemas/config.schema.yaml")
-config.clear()
-config.update(_composed)
+with config_errors_stop_the_run():  # a bad setting or input file: its message, no stack
+    check_snakemake_config(config)
+    _overrides = config.get("overrides", [])
+    _overrides = [_overrides] if isinstance(_overrides, str) else list(_overrides)
+    _composed = compose(Path(workflow.basedir) / "config", _overrides)
+    validate(_composed, Path(workflow.basedir) / "workflow/schemas/config.schema.yaml")
+    config.clear()
+    config.update(_composed)
 
-RESULTS = f"{config['results_dir']}/{config['run_name']}"
-MODELS_DIR = config["models_dir"]
-# A local generator model is prepared by its own rule (models.smk) into a declared folder, before any
-# data job loads it: parallel data jobs never prepare it side by side.
-if config["generator"]["name"] == "local":
-    config["generator"]["prepared_dir"] = config["generator"].get("prepared_dir") or f"{RESULTS}/generator/generator_model"
-    GENERATOR_MODEL = [f"{config['generator']['prepared_dir']}/interpflow_model.json"]
-else:
-    GENERATOR_MODEL = []
-CONCEPTS = preflight(config)
-# The most API requests the run may send, and their estimated cost: printed once, by the Snakemake
-# process the user started (each job on a cluster parses this file again); over api_budget, stop.
-if workflow.is_main_process:
-    API_PLANS = plan_api_requests(config, CONCEPTS)
-    if API_PLANS:
-        print(summary(API_PLANS), file=sys.stderr)
-    check_budget(config, API_PLANS)
+    RESULTS = f"{config['results_dir']}/{config['run_name']}"
+    MODELS_DIR = config["models_dir"]
+    # A local generator model is prepared by its own rule (models.smk) into a declared folder, before any
+    # data job loads it: parallel data jobs never prepare it side by side.
+    if config["generator"]["name"] == "local":
+        config["generator"]["prepared_dir"] = config["generator"].get("prepared_dir") or f"{RESULTS}/generator/generator_model"
+        GENERATOR_MODEL = [f"{config['generator']['prepared_dir']}/interpflow_model.json"]
+    else:
+        GENERATOR_MODEL = []
+    CONCEPTS = preflight(config)
+    # The most API requests the run may send, and their estimated cost: printed once, by the Snakemake
+    # process the user started (each job on a cluster parses this file again); over api_budget, stop.
+    if workflow.is_main_process:
+        API_PLANS = plan_api_requests(config, CONCEPTS)
+        if API_PLANS:
+            print(summary(API_PLANS), file=sys.stderr)
+        check_budget(config, API_PLANS)
 SHARDS = sorted(CONCEPTS["shard"].unique())
 MODELS = list(config["models"])
 METHODS = list(config["methods"])
