@@ -18,7 +18,7 @@ COMMIT=a93a3b473c051f57d8193d0dced0d1d1b4a560fd   # cybershiptrooper/new_experim
 FILES=(interp_utils/__init__.py interp_utils/circuit_discovery/__init__.py
        interp_utils/circuit_discovery/pessimistic_roc.py notebooks/circuit_discovery_comparison.ipynb)
 HERE=$(cd "$(dirname "$0")" && pwd)
-OUT=$HERE/../fixtures/interpbench_roc.json
+OUT=$(cd "$HERE/.." && pwd)/fixtures/interpbench_roc.json
 VENV=${IB_VENV:-/tmp/ib_venv}
 
 WORK=$(mktemp -d)
