@@ -6,7 +6,7 @@ import pytest
 from interpflow.circuits.graph import (
     EMBED, Circuit, ModelGraph, head_input, head_node, mlp_input, mlp_node, normalise_edge, output_node,
 )
-from interpflow.circuits.leaderboard import learned_tasks, method_means
+from interpflow.circuits.leaderboard import circuit_table, learned_tasks, method_means
 from interpflow.circuits.patching import input_edges
 from interpflow.circuits.scoring import (
     SWEEP_COLUMNS, apply_noise_floor, auroc, auroc_trapezoid, aurocs, compare, evaluation_edges, interpbench_curve,
@@ -175,3 +175,14 @@ def test_learned_means_average_only_the_siit_models_that_learned_their_program()
     assert means.loc["acdc", "siit_edge_auroc_learned"] == pytest.approx(0.8)
     assert means.loc["eap", "siit_node_auroc_learned"] == pytest.approx(0.7)
     assert "siit_edge_auroc_learned" not in method_means(table, [])
+
+
+def test_circuit_table_shows_the_headline_and_names_the_trapezoid():
+    frame = pd.DataFrame({"method": ["eap", "eap"], "task": ["a", "a"], "kind": ["tracr", "siit"],
+                          "node_auroc": [0.64, 0.5], "edge_auroc": [0.6, 0.4],
+                          "node_auroc_trapezoid": [0.8, 0.7], "edge_auroc_trapezoid": [0.9, 0.6]})
+    headline = circuit_table(frame).iloc[0]
+    assert headline["tracr_node_auroc"] == 0.64 and headline["siit_edge_auroc"] == 0.4
+    assert not any("trapezoid" in c for c in circuit_table(frame).columns)
+    trapezoid = circuit_table(frame, "_trapezoid").iloc[0]
+    assert trapezoid["tracr_node_auroc_trapezoid"] == 0.8 and trapezoid["siit_edge_auroc_trapezoid"] == 0.6
