@@ -54,7 +54,8 @@ def discover(method: str, model: HookedTransformer, clean_tokens: torch.Tensor, 
     method's config fields (see each module's dataclass), plus ``num_threads`` (torch threads for
     the run, default 1: these models are tiny, and on a loaded 2-core machine two threads made each
     forward pass about 20x slower). ``noise_floor``: for the methods that rank edges by score, scores
-    with |s| <= noise_floor * max|s| count as 0 (``circuits.noise_floor``). Returns the sweep table, rows ordered by threshold then edge.
+    with |s| <= noise_floor * max|s| count as 0 (``circuits.noise_floor``). Returns the sweep table,
+    rows ordered by threshold then edge.
     """
     if method not in METHODS:
         raise ValueError(f"unknown discovery method {method!r}; known: {sorted(METHODS)}")
