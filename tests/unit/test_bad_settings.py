@@ -113,6 +113,7 @@ BAD_SETTINGS = [
     (["experiment=interpbench_tiny", "circuits.methods.eap_ig.interpolation=linear"],
      ["circuits.methods.eap_ig.interpolation is 'linear'; it must be one of 'embedding', 'mask'"]),
     (["experiment=interpbench_tiny", "circuits.data.n_examples=1"], ["circuits.data.n_examples is 1; it must be an integer >= 2"]),
+    (["experiment=interpbench_tiny", "circuits.noise_floor=1"], ["circuits.noise_floor is 1; it must be a number >= 0 and < 1"]),
     # pairs, activations, detection, steering
     (["experiment=tiny", "pairs.batch_size=0"], ["pairs.batch_size is 0; it must be an integer >= 1"]),
     (["experiment=tiny", "activations.max_length=4"], ["activations.max_length is 4; it must be an integer >= 8"]),

@@ -6,10 +6,11 @@ import pytest
 from interpflow.circuits.graph import (
     EMBED, Circuit, ModelGraph, head_input, head_node, mlp_input, mlp_node, normalise_edge, output_node,
 )
-from interpflow.circuits.leaderboard import learned_tasks, method_means
+from interpflow.circuits.leaderboard import circuit_table, learned_tasks, method_means
 from interpflow.circuits.patching import input_edges
 from interpflow.circuits.scoring import (
-    SWEEP_COLUMNS, auroc, aurocs, compare, evaluation_edges, roc_curve, score_sweep, sweep_from_scores, sweep_table,
+    SWEEP_COLUMNS, apply_noise_floor, auroc, auroc_trapezoid, aurocs, compare, evaluation_edges, interpbench_curve,
+    score_sweep, sweep_from_scores, sweep_table, trapezoid_curve,
 )
 
 OUT2 = output_node(2)
@@ -46,26 +47,51 @@ def test_compare_rejects_edges_outside_the_graph():
         compare([(head_node(1, 0), head_node(0, 0))], Circuit(), small_graph())
 
 
-def test_roc_curve_is_closed_and_sorted():
-    x, y = roc_curve([0.5, 0.25, float("nan")], [0.75, 0.5, 0.1])
+def test_trapezoid_curve_is_closed_and_sorted():
+    x, y = trapezoid_curve([0.5, 0.25, float("nan")], [0.75, 0.5, 0.1])
     assert list(x) == [0.0, 0.25, 0.5, 1.0] and list(y) == [0.0, 0.5, 0.75, 1.0]
 
 
-@pytest.mark.parametrize("fpr, tpr, trapezoid, step", [
-    ([], [], 0.5, 0.0),                                  # only (0,0) and (1,1)
-    ([0.5], [0.5], 0.5, 0.25),                           # ACDC's pessimistic_auc checks give the step areas
-    ([0.25, 0.5], [0.25, 0.5], 0.5, 5 / 16),
-    ([0.25, 0.75], [0.25, 0.5], 0.40625, 4 / 16),
+def test_interpbench_curve_drops_a_point_whose_tpr_falls_and_counts_undefined_rates_as_zero():
+    x, y = interpbench_curve([0.5, 0.25, 0.75, float("nan")], [0.25, 0.5, 0.75, 0.1])
+    # sorted: (0, 0.1) from the undefined FPR, (0.25, 0.5), (0.5, 0.25) dropped, (0.75, 0.75)
+    assert list(x) == [0.0, 0.0, 0.25, 0.75, 1.0] and list(y) == [0.0, 0.1, 0.5, 0.75, 1.0]
+
+
+@pytest.mark.parametrize("fpr, tpr, interpbench, trapezoid", [
+    ([0.2], [0.8], 0.64, 0.80),                          # InterpBench's rule credits no interpolation
+    ([], [], 0.0, 0.5),                                  # only (0,0) and (1,1)
+    ([0.5], [0.5], 0.25, 0.5),
+    ([0.25, 0.5], [0.25, 0.5], 5 / 16, 0.5),
+    ([0.25, 0.75], [0.25, 0.5], 4 / 16, 0.40625),
     ([0.0], [1.0], 1.0, 1.0),
+    ([0.2, 0.4], [0.6, 0.3], 0.48, 0.54),                # (0.4, 0.3) dropped by InterpBench, kept by the trapezoid
 ])
-def test_auroc_rules(fpr, tpr, trapezoid, step):
-    assert auroc(fpr, tpr) == pytest.approx(trapezoid)
-    assert auroc(fpr, tpr, rule="step") == pytest.approx(step)
+def test_auroc_rules(fpr, tpr, interpbench, trapezoid):
+    assert auroc(fpr, tpr) == pytest.approx(interpbench, abs=1e-12)
+    assert auroc_trapezoid(fpr, tpr) == pytest.approx(trapezoid, abs=1e-12)
 
 
-def test_auroc_rejects_an_unknown_rule():
-    with pytest.raises(ValueError):
-        auroc([0.5], [0.5], rule="simpson")
+def test_undefined_rates_count_as_zero_in_the_headline_and_are_left_out_of_the_trapezoid():
+    # no negatives (the circuit is the whole model): every FPR undefined, so every point at FPR 0
+    assert auroc([float("nan")] * 3, [0.0, 0.5, 1.0]) == 1.0
+    assert np.isnan(auroc_trapezoid([float("nan")] * 3, [0.0, 0.5, 1.0]))
+    # an undefined TPR counts as 0: the point (0.5, 0) under (0.25, 0.5) is dropped
+    assert auroc([0.25, 0.5], [0.5, float("nan")]) == pytest.approx(0.75 * 0.5)
+    assert auroc_trapezoid([0.25, 0.5], [0.5, float("nan")]) == pytest.approx(auroc_trapezoid([0.25], [0.5]))
+
+
+def test_noise_floor_makes_round_off_tie_with_exact_zeros():
+    edges = [("a", "x"), ("b", "x"), ("c", "x"), ("d", "x")]
+    scores = [1.0, 0.5, 1e-20, 0.0]
+    assert list(apply_noise_floor(np.array(scores), 1e-9)) == [1.0, 0.5, 0.0, 0.0]
+    floored = sweep_from_scores(edges, scores, noise_floor=1e-9)
+    assert sorted(set(floored.threshold)) == [0.0, 0.5, 1.0]   # c enters with d, at 0
+    unfloored = sweep_from_scores(edges, scores)
+    assert sorted(set(unfloored.threshold)) == [0.0, 1e-20, 0.5, 1.0]
+    assert list(apply_noise_floor(np.array([-2.0, 1e-9, -3e-9]), 1e-9)) == [-2.0, 0.0, -3e-9]  # relative to max|s|
+    with pytest.raises(ValueError, match="noise_floor"):
+        apply_noise_floor(np.array(scores), 1.5)
 
 
 def test_sweep_from_scores_enters_ties_together_and_caps_thresholds():
@@ -105,9 +131,9 @@ def scored_sweep(graph, truth, per_normalised_score, **kw) -> pd.DataFrame:
 def test_true_edges_scored_highest_give_auroc_one_and_reversed_zero():
     graph, truth = bigger_graph_and_truth()
     perfect = aurocs(scored_sweep(graph, truth, lambda e: float(e in truth.edges)))
-    assert perfect == {"node_auroc": 1.0, "node_auroc_step": 1.0, "edge_auroc": 1.0, "edge_auroc_step": 1.0}
+    assert perfect == {"node_auroc": 1.0, "node_auroc_trapezoid": 1.0, "edge_auroc": 1.0, "edge_auroc_trapezoid": 1.0}
     reversed_ = aurocs(scored_sweep(graph, truth, lambda e: float(e not in truth.edges)))
-    assert reversed_["edge_auroc"] == 0.0 and reversed_["edge_auroc_step"] == 0.0
+    assert reversed_["edge_auroc"] == 0.0 and reversed_["edge_auroc_trapezoid"] == 0.0
 
 
 def test_graded_scores_give_the_rank_statistic():
@@ -121,7 +147,7 @@ def test_graded_scores_give_the_rank_statistic():
     pos = [level[e] for e in universe if e in truth.edges]
     neg = [level[e] for e in universe if e not in truth.edges]
     rank_stat = np.mean([p > n for p in pos for n in neg])
-    assert aurocs(scored)["edge_auroc"] == pytest.approx(rank_stat)
+    assert aurocs(scored)["edge_auroc_trapezoid"] == pytest.approx(rank_stat)
     assert 0.0 < rank_stat < 1.0
     graded = scored_sweep(graph, truth, lambda e: 10 + level[e] if e in truth.edges else level[e] / 100)
     assert aurocs(graded)["edge_auroc"] == 1.0
@@ -137,15 +163,6 @@ def test_score_sweep_reports_every_threshold():
     assert (scored.edge_tp + scored.edge_fp + scored.edge_fn + scored.edge_tn == n_edges).all()
 
 
-def test_auroc_is_undefined_without_negatives():
-    import math
-
-    from interpflow.circuits.scoring import auroc
-
-    assert math.isnan(auroc([float("nan")] * 3, [0.0, 0.5, 1.0]))
-    assert auroc([0.0, 0.5], [0.5, 1.0]) > 0.5
-
-
 def test_learned_means_average_only_the_siit_models_that_learned_their_program():
     table = pd.DataFrame({"method": ["acdc", "acdc", "eap", "eap"], "task": ["a", "b", "a", "b"],
                           "tracr_edge_auroc": [1.0, 1.0, 1.0, 1.0], "siit_node_auroc": [0.9, 0.1, 0.7, 0.3],
@@ -158,3 +175,14 @@ def test_learned_means_average_only_the_siit_models_that_learned_their_program()
     assert means.loc["acdc", "siit_edge_auroc_learned"] == pytest.approx(0.8)
     assert means.loc["eap", "siit_node_auroc_learned"] == pytest.approx(0.7)
     assert "siit_edge_auroc_learned" not in method_means(table, [])
+
+
+def test_circuit_table_shows_the_headline_and_names_the_trapezoid():
+    frame = pd.DataFrame({"method": ["eap", "eap"], "task": ["a", "a"], "kind": ["tracr", "siit"],
+                          "node_auroc": [0.64, 0.5], "edge_auroc": [0.6, 0.4],
+                          "node_auroc_trapezoid": [0.8, 0.7], "edge_auroc_trapezoid": [0.9, 0.6]})
+    headline = circuit_table(frame).iloc[0]
+    assert headline["tracr_node_auroc"] == 0.64 and headline["siit_edge_auroc"] == 0.4
+    assert not any("trapezoid" in c for c in circuit_table(frame).columns)
+    trapezoid = circuit_table(frame, "_trapezoid").iloc[0]
+    assert trapezoid["tracr_node_auroc_trapezoid"] == 0.8 and trapezoid["siit_edge_auroc_trapezoid"] == 0.6

@@ -25,8 +25,11 @@ def test_every_method_is_scored_on_both_model_kinds(interpbench_tiny_run):
     for method in ("acdc", "eap", "eap_ig"):
         for task in TASKS:
             assert by.loc[(method, task), "tracr_edge_auroc"] >= 0.95, (method, task)
-    # histogram's circuit is its whole one-layer model: no negative node, so no node ROC
-    assert by.loc[("acdc", "histogram"), "tracr_node_auroc"] != by.loc[("acdc", "histogram"), "tracr_node_auroc"]
+    # histogram's circuit is its whole one-layer model: no negative node, every node FPR undefined;
+    # InterpBench counts it as 0 (the headline: the highest TPR reached), the trapezoid has no ROC
+    assert by.loc[("acdc", "histogram"), "tracr_node_auroc"] == 1.0
+    assert table.set_index(["method", "task"])["tracr_node_auroc_trapezoid"].isna()[("acdc", "histogram")]
+    assert set(table.columns) >= {"tracr_edge_auroc_trapezoid", "siit_edge_auroc_trapezoid"}
     for method in METHODS:
         summary = json.loads((interpbench_tiny_run.results / f"circuits/scores/affine_mod/siit/{method}.json").read_text())
         assert summary["n_thresholds"] >= 2 and summary["metric"] == "kl"

@@ -67,6 +67,7 @@ rule circuit_discover:
     params:
         method=lambda w: as_json(CIRCUITS["methods"][w.discovery]),
         data=json_param(CIRCUITS["data"]),
+        noise_floor=CIRCUITS["noise_floor"],
         code=code_fingerprint("interpflow.circuits.stages"),
     threads: 1
     log:
@@ -76,6 +77,7 @@ rule circuit_discover:
     shell:
         "interpflow circuit-discover --threads {threads} --weights {input.weights:q} --meta {input.meta:q} "
         "--method {wildcards.discovery:q} --method-cfg {params.method:q} --data-cfg {params.data:q} "
+        "--noise-floor {params.noise_floor} "
         "--out-sweep {output.sweep:q} --out-table {output.table:q} --out {output.summary:q} > {log:q} 2>&1"
 
 

@@ -17,7 +17,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from interpflow.artifacts import atomic_path, read_json, read_parquet, write_text  # noqa: E402
-from interpflow.circuits.scoring import roc_curve  # noqa: E402
+from interpflow.circuits.scoring import interpbench_curve  # noqa: E402
 
 PATH = re.compile(r".*/circuits/scores/(?P<task>[^/]+)/(?P<kind>[^/]+)/(?P<method>[^/]+)\.json$")
 # What InterpBench reports on its SIIT models (Gupta et al. 2024): ACDC ahead of node and edge SP and
@@ -38,11 +38,13 @@ def read_scores(paths: list[str]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def circuit_table(scores: pd.DataFrame) -> pd.DataFrame:
-    """One row per (method, task): node and edge AUROC of each model kind."""
-    wide = scores.pivot_table(index=["method", "task"], columns="kind", values=["node_auroc", "edge_auroc"], dropna=False)
-    wide.columns = [f"{kind}_{metric.split('_')[0]}_auroc" for metric, kind in wide.columns]
-    order = [f"{kind}_{level}_auroc" for level in ("node", "edge") for kind in ("tracr", "siit")]
+def circuit_table(scores: pd.DataFrame, rule: str = "") -> pd.DataFrame:
+    """One row per (method, task): node and edge AUROC of each model kind, ``{kind}_{level}_auroc``
+    by InterpBench's rule (``rule=""``, the headline) or ``..._auroc_trapezoid`` (``rule="_trapezoid"``)."""
+    values = [f"{level}_auroc{rule}" for level in ("node", "edge")]
+    wide = scores.pivot_table(index=["method", "task"], columns="kind", values=values, dropna=False)
+    wide.columns = [f"{kind}_{metric}" for metric, kind in wide.columns]
+    order = [f"{kind}_{level}_auroc{rule}" for level in ("node", "edge") for kind in ("tracr", "siit")]
     return wide[[c for c in order if c in wide.columns]].reset_index()
 
 
@@ -84,12 +86,17 @@ def _learned_ranking(means: pd.DataFrame) -> str:
     return f"; on the SIIT models that learned their program: {' > '.join(order)}"
 
 
-def _markdown(table: pd.DataFrame, means: pd.DataFrame, siit: pd.DataFrame, learned: list[str]) -> str:
+def _markdown(table: pd.DataFrame, means: pd.DataFrame, siit: pd.DataFrame, learned: list[str],
+              noise_floor: float) -> str:
     ours = means["method"].tolist()
     lines = ["# Circuit benchmark", "",
              "AUROC of each discovery method's threshold sweep against the known circuit, for nodes and",
-             "edges, on the compiled Tracr model and the SIIT-trained model of each task (InterpBench's",
-             "rules: q/k/v inputs scored as their head, the ROC closed at (0, 0) and (1, 1), trapezoid rule).",
+             "edges, on the compiled Tracr model and the SIIT-trained model of each task, by InterpBench's",
+             "rules: q/k/v inputs scored as their head; undefined rates as 0; points sorted by FPR, a point",
+             "whose TPR falls below the last one kept dropped, the ROC closed at (0, 0) and (1, 1), and the",
+             "pessimistic staircase area (its `pessimistic_roc.py`). EAP and EAP-IG edge scores with",
+             f"|s| <= {noise_floor:g} x max|s| count as 0 first. The trapezoid-rule AUROCs of the same points are",
+             "in `leaderboard.csv` (`*_auroc_trapezoid`).",
              f"`*_learned`: the SIIT columns over the tasks whose SIIT model learned its program (validation",
              f"accuracy and IIA >= {LEARNED}): {', '.join(learned) if learned else 'none'}.", "",
              "## Mean over tasks", "", means.round(3).to_markdown(index=False), "",
@@ -105,23 +112,28 @@ def _markdown(table: pd.DataFrame, means: pd.DataFrame, siit: pd.DataFrame, lear
     return "\n".join(lines)
 
 
+def _noise_floor(frame: pd.DataFrame) -> float:
+    floors = frame["noise_floor"].dropna().unique() if "noise_floor" in frame else []
+    if len(floors) != 1:
+        raise ValueError(f"the score files disagree on (or lack) the noise floor: {list(floors)}; re-run circuit_discover")
+    return float(floors[0])
+
+
 def _plot_roc(method: str, sweeps: dict[tuple[str, str], pd.DataFrame], path: str) -> None:
     fig, axes = plt.subplots(1, 2, figsize=(12, 4.8))
     tasks = sorted({task for task, _ in sweeps})
     colours = {task: plt.get_cmap("tab20")(i % 20) for i, task in enumerate(tasks)}  # one colour per task
     for ax, level in zip(axes, ("node", "edge")):
         for (task, kind), sweep in sorted(sweeps.items()):
-            if sweep[f"{level}_fpr"].isna().all():
-                continue  # every node is in the circuit: no ROC to draw
-            x, y = roc_curve(sweep[f"{level}_fpr"], sweep[f"{level}_tpr"])
-            ax.plot(x, y, "-" if kind == "siit" else "--", marker=".", color=colours[task],
+            x, y = interpbench_curve(sweep[f"{level}_fpr"], sweep[f"{level}_tpr"])
+            ax.step(x, y, "-" if kind == "siit" else "--", where="post", marker=".", color=colours[task],
                     label=f"{task} ({kind})", alpha=0.8)
         ax.plot([0, 1], [0, 1], color="grey", lw=0.5)
         ax.set_xlabel("FPR")
         ax.set_ylabel("TPR")
         ax.set_title(f"{method}: {level}s")
     axes[1].legend(fontsize=6, loc="upper left", bbox_to_anchor=(1.02, 1.0), ncol=1 if len(sweeps) <= 20 else 2)
-    fig.suptitle("solid: SIIT model, dashed: compiled Tracr model", fontsize=9)
+    fig.suptitle("InterpBench's pessimistic ROC; solid: SIIT model, dashed: compiled Tracr model", fontsize=9)
     fig.tight_layout()
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png", dpi=110, bbox_inches="tight")
@@ -135,9 +147,9 @@ def circuit_leaderboard(scores: list[str], out_md: str, out_csv: str, plots_dir:
     siit_models = siit_table(siit or [])
     learned = learned_tasks(siit_models)
     means = method_means(table, learned)
-    write_text(_markdown(table, means, siit_models, learned), out_md)
+    write_text(_markdown(table, means, siit_models, learned, _noise_floor(frame)), out_md)
     with atomic_path(out_csv) as tmp:
-        table.to_csv(tmp, index=False)
+        table.merge(circuit_table(frame, "_trapezoid"), on=["method", "task"]).to_csv(tmp, index=False)
     for method, group in frame.assign(path=scores).groupby("method"):
         sweeps = {(row.task, row.kind): read_parquet(Path(row.path).with_suffix(".parquet")) for row in group.itertuples()}
         _plot_roc(method, sweeps, str(Path(plots_dir) / f"roc_{method}.png"))

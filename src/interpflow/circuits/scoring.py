@@ -8,7 +8,9 @@ method's number for that edge at that threshold) and ``in_circuit``. Each thresh
 Comparison follows InterpBench (``circuits_benchmark/utils/circuit``): hypothesis, truth and full
 graph are normalised the same way (q/k/v inputs promoted to the head, MLP input to the MLP,
 embeddings as ``blocks.0.hook_resid_pre``) and the embeddings -> output edge is dropped; nodes are
-the endpoints of the remaining edges. TP/FP/FN/TN are counted against the full graph.
+the endpoints of the remaining edges. TP/FP/FN/TN are counted against the full graph. The headline
+AUROC is InterpBench's (``pessimistic_roc.py``: monotone filter, pessimistic staircase, N/A as 0);
+the trapezoid rule is kept beside it under its own name.
 """
 from __future__ import annotations
 
@@ -42,14 +44,29 @@ def sweep_table(edges: Sequence[tuple[str, str]], thresholds: Sequence[float],
     })
 
 
+def apply_noise_floor(scores: np.ndarray, noise_floor: float) -> np.ndarray:
+    """``scores`` with every |s| <= noise_floor * max|s| set to 0: float round-off beside exact
+    zeros (1e-20 against 0) must tie with them, not rank above them."""
+    scores = np.asarray(scores, dtype=float)
+    if not 0.0 <= noise_floor < 1.0:
+        raise ValueError(f"noise_floor must be in [0, 1), not {noise_floor!r}")
+    if not scores.size:
+        return scores
+    return np.where(np.abs(scores) <= noise_floor * np.nanmax(np.abs(scores)), 0.0, scores)
+
+
 def sweep_from_scores(edges: Sequence[tuple[str, str]], scores: Sequence[float] | torch.Tensor,
-                      max_thresholds: int | None = 50, absolute: bool = True) -> pd.DataFrame:
+                      max_thresholds: int | None = 50, absolute: bool = True,
+                      noise_floor: float = 0.0) -> pd.DataFrame:
     """Circuits from per-edge scores: at threshold t, every edge whose (absolute) score is >= t.
 
-    Thresholds are the distinct score levels, high to low, so tied edges enter together; with more
-    than ``max_thresholds`` levels, evenly spaced ranks among them (always the highest and lowest).
+    Scores within ``noise_floor`` of zero (relative to the largest, :func:`apply_noise_floor`)
+    are zero first. Thresholds are the distinct score levels, high to low, so tied edges enter
+    together; with more than ``max_thresholds`` levels, evenly spaced ranks among them (always the
+    highest and lowest).
     """
     raw = np.asarray(torch.as_tensor(scores, dtype=torch.float64).cpu(), dtype=float)
+    raw = apply_noise_floor(raw, noise_floor)
     values = np.abs(raw) if absolute else raw
     levels = np.unique(values)[::-1]
     if max_thresholds and len(levels) > max_thresholds:
@@ -126,10 +143,34 @@ def score_sweep(sweep: pd.DataFrame, truth: Circuit, graph: ModelGraph) -> pd.Da
     return pd.DataFrame(rows)
 
 
-def roc_curve(fpr: Sequence[float], tpr: Sequence[float]) -> tuple[np.ndarray, np.ndarray]:
-    """The ROC of a sweep: its (FPR, TPR) points sorted by FPR (then TPR), with (0, 0) and (1, 1)
-    added to close the curve, so that a sweep that never reaches the empty or the full circuit
-    still spans [0, 1]. Points with an undefined rate are left out."""
+def interpbench_curve(fpr: Sequence[float], tpr: Sequence[float]) -> tuple[np.ndarray, np.ndarray]:
+    """InterpBench's ROC of a sweep (``make_monotonically_increasing`` and the comparison notebook's
+    ``get_xy``): undefined rates (its "N/A", NaN here) count as 0; the points sorted by FPR, then
+    TPR; a point whose TPR falls below the last point kept is dropped; (0, 0) and (1, 1) added."""
+    x = np.nan_to_num(np.asarray(fpr, dtype=float), nan=0.0)
+    y = np.nan_to_num(np.asarray(tpr, dtype=float), nan=0.0)
+    order = np.lexsort((y, x))
+    kept_x, kept_y = [], []
+    for xi, yi in zip(x[order], y[order]):
+        if not kept_y or yi >= kept_y[-1]:
+            kept_x.append(xi)
+            kept_y.append(yi)
+    return np.array([0.0, *kept_x, 1.0]), np.array([0.0, *kept_y, 1.0])
+
+
+def auroc(fpr: Sequence[float], tpr: Sequence[float]) -> float:
+    """The headline AUROC, InterpBench's ``pessimistic_auc`` over :func:`interpbench_curve`:
+    sum over steps of (1 - x_{i+1}) (y_{i+1} - y_i), the staircase that holds each TPR until the
+    next point's FPR, so it never credits the line between two circuits. One point (0.2, 0.8) gives
+    0.64 (the trapezoid 0.80). Undefined rates count as 0, so a circuit that is the whole model (no
+    negatives: every FPR undefined) scores the highest TPR its sweep reaches."""
+    x, y = interpbench_curve(fpr, tpr)
+    return float(np.sum((1.0 - x[1:]) * np.diff(y)))
+
+
+def trapezoid_curve(fpr: Sequence[float], tpr: Sequence[float]) -> tuple[np.ndarray, np.ndarray]:
+    """The sweep's (FPR, TPR) points sorted by FPR (then TPR), with (0, 0) and (1, 1) added; points
+    with an undefined rate left out; no monotone filter."""
     x, y = np.asarray(fpr, dtype=float), np.asarray(tpr, dtype=float)
     ok = ~(np.isnan(x) | np.isnan(y))
     x, y = np.concatenate([[0.0], x[ok], [1.0]]), np.concatenate([[0.0], y[ok], [1.0]])
@@ -137,31 +178,27 @@ def roc_curve(fpr: Sequence[float], tpr: Sequence[float]) -> tuple[np.ndarray, n
     return x[order], y[order]
 
 
-def auroc(fpr: Sequence[float], tpr: Sequence[float], rule: str = "trapezoid") -> float:
-    """Area under :func:`roc_curve`.
-
-    ``"trapezoid"``: the trapezoid rule (straight lines between points, auto-circuit's convention).
-    ``"step"``: the pessimistic staircase of ACDC's ROC code (each point's TPR held until the next
-    FPR), which never credits the interpolation between two circuits.
-    NaN when the rates are undefined at every threshold: a circuit that is the whole model has no
-    negatives (every node of a one-layer, one-head task is in its circuit), so no ROC.
-    """
+def auroc_trapezoid(fpr: Sequence[float], tpr: Sequence[float]) -> float:
+    """The trapezoid rule (auto-circuit's ``measurements_auc``) over :func:`trapezoid_curve`. Not
+    auto-circuit's number: auto-circuit counts raw edges of its own graph and floors the area at
+    1e-3; here the points are InterpBench's normalised nodes and edges. NaN when a rate is
+    undefined at every threshold (no negatives, or no positives)."""
     rates = np.asarray(fpr, dtype=float), np.asarray(tpr, dtype=float)
     if len(rates[0]) and (np.isnan(rates[0]).all() or np.isnan(rates[1]).all()):
-        return float("nan")  # no negatives (the circuit is the whole model) or no positives: no ROC
-    x, y = roc_curve(fpr, tpr)
-    if rule == "trapezoid":
-        return float(np.sum(np.diff(x) * (y[1:] + y[:-1]) / 2))
-    if rule == "step":
-        return float(np.sum(np.diff(x) * y[:-1]))
-    raise ValueError(f"rule must be 'trapezoid' or 'step', not {rule!r}")
+        return float("nan")
+    x, y = trapezoid_curve(fpr, tpr)
+    return float(np.sum(np.diff(x) * (y[1:] + y[:-1]) / 2))
 
 
 def aurocs(scored: pd.DataFrame) -> dict[str, float]:
-    """Node and edge AUROC of a :func:`score_sweep` table, by both rules."""
-    return {f"{kind}_auroc{'' if rule == 'trapezoid' else '_step'}":
-            auroc(scored[f"{kind}_fpr"], scored[f"{kind}_tpr"], rule)
-            for kind in ("node", "edge") for rule in ("trapezoid", "step")}
+    """Node and edge AUROC of a :func:`score_sweep` table: ``*_auroc`` by InterpBench's rule (the
+    headline), ``*_auroc_trapezoid`` by the trapezoid rule."""
+    result = {}
+    for kind in ("node", "edge"):
+        rates = scored[f"{kind}_fpr"], scored[f"{kind}_tpr"]
+        result[f"{kind}_auroc"] = auroc(*rates)
+        result[f"{kind}_auroc_trapezoid"] = auroc_trapezoid(*rates)
+    return result
 
 
 def node_realism(patcher, nodes: Iterable[str], kind: MetricKind, skip_first: bool = True) -> dict[str, float]:

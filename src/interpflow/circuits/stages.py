@@ -77,16 +77,16 @@ def circuit_siit(weights: str, meta: str, siit_cfg: dict, out_weights: str, out_
           f"strict accuracy {metrics['strict_accuracy']:.4f}, stopped early {metrics['stopped_early']}")
 
 
-def circuit_discover(weights: str, meta: str, method: str, method_cfg: dict, data_cfg: dict, out_sweep: str,
-                     out_table: str, out: str) -> None:
+def circuit_discover(weights: str, meta: str, method: str, method_cfg: dict, data_cfg: dict, noise_floor: float,
+                     out_sweep: str, out_table: str, out: str) -> None:
     """One discovery method's threshold sweep on one model, and its score against the known circuit:
     TPR/FPR per threshold (`out_table`), node and edge AUROC and the realism of the sweep's
-    circuits (`out`)."""
+    circuits (`out`). `noise_floor`: edge scores with |s| <= noise_floor * max|s| count as 0."""
     model = load(weights, meta)
     clean, corrupt = clean_and_corrupt(model, data_cfg)
     kind = "kl" if model.categorical else "mse"
     start = time.perf_counter()
-    sweep = discover(method, model.model, clean, corrupt, kind, method_cfg)
+    sweep = discover(method, model.model, clean, corrupt, kind, method_cfg, noise_floor)
     seconds = time.perf_counter() - start
     write_parquet(sweep, out_sweep)
     table = score_sweep(sweep, model.circuit, model.graph)
@@ -95,7 +95,7 @@ def circuit_discover(weights: str, meta: str, method: str, method_cfg: dict, dat
     truth = node_realism(patcher, model.circuit.nodes, kind)
     summary = {**aurocs(table), "n_thresholds": int(table["threshold"].nunique()), "metric": kind,
                "true_circuit_realism": truth, "discovery_seconds": round(seconds, 3),
-               "n_examples": len(clean), "method_cfg": method_cfg}
+               "n_examples": len(clean), "method_cfg": method_cfg, "noise_floor": noise_floor}
     write_json(summary, out)
     print(f"{model.task} {method}: node AUROC {summary['node_auroc']:.3f}, edge AUROC {summary['edge_auroc']:.3f} "
           f"over {summary['n_thresholds']} thresholds, {seconds:.1f} s")

@@ -30,24 +30,32 @@ from interpflow.circuits.objective import check_kind
 from interpflow.circuits.patching import EdgePatcher
 
 Method = Callable[[EdgePatcher, str, "dict | None"], pd.DataFrame]
+RankingMethod = Callable[[EdgePatcher, str, "dict | None", float], pd.DataFrame]
 
-METHODS: dict[str, Method] = {
-    "acdc": acdc.run,
+# Methods whose circuits are thresholds over their edge scores: the noise floor applies to those scores.
+RANKING_METHODS: dict[str, RankingMethod] = {
     "eap": eap.run,
     "eap_ig": eap_ig.run,
+}
+# Methods that decide each circuit by their own knob (ACDC's tau, SP's mask >= 0.5).
+DECIDING_METHODS: dict[str, Method] = {
+    "acdc": acdc.run,
     "sp_node": sp_node.run,
     "sp_edge": sp_edge.run,
 }
+METHODS = {**DECIDING_METHODS, **RANKING_METHODS}
 
 
 def discover(method: str, model: HookedTransformer, clean_tokens: torch.Tensor, corrupt_tokens: torch.Tensor,
-             metric_kind: str, params: dict[str, Any] | None = None) -> pd.DataFrame:
+             metric_kind: str, params: dict[str, Any] | None = None, noise_floor: float = 0.0) -> pd.DataFrame:
     """Run ``method`` on ``model`` with clean/corrupted token batches (``[batch, pos]``, same shape).
 
     ``metric_kind``: ``"kl"`` (categorical outputs) or ``"mse"`` (numerical). ``params``: the
     method's config fields (see each module's dataclass), plus ``num_threads`` (torch threads for
     the run, default 1: these models are tiny, and on a loaded 2-core machine two threads made each
-    forward pass about 20x slower). Returns the sweep table, rows ordered by threshold then edge.
+    forward pass about 20x slower). ``noise_floor``: for the methods that rank edges by score, scores
+    with |s| <= noise_floor * max|s| count as 0 (``circuits.noise_floor``). Returns the sweep table,
+    rows ordered by threshold then edge.
     """
     if method not in METHODS:
         raise ValueError(f"unknown discovery method {method!r}; known: {sorted(METHODS)}")
@@ -57,7 +65,10 @@ def discover(method: str, model: HookedTransformer, clean_tokens: torch.Tensor, 
     with _torch_threads(threads):
         model.eval()
         patcher = EdgePatcher(model, clean_tokens, corrupt_tokens)
-        table = METHODS[method](patcher, kind, params)
+        if method in RANKING_METHODS:
+            table = RANKING_METHODS[method](patcher, kind, params, noise_floor)
+        else:
+            table = DECIDING_METHODS[method](patcher, kind, params)
     return table.sort_values("threshold", kind="stable").reset_index(drop=True)
 
 

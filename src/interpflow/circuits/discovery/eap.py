@@ -39,7 +39,8 @@ def loss_function(patcher: EdgePatcher, kind: MetricKind, loss: str, skip_first:
     raise ValueError(f"loss must be 'label' or 'distance', not {loss!r}")
 
 
-def run(patcher: EdgePatcher, kind: MetricKind, params: dict | None = None) -> pd.DataFrame:
+def run(patcher: EdgePatcher, kind: MetricKind, params: dict | None = None,
+        noise_floor: float = 0.0) -> pd.DataFrame:
     cfg = config_from(EAPConfig, params, "eap")
     grads = patcher.input_gradients(loss_function(patcher, kind, cfg.loss, cfg.skip_first))
-    return sweep_from_scores(patcher.edges, patcher.attribute(grads), cfg.max_thresholds, cfg.absolute)
+    return sweep_from_scores(patcher.edges, patcher.attribute(grads), cfg.max_thresholds, cfg.absolute, noise_floor)

@@ -38,7 +38,8 @@ class EAPIGConfig:
     skip_first: bool = True
 
 
-def run(patcher: EdgePatcher, kind: MetricKind, params: dict | None = None) -> pd.DataFrame:
+def run(patcher: EdgePatcher, kind: MetricKind, params: dict | None = None,
+        noise_floor: float = 0.0) -> pd.DataFrame:
     cfg = config_from(EAPIGConfig, params, "eap_ig")
     if cfg.steps < 1:
         raise ValueError("eap_ig: steps must be at least 1")
@@ -49,7 +50,7 @@ def run(patcher: EdgePatcher, kind: MetricKind, params: dict | None = None) -> p
         scores = _mask_path(patcher, loss, cfg.steps)
     else:
         raise ValueError(f"eap_ig: interpolation must be 'embedding' or 'mask', not {cfg.interpolation!r}")
-    return sweep_from_scores(patcher.edges, scores, cfg.max_thresholds, cfg.absolute)
+    return sweep_from_scores(patcher.edges, scores, cfg.max_thresholds, cfg.absolute, noise_floor)
 
 
 def _embedding_path(patcher: EdgePatcher, loss, steps: int) -> torch.Tensor:
