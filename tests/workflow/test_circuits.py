@@ -58,3 +58,10 @@ def test_second_run_does_nothing_and_one_methods_thresholds_rerun_only_its_jobs(
     assert {rule for rule, _ in jobs} == {"circuit_discover", "circuit_leaderboard", "run_config", "all"}
     assert {w["discovery"] for rule, w in jobs if rule == "circuit_discover"} == {"acdc"}
     assert len([1 for rule, _ in jobs if rule == "circuit_discover"]) == 4  # 2 tasks x 2 model kinds
+
+
+def test_a_new_noise_floor_reruns_only_the_methods_that_rank_edges_by_score(interpbench_tiny_run):
+    changed = snakemake(interpbench_tiny_run.workdir, [*interpbench_tiny_run.overrides, "circuits.noise_floor=1e-6"], "-n")
+    assert changed.returncode == 0, changed.stdout[-2000:]
+    discover = [w["discovery"] for rule, w in scheduled_jobs(changed.stdout) if rule == "circuit_discover"]
+    assert sorted(set(discover)) == ["eap", "eap_ig"] and len(discover) == 8  # 2 tasks x 2 model kinds each

@@ -2,6 +2,8 @@
 # Tracr, its SIIT-trained counterpart, every discovery method of `circuits.methods` on both, each
 # method's threshold sweep scored against the known circuit, and the circuit leaderboard.
 
+from interpflow.circuits import RANKS_BY_SCORE
+
 CIRCUITS = config["circuits"]
 CIRCUIT_TASKS = list(CIRCUITS["tasks"])
 CIRCUIT_KINDS = list(CIRCUITS["model_kinds"])
@@ -67,7 +69,8 @@ rule circuit_discover:
     params:
         method=lambda w: as_json(CIRCUITS["methods"][w.discovery]),
         data=json_param(CIRCUITS["data"]),
-        noise_floor=CIRCUITS["noise_floor"],
+        # only the methods that rank edges by score read it: changing it re-runs only those
+        noise_floor=lambda w: CIRCUITS["noise_floor"] if w.discovery in RANKS_BY_SCORE else 0,
         code=code_fingerprint("interpflow.circuits.stages"),
     threads: 1
     log:

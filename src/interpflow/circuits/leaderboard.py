@@ -17,6 +17,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from interpflow.artifacts import atomic_path, read_json, read_parquet, write_text  # noqa: E402
+from interpflow.circuits import RANKS_BY_SCORE  # noqa: E402
 from interpflow.circuits.scoring import interpbench_curve  # noqa: E402
 
 PATH = re.compile(r".*/circuits/scores/(?P<task>[^/]+)/(?P<kind>[^/]+)/(?P<method>[^/]+)\.json$")
@@ -87,16 +88,17 @@ def _learned_ranking(means: pd.DataFrame) -> str:
 
 
 def _markdown(table: pd.DataFrame, means: pd.DataFrame, siit: pd.DataFrame, learned: list[str],
-              noise_floor: float) -> str:
+              noise_floor: float | None) -> str:
     ours = means["method"].tolist()
     lines = ["# Circuit benchmark", "",
              "AUROC of each discovery method's threshold sweep against the known circuit, for nodes and",
              "edges, on the compiled Tracr model and the SIIT-trained model of each task, by InterpBench's",
              "rules: q/k/v inputs scored as their head; undefined rates as 0; points sorted by FPR, a point",
              "whose TPR falls below the last one kept dropped, the ROC closed at (0, 0) and (1, 1), and the",
-             "pessimistic staircase area (its `pessimistic_roc.py`). EAP and EAP-IG edge scores with",
-             f"|s| <= {noise_floor:g} x max|s| count as 0 first. The trapezoid-rule AUROCs of the same points are",
-             "in `leaderboard.csv` (`*_auroc_trapezoid`).",
+             "pessimistic staircase area (its `pessimistic_roc.py`).",
+             *([f"EAP and EAP-IG edge scores with |s| <= {noise_floor:g} x max|s| count as 0 first."]
+               if noise_floor is not None else []),
+             "The trapezoid-rule AUROCs of the same points are in `leaderboard.csv` (`*_auroc_trapezoid`).",
              f"`*_learned`: the SIIT columns over the tasks whose SIIT model learned its program (validation",
              f"accuracy and IIA >= {LEARNED}): {', '.join(learned) if learned else 'none'}.", "",
              "## Mean over tasks", "", means.round(3).to_markdown(index=False), "",
@@ -112,8 +114,11 @@ def _markdown(table: pd.DataFrame, means: pd.DataFrame, siit: pd.DataFrame, lear
     return "\n".join(lines)
 
 
-def _noise_floor(frame: pd.DataFrame) -> float:
+def _noise_floor(frame: pd.DataFrame) -> float | None:
+    """The floor the score-ranking methods used (None when none ran: the others record none)."""
     floors = frame["noise_floor"].dropna().unique() if "noise_floor" in frame else []
+    if len(floors) == 0 and not frame["method"].isin(RANKS_BY_SCORE).any():
+        return None
     if len(floors) != 1:
         raise ValueError(f"the score files disagree on (or lack) the noise floor: {list(floors)}; re-run circuit_discover")
     return float(floors[0])

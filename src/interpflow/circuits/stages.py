@@ -15,6 +15,7 @@ import time
 import torch
 
 from interpflow.artifacts import read_json, write_json, write_parquet, write_tensors
+from interpflow.circuits import RANKS_BY_SCORE
 from interpflow.circuits.discovery import discover
 from interpflow.circuits.patching import EdgePatcher
 from interpflow.circuits.scoring import aurocs, node_realism, score_sweep
@@ -95,7 +96,8 @@ def circuit_discover(weights: str, meta: str, method: str, method_cfg: dict, dat
     truth = node_realism(patcher, model.circuit.nodes, kind)
     summary = {**aurocs(table), "n_thresholds": int(table["threshold"].nunique()), "metric": kind,
                "true_circuit_realism": truth, "discovery_seconds": round(seconds, 3),
-               "n_examples": len(clean), "method_cfg": method_cfg, "noise_floor": noise_floor}
+               "n_examples": len(clean), "method_cfg": method_cfg,
+               "noise_floor": noise_floor if method in RANKS_BY_SCORE else None}
     write_json(summary, out)
     print(f"{model.task} {method}: node AUROC {summary['node_auroc']:.3f}, edge AUROC {summary['edge_auroc']:.3f} "
           f"over {summary['n_thresholds']} thresholds, {seconds:.1f} s")

@@ -25,6 +25,7 @@ import pandas as pd
 import torch
 from transformer_lens import HookedTransformer
 
+from interpflow.circuits import RANKS_BY_SCORE
 from interpflow.circuits.discovery import acdc, eap, eap_ig, sp_edge, sp_node
 from interpflow.circuits.objective import check_kind
 from interpflow.circuits.patching import EdgePatcher
@@ -32,11 +33,13 @@ from interpflow.circuits.patching import EdgePatcher
 Method = Callable[[EdgePatcher, str, "dict | None"], pd.DataFrame]
 RankingMethod = Callable[[EdgePatcher, str, "dict | None", float], pd.DataFrame]
 
-# Methods whose circuits are thresholds over their edge scores: the noise floor applies to those scores.
+# Methods whose circuits are thresholds over their edge scores (RANKS_BY_SCORE): the noise floor applies
+# to those scores.
 RANKING_METHODS: dict[str, RankingMethod] = {
     "eap": eap.run,
     "eap_ig": eap_ig.run,
 }
+assert set(RANKING_METHODS) == RANKS_BY_SCORE
 # Methods that decide each circuit by their own knob (ACDC's tau, SP's mask >= 0.5).
 DECIDING_METHODS: dict[str, Method] = {
     "acdc": acdc.run,
