@@ -233,6 +233,12 @@ def reconstruction_scores(sums: dict) -> dict:
     }
 
 
+def spliced(sae: dict, hidden: torch.Tensor, splice_at: torch.Tensor) -> torch.Tensor:
+    """The residual [b, T, d] with the SAE's reconstruction where splice_at [b, T] holds, its own elsewhere."""
+    rebuilt = decode(sae, encode(sae, hidden)).to(hidden.dtype)
+    return torch.where(splice_at[..., None], rebuilt, hidden)
+
+
 @torch.no_grad()
 def reconstruction_losses(sae: dict, model, tokenizer, layer: int, examples: list, batch_size: int,
                           exclude_special: bool) -> dict:
@@ -253,17 +259,29 @@ def reconstruction_losses(sae: dict, model, tokenizer, layer: int, examples: lis
             with edit_residual(model, layer, edit):
                 return model(input_ids=ids, attention_mask=mask.long(), use_cache=False).logits
 
-        def spliced(hidden):
-            rebuilt = decode(sae, encode(sae, hidden)).to(hidden.dtype)
-            return torch.where(splice_at[..., None], rebuilt, hidden)
-
-        logits = {"clean": run(), "sae": run(spliced), "ablation": run(torch.zeros_like)}
+        logits = {"clean": run(), "sae": run(lambda hidden: spliced(sae, hidden, splice_at)), "ablation": run(torch.zeros_like)}
         tally_batch(sums, ids, mask, special, logits)
     return reconstruction_scores(sums)
 
 
 def _number(value: float) -> float | None:
     return None if value != value else float(value)  # NaN -> null in the JSON; no rounding
+
+
+def metric_groups(losses: dict, sparsity: dict, density: torch.Tensor, weights: dict[str, torch.Tensor]) -> dict:
+    """SAEBench's `eval_result_metrics` (its groups and keys), with our own extra keys beside its ones."""
+    return {
+        "model_behavior_preservation": {k: losses[k] for k in ("kl_div_score", "kl_div_with_ablation", "kl_div_with_sae")},
+        "model_performance_preservation": {k: losses[k] for k in ("ce_loss_score", "ce_loss_with_ablation", "ce_loss_with_sae",
+                                                                   "ce_loss_without_sae")},
+        "reconstruction_quality": {k: sparsity[k] for k in ("explained_variance", "explained_variance_legacy", "mse", "cossim",
+                                                             "explained_variance_centered", "mse_per_element")},
+        "shrinkage": {k: sparsity[k] for k in ("l2_norm_in", "l2_norm_out", "l2_ratio", "relative_reconstruction_bias")},
+        "sparsity": {"l0": sparsity["l0"], "l1": sparsity["l1"]},
+        "token_stats": {"total_tokens_eval_reconstruction": losses["tokens"],
+                        "total_tokens_eval_sparsity_variance": sparsity["tokens"]},
+        "misc_metrics": misc_metrics(density, weights),
+    }
 
 
 def core(model_dir: str, model_cfg: dict, layer: int, sae: str, sae_name: str, acts: list[str], index: list[str],
@@ -284,18 +302,7 @@ def core(model_dir: str, model_cfg: dict, layer: int, sae: str, sae_name: str, a
     losses = reconstruction_losses(tensors, model, tokenizer, layer, examples, cfg["batch_size"],
                                    cfg["exclude_special_tokens_from_reconstruction"])
 
-    metrics = {
-        "model_behavior_preservation": {k: losses[k] for k in ("kl_div_score", "kl_div_with_ablation", "kl_div_with_sae")},
-        "model_performance_preservation": {k: losses[k] for k in ("ce_loss_score", "ce_loss_with_ablation", "ce_loss_with_sae",
-                                                                   "ce_loss_without_sae")},
-        "reconstruction_quality": {k: sparsity[k] for k in ("explained_variance", "explained_variance_legacy", "mse",
-                                                             "cossim", "explained_variance_centered", "mse_per_element")},
-        "shrinkage": {k: sparsity[k] for k in ("l2_norm_in", "l2_norm_out", "l2_ratio", "relative_reconstruction_bias")},
-        "sparsity": {"l0": sparsity["l0"], "l1": sparsity["l1"]},
-        "token_stats": {"total_tokens_eval_reconstruction": losses["tokens"],
-                        "total_tokens_eval_sparsity_variance": sparsity["tokens"]},
-        "misc_metrics": misc_metrics(features["feature_density"], weights),
-    }
+    metrics = metric_groups(losses, sparsity, features["feature_density"], weights)
     metrics = {group: {k: v if isinstance(v, int) else _number(v) for k, v in values.items()} for group, values in metrics.items()}
     columns = {**features, **weights}
     details = [{"index": i, **{k: _number(v[i]) for k, v in columns.items()}} for i in range(tensors["W_enc"].shape[1])]
