@@ -77,6 +77,7 @@ def test_identity_sae_recovers_everything(cached, tiny_model_dir, tiny_model_cfg
     # every coordinate is nonzero, so each token fires exactly one of +x_i / -x_i per dimension
     assert metrics["sparsity"]["l0"] == pytest.approx(D, abs=0.01)
     assert metrics["token_stats"]["total_tokens_eval_reconstruction"] > 0
+    assert metrics["shrinkage"]["l2_norm_in"] != round(metrics["shrinkage"]["l2_norm_in"], 6)  # written unrounded
 
 
 def test_mean_sae_explains_no_variance_and_zero_sae_is_the_ablation(cached, tiny_model_dir, tiny_model_cfg):

@@ -17,7 +17,7 @@ Two token sets, as in SAEBench:
 
 Every key SAEBench 0.6.0 writes is computed as its `evals/core/main.py` computes it, including where
 the formula is not what the name says (README, "SAE benchmark"; checked against sae-bench's own code
-by tests/conformance/test_saebench_core.py):
+by tests/conformance/test_conformance_saebench_core.py):
 
 - `explained_variance` = 1 - A_err / (A - (A / d)^2), where A is the mean over batches of each
   batch's mean ||x||^2 and A_err the same of ||x - x_hat||^2; (A / d)^2 is the square of the mean
