@@ -48,7 +48,7 @@ from interpflow.stages.activations import scored_examples
 DEFAULTS = {
     "sparsity_tokens": 16_384,        # SAEBench: 1 batch of 16 prompts x 128 tokens for these metrics
     "reconstruction_examples": 32,    # SAEBench: 10 batches of 16 prompts x 128 tokens
-    "batch_size": 8,
+    "batch_size": 8,                  # examples per forward pass and per batch of the per-batch metrics
     "max_length": 128,                # SAEBench's context_size
     "exclude_special_tokens_from_reconstruction": True,
     "seed": 0,
