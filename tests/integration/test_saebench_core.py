@@ -64,7 +64,9 @@ def test_identity_sae_recovers_everything(cached, tiny_model_dir, tiny_model_cfg
     result = run_core(cached, tiny_model_dir, tiny_model_cfg, identity_sae(D), "identity")
     metrics = result["eval_result_metrics"]
     assert result["eval_type_id"] == "core" and len(result["eval_result_details"]) == 2 * D
-    assert metrics["reconstruction_quality"]["explained_variance"] == pytest.approx(1.0, abs=1e-5)
+    for key in ("explained_variance", "explained_variance_centered", "explained_variance_legacy"):
+        assert metrics["reconstruction_quality"][key] == pytest.approx(1.0, abs=1e-5), key
+    assert metrics["reconstruction_quality"]["mse"] == pytest.approx(0.0, abs=1e-8)
     assert metrics["reconstruction_quality"]["cossim"] == pytest.approx(1.0, abs=1e-5)
     assert metrics["shrinkage"]["l2_ratio"] == pytest.approx(1.0, abs=1e-5)
     assert metrics["shrinkage"]["relative_reconstruction_bias"] == pytest.approx(1.0, abs=1e-5)
@@ -75,12 +77,13 @@ def test_identity_sae_recovers_everything(cached, tiny_model_dir, tiny_model_cfg
     # every coordinate is nonzero, so each token fires exactly one of +x_i / -x_i per dimension
     assert metrics["sparsity"]["l0"] == pytest.approx(D, abs=0.01)
     assert metrics["token_stats"]["total_tokens_eval_reconstruction"] > 0
+    assert metrics["shrinkage"]["l2_norm_in"] != round(metrics["shrinkage"]["l2_norm_in"], 6)  # written unrounded
 
 
 def test_mean_sae_explains_no_variance_and_zero_sae_is_the_ablation(cached, tiny_model_dir, tiny_model_cfg):
     _, mean = cached
     mean_result = run_core(cached, tiny_model_dir, tiny_model_cfg, constant_sae(D, mean), "mean")
-    assert mean_result["eval_result_metrics"]["reconstruction_quality"]["explained_variance"] == pytest.approx(0.0, abs=1e-4)
+    assert mean_result["eval_result_metrics"]["reconstruction_quality"]["explained_variance_centered"] == pytest.approx(0.0, abs=1e-4)
     assert mean_result["eval_result_metrics"]["misc_metrics"]["frac_alive"] == 0.0
     # spliced in at every position (BOS too), an SAE whose output is 0 is exactly the zero ablation
     zero = run_core(cached, tiny_model_dir, tiny_model_cfg, constant_sae(D, torch.zeros(D)), "zero",
@@ -96,7 +99,7 @@ def test_per_latent_statistics_match_a_hand_count():
     sae = identity_sae(2)  # latents: +x0, +x1, -x0, -x1
     x = torch.tensor([[1.0, 0.0], [2.0, 0.0], [-1.0, 0.0], [3.0, 0.0]])
     owners = np.array([0, 0, 1, 2])  # three examples: two tokens, one, one
-    metrics, features = sparsity_and_variance(sae, x, owners, batch=2)
+    metrics, features = sparsity_and_variance(sae, x, owners, prompts_per_batch=2)
     assert features["feature_density"].tolist() == pytest.approx([0.75, 0.0, 0.25, 0.0])
     consistency = features["consistent_activation_heuristic"]
     assert consistency[0] == pytest.approx(1.5) and consistency[2] == pytest.approx(1.0)  # 3 firings in 2 examples; 1 in 1

@@ -3,9 +3,10 @@
 Two token sets, as in SAEBench:
 
 - sparsity and variance: the cached activations of the run's latent-evaluation shards (each
-  example's response tokens, read in its prompt), at most `sparsity_tokens` of them: L0, L1,
-  explained variance, cosine, l2 norms and ratio, relative reconstruction bias, and per latent its
-  firing density and consistent-activation heuristic (firings per example it fires in);
+  example's response tokens, read in its prompt), at most `sparsity_tokens` of them, taken in
+  batches of `batch_size` examples (SAEBench's batches of prompts): L0, L1, explained variance,
+  MSE, cosine, l2 norms and ratio, relative reconstruction bias, and per latent its firing density
+  and consistent-activation heuristic (firings per example it fires in);
 - reconstruction: `reconstruction_examples` whole examples (prompt and response) run through the
   model three times: clean, with the residual stream after block L replaced by the SAE's
   reconstruction, and with it zero-ablated. Cross-entropy of the next token and KL divergence
@@ -14,10 +15,21 @@ Two token sets, as in SAEBench:
       ce_loss_score = (CE_ablated - CE_sae) / (CE_ablated - CE_clean)    ("loss recovered")
       kl_div_score  = (KL_ablated - KL_sae) / KL_ablated
 
-Where SAEBench's code and its metric's name disagree we compute the name's definition (README,
-"SAE benchmark"): `explained_variance` is 1 - E||x - x_hat||^2 / (E||x||^2 - ||E x||^2), and SAEBench's
-`mse` (a token's squared error divided by the number of tokens in its batch, so it depends on the
-batch size) is replaced by `mse_per_element`, the mean of (x - x_hat)^2 over tokens and dimensions.
+Every key SAEBench 0.6.0 writes is computed as its `evals/core/main.py` computes it, including where
+the formula is not what the name says (README, "SAE benchmark"; checked against sae-bench's own code
+by tests/conformance/test_conformance_saebench_core.py):
+
+- `explained_variance` = 1 - A_err / (A - (A / d)^2), where A is the mean over batches of each
+  batch's mean ||x||^2 and A_err the same of ||x - x_hat||^2; (A / d)^2 is the square of the mean
+  squared entry, not ||E x||^2. The textbook fraction of variance explained,
+  1 - E||x - x_hat||^2 / (E||x||^2 - ||E x||^2) over all tokens, is `explained_variance_centered`.
+- `explained_variance_legacy`: per token 1 - ||x - x_hat||^2 / ||x - mean of its batch||^2, averaged.
+- `relative_reconstruction_bias`: per batch mean ||x_hat||^2 / mean x.x_hat, averaged over batches.
+- `mse`: per token ||x - x_hat||^2 divided by the number of tokens in its batch, averaged (so it
+  depends on the batch size); `mse_per_element`, the mean of (x - x_hat)^2, is ours.
+- KL is scored at every position whose token is not BOS/EOS/padding, the last one included; CE at
+  every such position that has a next token.
+- `token_stats` count every token run (special ones included), as SAEBench counts its contexts.
 """
 
 from __future__ import annotations
@@ -36,7 +48,7 @@ from interpflow.stages.activations import scored_examples
 DEFAULTS = {
     "sparsity_tokens": 16_384,        # SAEBench: 1 batch of 16 prompts x 128 tokens for these metrics
     "reconstruction_examples": 32,    # SAEBench: 10 batches of 16 prompts x 128 tokens
-    "batch_size": 8,
+    "batch_size": 8,                  # examples per forward pass and per batch of the per-batch metrics
     "max_length": 128,                # SAEBench's context_size
     "exclude_special_tokens_from_reconstruction": True,
     "seed": 0,
@@ -65,60 +77,72 @@ def read_cached(acts_files: list[str], index_files: list[str], max_tokens: int, 
     return torch.cat([tokens[i] for i in kept]).float(), np.concatenate([owners[i] for i in kept])
 
 
-def example_batches(example_of_token: np.ndarray, tokens_per_batch: int) -> list[tuple[int, int]]:
-    """(start, end) token ranges of about tokens_per_batch tokens that never split an example."""
+def prompt_batches(example_of_token: np.ndarray, prompts_per_batch: int) -> list[tuple[int, int]]:
+    """(start, end) token ranges of `prompts_per_batch` consecutive examples each (the last may hold fewer)."""
     starts = np.flatnonzero(np.r_[True, example_of_token[1:] != example_of_token[:-1]])
-    bounds, begin = [], 0
-    for start in starts[1:]:
-        if start - begin >= tokens_per_batch:
-            bounds.append((begin, int(start)))
-            begin = int(start)
-    bounds.append((begin, len(example_of_token)))
-    return bounds
+    bounds = [int(s) for s in starts[::prompts_per_batch]] + [len(example_of_token)]
+    return list(zip(bounds[:-1], bounds[1:]))
+
+
+def _per_token(h: torch.Tensor, h_hat: torch.Tensor, z: torch.Tensor) -> dict[str, torch.Tensor]:
+    """SAEBench's per-token values of one batch (every token of the batch is scored)."""
+    error = ((h - h_hat) ** 2).sum(-1)
+    norm_in, norm_out = h.norm(dim=-1), h_hat.norm(dim=-1)
+    return {
+        "l0": (z != 0).sum(-1).float(),
+        "l1": z.sum(-1),
+        "l2_norm_in": norm_in,
+        "l2_norm_out": norm_out,
+        "l2_ratio": norm_out / torch.where(norm_in.abs() < 1e-4, torch.ones_like(norm_in), norm_in),
+        "explained_variance_legacy": 1 - error / ((h - h.mean(dim=0)) ** 2).sum(-1),
+        "mse": error / len(h),
+        "cossim": ((h / norm_in[:, None]) * (h_hat / norm_out[:, None])).sum(-1),
+        "squared_error": error,
+    }
 
 
 @torch.no_grad()
-def sparsity_and_variance(sae: dict, x: torch.Tensor, example_of_token: np.ndarray, batch: int = 4096) -> tuple[dict, dict]:
-    n_latents = sae["W_enc"].shape[1]
-    sums = {k: 0.0 for k in ("l0", "l1", "l2_in", "l2_out", "l2_ratio", "cossim", "sq_error", "xhat_sq", "x_dot_xhat", "x_sq", "legacy_ev")}
+def sparsity_and_variance(sae: dict, x: torch.Tensor, example_of_token: np.ndarray, prompts_per_batch: int,
+                          scored: torch.Tensor | None = None) -> tuple[dict, dict]:
+    """SAEBench's sparsity and variance metrics of tokens x [n, d] (example_of_token [n] says whose each is),
+    in batches of `prompts_per_batch` examples; `scored` [n] marks the tokens to score (SAEBench skips
+    BOS/EOS/padding), all by default."""
+    n_latents, d = sae["W_enc"].shape[1], x.shape[1]
+    scored = torch.ones(len(x), dtype=torch.bool) if scored is None else scored
+    per_token: dict[str, list[torch.Tensor]] = {}
+    per_batch: dict[str, list[float]] = {"relative_reconstruction_bias": [], "mean_sq_norm": [], "mean_sq_error": []}
     fires = torch.zeros(n_latents, dtype=torch.float64)
     fired_in = torch.zeros(n_latents, dtype=torch.float64)  # examples in which each latent fires at least once
-    mean = x.mean(dim=0)
-    for start, end in example_batches(example_of_token, batch):
-        h = x[start:end]
+    for start, end in prompt_batches(example_of_token, prompts_per_batch):
+        keep = scored[start:end]
+        if not keep.any():
+            continue
+        h = x[start:end][keep].float()
         z = encode(sae, h)
         h_hat = decode(sae, z)
-        error = ((h - h_hat) ** 2).sum(-1)
-        norm_in, norm_out = h.norm(dim=-1), h_hat.norm(dim=-1)
-        active = (z > 0).float()
-        sums["l0"] += float((z != 0).sum())
-        sums["l1"] += float(z.sum())
-        sums["l2_in"] += float(norm_in.sum())
-        sums["l2_out"] += float(norm_out.sum())
-        sums["l2_ratio"] += float((norm_out / torch.where(norm_in.abs() < 1e-4, torch.ones_like(norm_in), norm_in)).sum())
-        sums["cossim"] += float(torch.nn.functional.cosine_similarity(h, h_hat, dim=-1).sum())
-        sums["sq_error"] += float(error.sum())
-        sums["xhat_sq"] += float((norm_out**2).sum())
-        sums["x_dot_xhat"] += float((h * h_hat).sum())
-        sums["x_sq"] += float((norm_in**2).sum())
-        sums["legacy_ev"] += float((1 - error / ((h - mean) ** 2).sum(-1).clamp_min(1e-12)).sum())
-        fires += active.sum(0).double()
-        _, local = np.unique(example_of_token[start:end], return_inverse=True)
-        per_example = torch.zeros(int(local.max()) + 1, n_latents).index_add_(0, torch.from_numpy(local), active)
+        values = _per_token(h, h_hat, z)
+        for key, value in values.items():
+            per_token.setdefault(key, []).append(value.double())
+        per_batch["relative_reconstruction_bias"].append(float((h_hat.norm(dim=-1) ** 2).mean() / (h * h_hat).sum(-1).mean()))
+        per_batch["mean_sq_norm"].append(float((h**2).sum(-1).mean()))
+        per_batch["mean_sq_error"].append(float(values["squared_error"].mean()))
+        active = (z > 0).double()
+        fires += active.sum(0)
+        _, local = np.unique(example_of_token[start:end][keep.numpy()], return_inverse=True)
+        per_example = torch.zeros(int(local.max()) + 1, n_latents, dtype=torch.float64).index_add_(0, torch.from_numpy(local), active)
         fired_in += (per_example > 0).sum(0).double()
-    n = len(x)
-    total_variance = sums["x_sq"] / n - float((mean.double() ** 2).sum())
-    metrics = {
-        "l0": sums["l0"] / n, "l1": sums["l1"] / n,
-        "l2_norm_in": sums["l2_in"] / n, "l2_norm_out": sums["l2_out"] / n, "l2_ratio": sums["l2_ratio"] / n,
-        "relative_reconstruction_bias": (sums["xhat_sq"] / n) / (sums["x_dot_xhat"] / n) if sums["x_dot_xhat"] else float("nan"),
-        "explained_variance": 1 - (sums["sq_error"] / n) / total_variance,
-        "explained_variance_legacy": sums["legacy_ev"] / n,
-        "mse_per_element": sums["sq_error"] / (n * x.shape[1]),
-        "cossim": sums["cossim"] / n,
-        "tokens": n,
-    }
-    density = fires / n
+    tokens = {key: torch.cat(values) for key, values in per_token.items()}
+    metrics = {key: float(values.mean()) for key, values in tokens.items() if key != "squared_error"}
+    mean_sq_norm = float(np.mean(per_batch["mean_sq_norm"]))
+    mean_sq_error = float(np.mean(per_batch["mean_sq_error"]))
+    metrics["explained_variance"] = 1 - mean_sq_error / (mean_sq_norm - (mean_sq_norm / d) ** 2)
+    metrics["relative_reconstruction_bias"] = float(np.mean(per_batch["relative_reconstruction_bias"]))
+    kept = x[scored].double()
+    centered_variance = float((kept**2).sum(-1).mean()) - float((kept.mean(dim=0) ** 2).sum())
+    metrics["explained_variance_centered"] = 1 - float(tokens["squared_error"].mean()) / centered_variance
+    metrics["mse_per_element"] = float(tokens["squared_error"].mean()) / d
+    metrics["tokens"] = len(x)
+    density = fires / int(scored.sum())
     consistency = torch.where(fired_in > 0, fires / fired_in.clamp_min(1), torch.full_like(fires, float("nan")))
     return metrics, {"feature_density": density, "consistent_activation_heuristic": consistency}
 
@@ -169,57 +193,95 @@ def _padded(examples: list, pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
     return ids, mask
 
 
+def scored_positions(ids: torch.Tensor, attention: torch.Tensor, special: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Where SAEBench scores KL [b, T] (every real token that is not BOS/EOS/padding, the last one
+    included) and CE [b, T-1] (those of them that predict a real next token)."""
+    ordinary = attention & ~torch.isin(ids, special.to(ids.device))
+    return ordinary, ordinary[:, :-1] & attention[:, 1:]
+
+
+RUNS = ("clean", "sae", "ablation")
+
+
+def tally_batch(sums: dict, ids: torch.Tensor, attention: torch.Tensor, special: torch.Tensor,
+                logits: dict[str, torch.Tensor]) -> None:
+    """Add one batch's summed CE and KL (logits [b, T, vocab] of the clean, SAE and ablation runs) to `sums`."""
+    logp = {run: torch.log_softmax(logits[run].float(), dim=-1) for run in RUNS}
+    kl_at, ce_at = scored_positions(ids, attention, special)
+    targets = ids[:, 1:, None]
+    for run in RUNS:
+        ce = -logp[run][:, :-1].gather(-1, targets)[..., 0]
+        sums[f"ce_{run}"] = sums.get(f"ce_{run}", 0.0) + float(ce[ce_at].double().sum())
+        if run != "clean":
+            kl = (logp["clean"].exp() * (logp["clean"] - logp[run])).sum(-1)
+            sums[f"kl_{run}"] = sums.get(f"kl_{run}", 0.0) + float(kl[kl_at].double().sum())
+    for key, count in (("ce_positions", ce_at.sum()), ("kl_positions", kl_at.sum()), ("tokens", attention.sum())):
+        sums[key] = sums.get(key, 0) + int(count)
+
+
+def reconstruction_scores(sums: dict) -> dict:
+    """SAEBench's CE and KL metrics from the sums of tally_batch."""
+    ce = {run: sums[f"ce_{run}"] / max(sums["ce_positions"], 1) for run in RUNS}
+    kl = {run: sums[f"kl_{run}"] / max(sums["kl_positions"], 1) for run in ("sae", "ablation")}
+    return {
+        "kl_div_with_sae": kl["sae"], "kl_div_with_ablation": kl["ablation"],
+        "kl_div_score": (kl["ablation"] - kl["sae"]) / kl["ablation"] if kl["ablation"] else float("nan"),
+        "ce_loss_with_sae": ce["sae"], "ce_loss_with_ablation": ce["ablation"], "ce_loss_without_sae": ce["clean"],
+        "ce_loss_score": ((ce["ablation"] - ce["sae"]) / (ce["ablation"] - ce["clean"])
+                          if ce["ablation"] != ce["clean"] else float("nan")),
+        "tokens": sums["tokens"],
+    }
+
+
+def spliced(sae: dict, hidden: torch.Tensor, splice_at: torch.Tensor) -> torch.Tensor:
+    """The residual [b, T, d] with the SAE's reconstruction where splice_at [b, T] holds, its own elsewhere."""
+    rebuilt = decode(sae, encode(sae, hidden)).to(hidden.dtype)
+    return torch.where(splice_at[..., None], rebuilt, hidden)
+
+
 @torch.no_grad()
 def reconstruction_losses(sae: dict, model, tokenizer, layer: int, examples: list, batch_size: int,
                           exclude_special: bool) -> dict:
     """Mean next-token CE (clean, SAE spliced in, zero-ablated) and mean KL from the clean distribution,
-    over every position whose token is not BOS/EOS/padding (SAEBench's ignore_tokens)."""
+    at SAEBench's positions (scored_positions), and the number of tokens run."""
     special = torch.tensor(sorted({t for t in (tokenizer.bos_token_id, tokenizer.eos_token_id, tokenizer.pad_token_id)
                                    if t is not None}), dtype=torch.long)
-    sums = {k: 0.0 for k in ("ce_clean", "ce_sae", "ce_ablation", "kl_sae", "kl_ablation")}
-    counted = 0
+    sums: dict = {}
     order = sorted(examples, key=lambda e: len(e.input_ids))
     for start in range(0, len(order), batch_size):
         ids, mask = _padded(order[start : start + batch_size], tokenizer.pad_token_id or 0)
         ids, mask = ids.to(model.device), mask.to(model.device)
-        ordinary = mask & ~torch.isin(ids, special.to(ids.device))
-        splice_at = ordinary if exclude_special else mask
+        splice_at = mask & ~torch.isin(ids, special.to(ids.device)) if exclude_special else mask
 
         def run(edit=None):
             if edit is None:
-                logits = model(input_ids=ids, attention_mask=mask.long(), use_cache=False).logits
-            else:
-                with edit_residual(model, layer, edit):
-                    logits = model(input_ids=ids, attention_mask=mask.long(), use_cache=False).logits
-            return torch.log_softmax(logits[:, :-1].float(), dim=-1)
+                return model(input_ids=ids, attention_mask=mask.long(), use_cache=False).logits
+            with edit_residual(model, layer, edit):
+                return model(input_ids=ids, attention_mask=mask.long(), use_cache=False).logits
 
-        def spliced(hidden):
-            rebuilt = decode(sae, encode(sae, hidden)).to(hidden.dtype)
-            return torch.where(splice_at[..., None], rebuilt, hidden)
-
-        scored = ordinary[:, :-1] & mask[:, 1:]  # a prediction from an ordinary token of a real next token
-        targets = ids[:, 1:, None]
-        clean = run()
-        for name, logp in (("clean", clean), ("sae", run(spliced)), ("ablation", run(torch.zeros_like))):
-            sums[f"ce_{name}"] += float((-logp.gather(-1, targets)[..., 0])[scored].sum())
-            if name != "clean":
-                kl = (clean.exp() * (clean - logp)).sum(-1)
-                sums[f"kl_{name}"] += float(kl[scored].sum())
-        counted += int(scored.sum())
-    means = {k: v / max(counted, 1) for k, v in sums.items()}
-    return {
-        "kl_div_with_sae": means["kl_sae"], "kl_div_with_ablation": means["kl_ablation"],
-        "kl_div_score": (means["kl_ablation"] - means["kl_sae"]) / means["kl_ablation"] if means["kl_ablation"] else float("nan"),
-        "ce_loss_with_sae": means["ce_sae"], "ce_loss_with_ablation": means["ce_ablation"],
-        "ce_loss_without_sae": means["ce_clean"],
-        "ce_loss_score": ((means["ce_ablation"] - means["ce_sae"]) / (means["ce_ablation"] - means["ce_clean"])
-                          if means["ce_ablation"] != means["ce_clean"] else float("nan")),
-        "tokens": counted,
-    }
+        logits = {"clean": run(), "sae": run(lambda hidden: spliced(sae, hidden, splice_at)), "ablation": run(torch.zeros_like)}
+        tally_batch(sums, ids, mask, special, logits)
+    return reconstruction_scores(sums)
 
 
 def _number(value: float) -> float | None:
-    return None if value != value else round(float(value), 6)  # NaN -> null in the JSON
+    return None if value != value else float(value)  # NaN -> null in the JSON; no rounding
+
+
+def metric_groups(losses: dict, sparsity: dict, density: torch.Tensor, weights: dict[str, torch.Tensor]) -> dict:
+    """SAEBench's `eval_result_metrics` (its groups and keys), with our own extra keys beside its ones."""
+    return {
+        "model_behavior_preservation": {k: losses[k] for k in ("kl_div_score", "kl_div_with_ablation", "kl_div_with_sae")},
+        "model_performance_preservation": {k: losses[k] for k in ("ce_loss_score", "ce_loss_with_ablation", "ce_loss_with_sae",
+                                                                   "ce_loss_without_sae")},
+        "reconstruction_quality": {k: sparsity[k] for k in ("explained_variance", "explained_variance_legacy", "mse", "cossim",
+                                                             "explained_variance_centered", "mse_per_element")},
+        "shrinkage": {k: sparsity[k] for k in ("l2_norm_in", "l2_norm_out", "l2_ratio", "relative_reconstruction_bias")},
+        "sparsity": {"l0": sparsity["l0"], "l1": sparsity["l1"]},
+        "token_stats": {"total_tokens_eval_reconstruction": losses["tokens"],
+                        "total_tokens_eval_sparsity_variance": sparsity["tokens"]},
+        "misc_metrics": misc_metrics(density, weights),
+    }
 
 
 def core(model_dir: str, model_cfg: dict, layer: int, sae: str, sae_name: str, acts: list[str], index: list[str],
@@ -230,7 +292,7 @@ def core(model_dir: str, model_cfg: dict, layer: int, sae: str, sae_name: str, a
     tensors = read_tensors(sae)
     check_sae(tensors)
     tokens, owners = read_cached(acts, index, cfg["sparsity_tokens"], cfg["seed"])
-    sparsity, features = sparsity_and_variance(tensors, tokens, owners)
+    sparsity, features = sparsity_and_variance(tensors, tokens, owners, cfg["batch_size"])
     weights = weight_metrics(tensors)
 
     frame = pd.concat([read_parquet(p) for p in data], ignore_index=True)
@@ -240,18 +302,7 @@ def core(model_dir: str, model_cfg: dict, layer: int, sae: str, sae_name: str, a
     losses = reconstruction_losses(tensors, model, tokenizer, layer, examples, cfg["batch_size"],
                                    cfg["exclude_special_tokens_from_reconstruction"])
 
-    metrics = {
-        "model_behavior_preservation": {k: losses[k] for k in ("kl_div_score", "kl_div_with_ablation", "kl_div_with_sae")},
-        "model_performance_preservation": {k: losses[k] for k in ("ce_loss_score", "ce_loss_with_ablation", "ce_loss_with_sae",
-                                                                   "ce_loss_without_sae")},
-        "reconstruction_quality": {k: sparsity[k] for k in ("explained_variance", "explained_variance_legacy",
-                                                             "mse_per_element", "cossim")},
-        "shrinkage": {k: sparsity[k] for k in ("l2_norm_in", "l2_norm_out", "l2_ratio", "relative_reconstruction_bias")},
-        "sparsity": {"l0": sparsity["l0"], "l1": sparsity["l1"]},
-        "token_stats": {"total_tokens_eval_reconstruction": losses["tokens"],
-                        "total_tokens_eval_sparsity_variance": sparsity["tokens"]},
-        "misc_metrics": misc_metrics(features["feature_density"], weights),
-    }
+    metrics = metric_groups(losses, sparsity, features["feature_density"], weights)
     metrics = {group: {k: v if isinstance(v, int) else _number(v) for k, v in values.items()} for group, values in metrics.items()}
     columns = {**features, **weights}
     details = [{"index": i, **{k: _number(v[i]) for k, v in columns.items()}} for i in range(tensors["W_enc"].shape[1])]
