@@ -38,6 +38,10 @@ class Fault:
     stage: str              # the `interpflow` sub-command whose job is running when the fault strikes
     signal: signal.Signals
     snakemake: bool = False  # the signal goes to Snakemake itself rather than to the job
+    # how long after its job is seen the fault strikes (a random moment in this range): the job may
+    # still be starting, or at work. A stage whose only job lasts about a second (the leaderboard)
+    # needs a short range, or the job ends first and the fault cannot land.
+    delay_s: tuple[float, float] = (0.2, 1.0)
 
     def __str__(self) -> str:
         return f"{self.signal.name} to {'Snakemake during' if self.snakemake else 'a job of'} {self.stage}"
@@ -94,8 +98,8 @@ def wait_for_jobs_to_end(workdir: Path, timeout_s: float = RUN_TIMEOUT_S) -> Non
 def run_until_a_fault(workdir: Path, overrides: list[str], pending: list[Fault], rng: random.Random,
                       log: Path, *extra: str) -> Fault | None:
     """The README's command (with --rerun-incomplete), with the first pending fault whose stage runs
-    struck a moment after its job is seen (0.2 to 1 s: the job may still be starting, or at work).
-    Returns the fault that landed, None when the run finished without one."""
+    struck a moment after its job is seen (`Fault.delay_s`). Returns the fault that landed, None when
+    the run finished without one."""
     command, env = snakemake_command(workdir, overrides, "--rerun-incomplete", *extra)
     with open(log, "w") as output:
         process = subprocess.Popen(command, env=env, stdout=output, stderr=subprocess.STDOUT)
@@ -104,7 +108,7 @@ def run_until_a_fault(workdir: Path, overrides: list[str], pending: list[Fault],
             for fault in pending:
                 jobs = live_jobs(workdir, fault.stage)
                 if jobs:
-                    time.sleep(rng.uniform(0.2, 1.0))
+                    time.sleep(rng.uniform(*fault.delay_s))
                     if strike(fault, process, jobs[0]):
                         struck = fault
                     break
