@@ -73,8 +73,10 @@ def judge_plan(cfg: dict, concepts: pd.DataFrame) -> SectionPlan | None:
             method = method_class(method_cfg["name"])
             if not method.steers:
                 continue
-            factors = len(method(method_cfg).factors(steering["factors"])) if method.uses_factor else 1
-            per_layer = sum(_shard_sizes(concepts)) * steering["instructions_per_concept"] * factors
+            instance = method(method_cfg)
+            factors = len(instance.factors(steering["factors"])) if method.uses_factor else 1
+            steered = sum(len(instance.selected_concepts(ids.tolist())) for _, ids in concepts.groupby("shard")["concept_id"])
+            per_layer = steered * steering["instructions_per_concept"] * factors
             generations += per_layer * len(model_cfg["layers"])
             jobs += len(_shard_sizes(concepts)) * len(model_cfg["layers"])
     rubric_tokens = sum(_tokens(t) for t in (CONCEPT_PROMPT, INSTRUCTION_PROMPT, FLUENCY_PROMPT)) / 3
