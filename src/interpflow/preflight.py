@@ -69,16 +69,12 @@ def data_source(cfg: dict):
 
 
 def check_methods(cfg: dict) -> None:
-    """Every method is registered, and its intervention is one the method can do."""
+    """A method that reads an SAE names one of `saes` (its settings, intervention included, are checked
+    when the config is composed: config.check_method_settings)."""
     from interpflow.methods import method_class
-    from interpflow.methods.base import INTERVENTIONS, VectorMethod
 
     for key, method_cfg in cfg["methods"].items():
         cls = method_class(method_cfg["name"])
-        intervention = method_cfg.get("intervention")
-        if intervention is not None and (not issubclass(cls, VectorMethod) or intervention not in INTERVENTIONS):
-            allowed = f"one of {', '.join(INTERVENTIONS)}" if issubclass(cls, VectorMethod) else "not set (it does not steer with a vector)"
-            raise ConfigError(f"methods.{key}.intervention is {intervention!r}; for {cls.name} it must be {allowed}")
         if cls.uses_sae and method_cfg.get("sae") not in (cfg.get("saes") or {}):
             known = sorted(cfg.get("saes") or {})
             raise ConfigError(f"method {key} reads the sparse autoencoder {method_cfg.get('sae')!r}, which is not in "
