@@ -28,10 +28,19 @@ def _source_path(module: str) -> Path | None:
     return None
 
 
+def _statements(body: list[ast.stmt]):
+    """Every statement, nested ones included (an import is a statement: expressions need no visit,
+    and skipping them makes this ~10x faster than ast.walk, which runs at every Snakemake start)."""
+    for node in body:
+        yield node
+        for field in ("body", "orelse", "finalbody", "handlers", "cases"):
+            yield from _statements(getattr(node, field, None) or [])
+
+
 def _imports(module: str, path: Path) -> set[str]:
     found = set()
     package = module if path.name == "__init__.py" else module.rpartition(".")[0]
-    for node in ast.walk(ast.parse(path.read_text())):
+    for node in _statements(ast.parse(path.read_text()).body):
         if isinstance(node, ast.Import):
             found |= {alias.name for alias in node.names}
         elif isinstance(node, ast.ImportFrom):

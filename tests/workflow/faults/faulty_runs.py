@@ -56,9 +56,10 @@ def alive(pid: int) -> bool:
     return state not in "ZX"
 
 
-def live_jobs(workdir: Path, stage: str | None = None) -> list[int]:
-    """Pids of the live `interpflow <stage>` processes (any stage when None) running in `workdir`."""
-    pids = []
+def live_jobs(workdir: Path) -> dict[str, list[int]]:
+    """Pids of the live `interpflow <stage>` processes running in `workdir`, by stage (one pass over
+    /proc, so that a poll sees every stage at the same moment and a sub-second job is not missed)."""
+    jobs: dict[str, list[int]] = {}
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
@@ -70,9 +71,9 @@ def live_jobs(workdir: Path, stage: str | None = None) -> list[int]:
         script = next((i for i, a in enumerate(argv[:2]) if a.endswith("/interpflow")), None)
         if script is None or cwd != str(workdir) or len(argv) <= script + 1:
             continue
-        if (stage is None or argv[script + 1] == stage) and alive(int(entry.name)):
-            pids.append(int(entry.name))
-    return pids
+        if alive(int(entry.name)):
+            jobs.setdefault(argv[script + 1], []).append(int(entry.name))
+    return jobs
 
 
 def strike(fault: Fault, snakemake: subprocess.Popen, job: int) -> bool:
@@ -105,13 +106,12 @@ def run_until_a_fault(workdir: Path, overrides: list[str], pending: list[Fault],
         process = subprocess.Popen(command, env=env, stdout=output, stderr=subprocess.STDOUT)
         struck = None
         while process.poll() is None and struck is None:
-            for fault in pending:
-                jobs = live_jobs(workdir, fault.stage)
-                if jobs:
-                    time.sleep(rng.uniform(*fault.delay_s))
-                    if strike(fault, process, jobs[0]):
-                        struck = fault
-                    break
+            running = live_jobs(workdir)
+            fault = next((f for f in pending if f.stage in running), None)
+            if fault is not None:
+                time.sleep(rng.uniform(*fault.delay_s))
+                if strike(fault, process, running[fault.stage][0]):
+                    struck = fault
             time.sleep(0.02)
         code = process.wait(timeout=RUN_TIMEOUT_S)
     text = log.read_text()

@@ -30,19 +30,22 @@ from runs import copy_run, snakemake_command
 pytestmark = pytest.mark.workflow
 
 # experiment=tiny from nothing, one fault per stage kind. A run strikes the first fault of this list
-# whose stage runs, so the stages with fewest jobs come first: when two stages run at once, the one
-# whose jobs could otherwise all finish before its turn is struck.
+# whose stage runs, so the stages with fewest and shortest jobs come first: when two stages run at
+# once, the one whose jobs could otherwise all finish before its turn is struck. eval-data is no
+# target: its two sub-second jobs run beside train-data's (the same code, stages/data.py), and
+# whichever of the two was struck second would find its jobs finished. Snakemake itself is killed
+# outright during steer, whose six jobs leave it time to be.
 SHORT_JOB = (0.0, 0.1)  # the leaderboard's and the shipped data's jobs end within a second on a quiet machine
 TINY_FAULTS = [
     Fault("prepare-model", signal.SIGKILL),
     Fault("leaderboard", signal.SIGTERM, delay_s=SHORT_JOB),
-    Fault("eval-data", signal.SIGKILL, snakemake=True),
-    Fault("evaluate-detection", signal.SIGTERM, snakemake=True),
     Fault("train-data", signal.SIGTERM, delay_s=SHORT_JOB),
+    Fault("evaluate-detection", signal.SIGTERM, snakemake=True),
     Fault("detect", signal.SIGKILL),
     Fault("train", signal.SIGTERM),
     Fault("cache-activations", signal.SIGKILL),
     Fault("steer", signal.SIGTERM),
+    Fault("steer", signal.SIGKILL, snakemake=True),
     Fault("judge", signal.SIGKILL),
 ]
 
