@@ -24,8 +24,10 @@ pytestmark = [pytest.mark.workflow, pytest.mark.slurm]
 HERE = Path(__file__).resolve().parent
 CLUSTER = HERE / "slurm_cluster.sh"
 # The tiny experiment cut to one shard (2 concepts) and one method: 11 cluster jobs (the pandas-only
-# summaries are local rules), each an sbatch submission that parses the workflow again; re-planning
-# one shard is checked on the local tiny run. The test node has 2 CPUs: a 4-thread job would never start.
+# summaries are local rules) in 8 sbatch submissions (the shard's two data jobs travel together, and
+# so do the method's training and detection: the profile's groups), each of which parses the workflow
+# again; re-planning one shard is checked on the local tiny run. The test node has 2 CPUs: a 4-thread
+# job, or a group as wide, would never start, so `--cores 2` bounds the groups.
 OVERRIDES = ["experiment=tiny", "concepts.limit=2", "~methods.probe", "~methods.prompt"]
 METHODS = ["diffmean"]
 # No accounting on the test cluster: job states come from squeue; the first check after 2 s, not 40.
@@ -54,8 +56,6 @@ def slurm(unavailable):
 
 def run_snakemake(workdir: Path, *args: str) -> subprocess.CompletedProcess:
     command, env = snakemake_command(workdir, OVERRIDES, *SLURM_ARGS, *args, slurm=True)
-    cores = command.index("--cores")  # a cluster run is bounded by `jobs` and the cluster, not local cores
-    del command[cores : cores + 2]
     # Snakemake ignores SIGTERM while it waits on job states; `timeout -k` ends it for sure.
     return subprocess.run(["timeout", "-k", "30", str(TIMEOUT_S), *command], capture_output=True, text=True, env=env)
 
@@ -71,9 +71,14 @@ def slurm_run(slurm, tmp_path_factory):
 def test_every_artifact_through_slurm(slurm_run):
     workdir, log = slurm_run
     submitted = log.count("has been submitted with SLURM jobid")
-    cluster_jobs = len(re.findall(r"^rule \w+:", log, flags=re.M))
+    single_jobs = len(re.findall(r"^rule \w+:", log, flags=re.M))
+    # each entry of the log starts with its time in column 0; a group's jobs are indented under it
+    entries = re.split(r"^(?=\[)", log, flags=re.M)
+    groups = [(m.group(1), e) for e in entries if (m := re.match(r"\[[^\]]+\] Group job (\w+)", e))]
+    grouped = {name: sorted(re.findall(r"^    rule (\w+):", entry, flags=re.M)) for name, entry in groups}
     local_jobs = len(re.findall(r"^localrule \w+:", log, flags=re.M))
-    assert submitted == cluster_jobs >= 10, log[-2000:]
+    assert grouped == {"data_s0000": ["eval_data", "train_data"], "train_detect": ["detect", "train"]}, grouped
+    assert submitted == single_jobs + len(groups) == 8, log[-2000:]
     assert local_jobs >= 4, log[-2000:]  # all, leaderboard and the two evaluations stay on the login node
     run = workdir / "results" / "tiny"
     assert len(pd.read_parquet(run / "concepts.parquet")) == 2
@@ -102,12 +107,13 @@ def test_model_jobs_got_a_gpu_and_fell_back_to_cpu(slurm_run):
     jobs = subprocess.run(["squeue", "-h", "--states=all", "-j", ids, "-O", "Comment:200,tres-per-job:40,State:20"],
                           capture_output=True, text=True).stdout
     rows = [line.split() for line in jobs.splitlines() if line.startswith("rule_")]
+    # a single job's comment is rule_<rule>_wildcards_..., a group's rule_<group>_<its rules>
     asked = {comment.split("_wildcards")[0][len("rule_"):]: tres for comment, tres, _ in rows}
     assert all(state == "COMPLETED" for *_, state in rows), jobs
     assert "gpu" in asked["cache_activations"] and "gpu" in asked["steer"], asked
-    assert "gpu" not in asked["detect"] and "gpu" not in asked["judge"], asked
+    assert "gpu" not in asked["judge"], asked
     assert not {"evaluate_detection", "evaluate_steering", "leaderboard"} & set(asked), "local rules stay off the cluster"
-    assert "gpu" not in asked["train"], "diffmean reads activations, not the model: no GPU"
+    assert "gpu" not in asked["train_detect_detect_train"], "diffmean reads activations, not the model: no GPU"
     logs = workdir / "results" / "tiny" / "logs" / "cache_activations" / "tiny_llama" / "L2"
     placed = {line for log in logs.rglob("*.log") for line in log.read_text().splitlines() if "device" in line}
     # each job saw the GPU SLURM allocated to it (fake here, so no CUDA) and ran on the CPU
