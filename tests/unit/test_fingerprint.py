@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import ast
 import re
+from pathlib import Path
 
+import interpflow
 from interpflow.fingerprint import _closure, _imports, _source_path, code_fingerprint
 
 METHOD_MODULES = [f"interpflow.methods.{m}" for m in ("diffmean", "pca", "lat", "probe", "prompt")]
@@ -82,3 +85,41 @@ def test_source_path_of_package_and_non_module():
     assert _source_path("interpflow.methods").name == "__init__.py"
     assert _source_path("interpflow.artifacts").name == "artifacts.py"
     assert _source_path("interpflow.methods.build_method") is None
+
+
+def imports_by_ast(module: str, path) -> set[str]:
+    """What Python itself reads as the module's interpflow imports (the reference for _imports)."""
+    found = set()
+    package = module if path.name == "__init__.py" else module.rpartition(".")[0]
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            found |= {alias.name for alias in node.names}
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                parent = package.rsplit(".", node.level - 1)[0] if node.level > 1 else package
+                base = f"{parent}.{base}".rstrip(".")
+            found.add(base)
+            found |= {f"{base}.{alias.name}" for alias in node.names if alias.name != "*"}
+    return {name for name in found if name.split(".")[0] == "interpflow"}
+
+
+def test_the_text_scan_finds_what_the_ast_finds_in_every_module():
+    root = Path(interpflow.__file__).parent
+    modules = list(root.rglob("*.py"))
+    assert len(modules) > 100
+    for path in modules:
+        name = ".".join(("interpflow", *path.relative_to(root).with_suffix("").parts)).removesuffix(".__init__")
+        assert _imports(name, path) == imports_by_ast(name, path), path
+
+
+def test_the_text_scan_reads_multi_line_and_aliased_imports(tmp_path):
+    source = tmp_path / "mod.py"
+    source.write_text(
+        "from interpflow.errors import (\n    ConfigError,\n    InterpflowError as Base,  # why\n)\n"
+        "import interpflow.config as config, interpflow.inputs\n"
+        "def f():\n    from .stages import train\n"
+    )
+    assert _imports("interpflow.x.mod", source) == {
+        "interpflow.errors", "interpflow.errors.ConfigError", "interpflow.errors.InterpflowError",
+        "interpflow.config", "interpflow.inputs", "interpflow.x.stages", "interpflow.x.stages.train"}
