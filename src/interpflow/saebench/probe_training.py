@@ -20,7 +20,7 @@ epochs, so it never stops early). `probe_selection` names the selection set:
 from __future__ import annotations
 
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
@@ -82,7 +82,7 @@ def train_probe(train_x: np.ndarray, train_y: np.ndarray, selection: tuple[np.nd
                 continue
             accuracy = probe.accuracy(*selection)
             if best is None or accuracy > best.selection_accuracy:
-                best, epochs_without_gain = LinearProbe(probe.weight, probe.bias, epoch, accuracy), 0
+                best, epochs_without_gain = replace(probe, selection_accuracy=accuracy), 0
             else:
                 epochs_without_gain += 1
                 if epochs_without_gain >= cfg["early_stopping_patience"]:
