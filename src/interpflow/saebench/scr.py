@@ -65,8 +65,8 @@ def scr_metrics(biased: dict[str, float], oracle: dict[str, float], ablated: dic
         measured = DIRECTIONS[direction][1]
         for n, changed in by_n.items():
             scores[f"scr_dir{direction}_threshold_{n}"] = scr_score(changed, biased[measured], oracle[measured])
-    worse = {a: d for d, (_, a) in DIRECTIONS.items()}[min(biased, key=biased.get)]
     if biased["profession"] != biased["gender"]:
+        worse = 1 if biased["profession"] < biased["gender"] else 2  # direction 1 measures profession
         scores |= {f"scr_metric_threshold_{n}": scores[f"scr_dir{worse}_threshold_{n}"] for n in ablated[worse]}
     return scores
 
