@@ -105,6 +105,10 @@ BAD_SETTINGS = [
     (["experiment=tiny_full", "saebench.evals=[core,corr]"], ["saebench.evals[1] is 'corr'; it must be one of"]),
     (["experiment=tiny_full", "saebench.ravel.train_fraction=1.0"],
      ["saebench.ravel.train_fraction is 1.0; it must be a number > 0 and < 1"]),
+    (["experiment=tiny_full", "saebench.scr.probe_selection=best_train"],
+     ["saebench.scr.probe_selection is 'best_train'; it must be one of 'best_test', 'best_validation', 'last_epoch'"]),
+    (["experiment=tiny_full", "saebench.tpp.probe_validation_fraction=0"],
+     ["saebench.tpp.probe_validation_fraction is 0; it must be a number > 0 and < 1"]),
     (["experiment=tiny_full", "saebench.autointerp.llm.base_url=localhost"],
      ["saebench.autointerp.llm.base_url is 'localhost'; it must be an http:// or https:// URL"]),
     # circuits

@@ -157,7 +157,8 @@ rule saebench_scr:
     output:
         f"{RESULTS}/saebench/{{model}}/L{{layer}}/{{sae}}/scr.json",
     params:
-        eval=json_param({k: v for k, v in SCR.items() if k in ("n_values", "C", "max_iter")}),
+        # the texts' own settings (pairs, cells) are the saebench_texts job's
+        eval=json_param({k: v for k, v in SCR.items() if k not in ("pairs", "train_per_cell", "test_per_cell")}),
         code=code_fingerprint("interpflow.saebench.scr"),
     group:
         "saebench_{model}_L{layer}_{sae}"

@@ -42,7 +42,7 @@ DEFAULTS = {
     "pairs_per_attribute": 48,      # cause pairs per attribute, as many isolation pairs (SAEBench: 5,000)
     "train_fraction": 0.7,          # SAEBench's train_test_split
     "epochs": 3,                    # SAEBench: 2 epochs over ~7,000 pairs; more passes over our few
-    "learning_rate": 0.01,          # SAEBench: 1e-3 over its many more steps
+    "learning_rate": 1e-3,          # SAEBench's
     "batch_size": 16,
     "seed": 42,                     # SAEBench's random_seed
 }
