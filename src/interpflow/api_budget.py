@@ -5,7 +5,8 @@ estimated cost where a price is set, and the `api_budget` caps that stop a run b
 The counts are upper bounds for the whole run, as if nothing were cached: the same question is
 asked once (every answer is cached), and answers already cached cost nothing, so a re-run pays
 less or nothing. The cost is an estimate: prompts at 4 characters a token (generated text at its
-token limit) and every reply at its token limit, so it errs high.
+token limit) and every reply at its token limit (a judge reply without one at 512 tokens), so it
+errs high. Retries (transient errors, empty replies, replies cut at a token limit) are not counted.
 """
 
 from __future__ import annotations
