@@ -5,7 +5,8 @@ estimated cost where a price is set, and the `api_budget` caps that stop a run b
 The counts are upper bounds for the whole run, as if nothing were cached: the same question is
 asked once (every answer is cached), and answers already cached cost nothing, so a re-run pays
 less or nothing. The cost is an estimate: prompts at 4 characters a token (generated text at its
-token limit) and every reply at its token limit, so it errs high.
+token limit) and every reply at its token limit (a judge reply without one at 512 tokens), so it
+errs high. Retries (transient errors, empty replies, replies cut at a token limit) are not counted.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from interpflow.errors import ConfigError
 
 CHARS_PER_TOKEN = 4
 SHORT_FIELD_TOKENS = 64  # an instruction, a concept or a word and its meaning, in a prompt
+UNCAPPED_JUDGE_REPLY_TOKENS = 512  # a judge reply without max_tokens: a short explanation and the rating, generously
 
 
 def _tokens(text: str) -> int:
@@ -82,7 +84,8 @@ def judge_plan(cfg: dict, concepts: pd.DataFrame) -> SectionPlan | None:
     rubric_tokens = sum(_tokens(t) for t in (CONCEPT_PROMPT, INSTRUCTION_PROMPT, FLUENCY_PROMPT)) / 3
     prompt = rubric_tokens + steering["max_new_tokens"] + SHORT_FIELD_TOKENS
     requests = 3 * generations
-    return SectionPlan("judge", llm, jobs, requests, math.ceil(requests * prompt), requests * int(llm["max_tokens"]))
+    reply = int(llm["max_tokens"] or UNCAPPED_JUDGE_REPLY_TOKENS)
+    return SectionPlan("judge", llm, jobs, requests, math.ceil(requests * prompt), requests * reply)
 
 
 def generator_plan(cfg: dict, concepts: pd.DataFrame) -> SectionPlan | None:

@@ -16,6 +16,10 @@ class EndpointError(InterpflowError):
     """An API endpoint kept failing (down, overloaded, too slow) after every retry."""
 
 
+class JudgeError(InterpflowError):
+    """The judge's replies could not be read often enough for its scores to mean anything."""
+
+
 class ArtifactError(InterpflowError):
     """An artifact the workflow wrote cannot be read: damaged (a truncated copy, a full disk) or not
     what its name says. `path` is the file; the message names it and what went wrong."""

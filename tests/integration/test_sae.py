@@ -14,7 +14,7 @@ from safetensors import safe_open
 from interpflow.artifacts import read_tensors, write_tensors
 from interpflow.errors import ConfigError
 from interpflow.methods.data import ConceptData, EvalData
-from interpflow.methods.sae import SAE
+from interpflow.methods.sae import CHOICES, SAE
 from interpflow.methods.sae_a import SAEA
 from interpflow.metrics.detection import roc_auc
 from interpflow.sae.format import decode, encode, firing_counts, fraction_of_variance_explained
@@ -263,6 +263,7 @@ def test_sae_methods_choose_the_concept_latent_and_detect(repo_root, cls):
     method = cls(config(repo_root, "method", cls.name))
     tensors = method.train_concept(concept_data(sae))
     assert int(tensors["latent_index"]) == CONCEPT_LATENT
+    assert CHOICES[int(tensors["latent_choice"])] == "best_training_auc"  # no ref, no labels: the supervised choice
     assert float(tensors["train_auc"]) > 0.95
     torch.testing.assert_close(tensors["directions"], sae["W_dec"][CONCEPT_LATENT])  # raw decoder row
     # the VectorMethod latent is the SAE's latent
@@ -311,7 +312,7 @@ def test_sae_uses_the_labelled_latent(repo_root, tmp_path):
 def test_sae_uses_the_latent_its_ref_names_on_that_sae(repo_root, tmp_path):
     """A concept's Neuronpedia ref wins when it names this SAE (its Neuronpedia source), and the artifact says so;
     a ref to another SAE is ignored, and a ref past the SAE's width is an error naming it."""
-    from interpflow.methods.sae import CHOICES, neuronpedia_latent
+    from interpflow.methods.sae import neuronpedia_latent
 
     assert neuronpedia_latent("https://www.neuronpedia.org/gemma-2-2b/10-gemmascope-res-16k/14874") == (
         "gemma-2-2b/10-gemmascope-res-16k", 14874)

@@ -69,6 +69,9 @@ BAD_SETTINGS = [
     (["experiment=tiny", "judge.embedding_model=/nonexistent/minilm"],
      ["judge.embedding_model is '/nonexistent/minilm', which is not a folder"]),
     (["experiment=tiny", "judge=openai", "judge.max_tokens=0"], ["judge.max_tokens is 0; it must be an integer >= 1"]),
+    (["experiment=tiny", "judge=openai", "judge.max_unparsed_share=1.5"],
+     ["judge.max_unparsed_share is 1.5; it must be a number >= 0 and <= 1"]),
+    (["experiment=tiny", "judge=openai", "judge.length_retries=-1"], ["judge.length_retries is -1; it must be an integer >= 0"]),
     # models
     (["experiment=tiny", "models.tiny_llama.dtype=float8"], ["models.tiny_llama.dtype is 'float8'; it must be one of"]),
     (["experiment=tiny", "+models.tiny_llama.revison=main"], ["models.tiny_llama.revison is not a setting (set to 'main')",

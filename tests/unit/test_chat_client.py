@@ -3,6 +3,7 @@ server, a wrong key, unreadable ratings, and re-runs served from the cache."""
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from pathlib import Path
 
@@ -95,7 +96,7 @@ def test_server_stopped_mid_run_then_rerun_resumes_from_cache(tmp_path: Path) ->
         assert restarted.answered == 7  # only the calls that never got an answer
         assert [a.text for a in answers] == [f"answer to question {i}" for i in range(12)]
         assert again.complete_many(questions, temperature=0.0, max_tokens=8) == [
-            type(a)(a.text, a.prompt_tokens, a.completion_tokens, True) for a in answers]
+            dataclasses.replace(a, cached=True) for a in answers]
         assert restarted.answered == 7  # a re-run makes no calls
 
 

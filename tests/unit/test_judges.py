@@ -31,18 +31,29 @@ from interpflow.providers.stub_server import StubChatServer
         ("Rating: [[2.0]]", 2.0),
         ("First I thought [[0]], but on reflection: Rating: [[2]]", 2.0),
         ("Rating: [[2]]\nCorrection: Rating: [[1]]", 1.0),
+        # AxBench's reading: what follows the last "Rating:", brackets, dots, quotes and asterisks dropped
+        ("Rating: 2", 2.0),
+        ("Fluent enough.\nRating: 1\n", 1.0),
+        ("Rating: [2]", 2.0),
+        ("Rating: **2**.", 2.0),
+        ('Rating: "1"', 1.0),
+        ("Rating: [[2", 2.0),  # cut after the digit: AxBench reads 2
+        ("Rating: [[-0]]", 0.0),
+        ("Rating: 2\n\nNote: a [[0]] would mean absent.", 2.0),  # AxBench's reading wins over a later [[n]]
+        # where AxBench falls back to its 0, the last [[n]]
+        ("Rating: [[2]] - fully worked in", 2.0),
+        ("I would give it [[1]]", 1.0),
         ("Rating: [[1]] then a bad final [[3]]", None),
         ("Rating: [[3]]", None),
         ("Rating: [[2.5]]", None),
         ("Rating: [[-1]]", None),
-        ("Rating: [[-0]]", None),
         ("Rating: [[n]]", None),
         ("Rating: [[]]", None),
         ("Rating: [[one]]", None),
         ("Rating: [[1/2]]", None),
-        ("Rating: [2]", None),
-        ("Rating: 2", None),
-        ("Rating: [[2", None),
+        ("rating: 2", None),
+        ("The concept appears in the second sentence, where the", None),  # cut before any rating
+        ("Rating: nan", None),
         ("", None),
         (None, None),
     ],
@@ -245,3 +256,61 @@ def test_openai_judge_asks_axbench_rubrics_as_one_user_message(tmp_path: Path, m
     assert "Name a fruit." in instruction and "topic" in instruction and "the ocean" not in instruction
     assert "fluency alone" in fluency and "relevant, coherent" in fluency and "Name a fruit." not in fluency
     assert all("Apples float in the sea." in text and "Rating: [[n]]" in text for text in (concept, instruction, fluency))
+
+
+def _judge(server: StubChatServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, **settings):
+    monkeypatch.setenv("INTERPFLOW_LOCAL_KEY", "local")
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
+    return build_judge({"name": "openai", "model": "m", "base_url": server.base_url,
+                        "api_key_env": "INTERPFLOW_LOCAL_KEY", **settings}, tmp_path)
+
+
+ITEM = JudgeItem("the ocean", "Name a fruit.", "Apples float in the sea.", 10.0)
+LONG_REASON = " ".join(["word"] * 30)  # 30 tokens for the stub, which counts a token per word
+
+
+def test_a_reply_cut_by_length_is_asked_again_with_twice_the_limit(tmp_path, monkeypatch):
+    with StubChatServer(reply=lambda _m: f"{LONG_REASON}\nRating: [[2]]") as server:
+        [scores] = _judge(server, tmp_path, monkeypatch, max_tokens=20).score([ITEM])
+        assert sorted(server.limits) == [20, 20, 20, 40, 40, 40]  # cut at 20 words, whole at 40
+        assert (scores.concept_score, scores.instruction_score, scores.fluency_score, scores.unparsed) == (2, 2, 2, 0)
+        assert scores.fluency_raw.endswith("Rating: [[2]]")
+        again = _judge(server, tmp_path, monkeypatch, max_tokens=20)
+        assert again.score([ITEM]) == [scores] and server.answered == 6  # cut replies and retries come from the cache
+        assert again.usage()["cached"] == 6 and again.usage()["length_retries"] == 3
+
+
+def test_no_token_limit_is_sent_by_default(tmp_path, monkeypatch):
+    with StubChatServer(reply=lambda _m: f"{LONG_REASON}\nRating: [[1]]") as server:
+        [scores] = _judge(server, tmp_path, monkeypatch).score([ITEM])
+    assert server.limits == [None, None, None] and scores.concept_score == 1.0
+
+
+def test_a_reply_the_server_keeps_cutting_is_asked_length_retries_times_then_counted_unparsed(tmp_path, monkeypatch):
+    with StubChatServer(reply=lambda _m: f"{LONG_REASON}\nRating: [[2]]", max_reply_tokens=10) as server:
+        judge = _judge(server, tmp_path, monkeypatch, length_retries=2)
+        [scores] = judge.score([ITEM])
+    assert server.answered == 3 * 3  # each rubric: the first ask and two retries (new sample index, no limit)
+    assert (scores.concept_score, scores.instruction_score, scores.fluency_score, scores.unparsed) == (0, 0, 0, 3)
+    usage = judge.usage()
+    assert (usage["unparsed"], usage["length_retries"], usage["cut_replies"]) == (3, 6, 3)
+
+
+def test_a_plain_rating_line_is_read_never_scored_0(tmp_path, monkeypatch):
+    replies = iter(["The concept is there.\nRating: 2", "Somewhat on topic.\nRating: 1.", "Reads well. Rating: **2**"])
+    with StubChatServer(reply=lambda _m: next(replies)) as server:
+        judge = _judge(server, tmp_path, monkeypatch, concurrency=1)
+        [scores] = judge.score([ITEM])
+    assert sorted([scores.concept_score, scores.instruction_score, scores.fluency_score]) == [1.0, 2.0, 2.0]
+    assert scores.unparsed == 0 and judge.usage()["unparsed"] == 0
+
+
+@pytest.mark.parametrize(("settings", "message"), [
+    ({"max_tokens": 0}, "judge.max_tokens must be a positive integer or null"),
+    ({"length_retries": -1}, "judge.length_retries must be an integer >= 0"),
+    ({"max_unparsed_share": 1.5}, "judge.max_unparsed_share must be a number from 0 to 1"),
+])
+def test_bad_judge_settings_are_refused(settings, message, tmp_path, monkeypatch):
+    monkeypatch.setenv("INTERPFLOW_LOCAL_KEY", "local")
+    with pytest.raises(ConfigError, match=message):
+        build_judge({"name": "openai", "api_key_env": "INTERPFLOW_LOCAL_KEY", **settings}, tmp_path)

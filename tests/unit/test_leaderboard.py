@@ -9,7 +9,8 @@ import math
 import pandas as pd
 import pytest
 
-from interpflow.report.leaderboard import _markdown_table, _sum_usage, _table, DETECTION, STEERING, parse_runs, summary, usage_table
+from interpflow.report.leaderboard import (DETECTION, STEERING, _markdown, _markdown_table, _sum_usage, _table, latent_choices,
+                                          parse_runs, steering_table, summary, usage_table)
 
 RUNS = parse_runs(["m:3:diffmean", "m:3:probe", "m:3:prompt", "m:3:bow", "m:5:diffmean"])
 
@@ -37,7 +38,9 @@ def steering_rows() -> pd.DataFrame:
         ("m", 3, "prompt", 1, 1.0, 1.0, 2.0, 1.2, float("nan"), 8.0),
         ("m", 5, "diffmean", 0, 0.5, 0.5, 0.5, 0.5, 4.0, 50.0),
     ]
-    return pd.DataFrame(rows, columns=["model", "layer", "method", "concept_id", *STEERING])
+    frame = pd.DataFrame(rows, columns=["model", "layer", "method", "concept_id", *STEERING])
+    # an LLM judge; per concept its ratings (3 per generation) and how many could not be read
+    return frame.assign(judge_id="openai:gpt-4o-mini", judge_proxy=False, unparsed_ratings=0, ratings=12)
 
 
 def test_summary_is_the_per_run_mean_over_concepts_in_leaderboard_order():
@@ -86,3 +89,68 @@ def test_usage_totals_count_known_values_and_cost_only_where_priced(tmp_path):
     assert table.loc["data generation"].isna().all()
     assert table.loc["total", "requests sent"] == 5 and table.loc["total", "cost (USD)"] == 0.25
     assert pd.isna(table.loc["total", "retries"])  # nobody reported retries: unknown, not 0
+
+
+def test_a_proxy_judges_scores_get_columns_of_their_own_and_the_tables_name_the_judge():
+    steering = steering_rows()
+    offline = steering["layer"] == 5
+    steering.loc[offline, "judge_id"], steering.loc[offline, "judge_proxy"] = "offline:all-MiniLM-L6-v2", True
+    table = summary(detection_rows(), steering, RUNS).set_index(["layer", "method"])
+    assert pd.isna(table.loc[(5, "diffmean"), "overall"]) and table.loc[(5, "diffmean"), "proxy_overall"] == 0.5
+    assert table.loc[(3, "probe"), "overall"] == 1.5 and pd.isna(table.loc[(3, "probe"), "proxy_overall"])
+    assert table.loc[(5, "diffmean"), "judge"] == "offline:all-MiniLM-L6-v2"
+    assert table.loc[(3, "probe"), "judge"] == "openai:gpt-4o-mini" and pd.isna(table.loc[(3, "bow"), "judge"])
+    text = _markdown(_table(detection_rows(), DETECTION, RUNS, "roc_auc"), steering_table(steering, RUNS), usage_table({}, {}))
+    header = [c.strip() for c in next(line for line in text.splitlines() if "mean best factor" in line).strip("|").split("|")]
+    assert header[3:] == ["concept", "instruction", "fluency", "overall (HM)", "concept (proxy)", "instruction (proxy)",
+                          "fluency (proxy)", "overall (HM, proxy)", "mean best factor", "perplexity", "judge",
+                          "unread ratings", "concepts"]
+    row = [c.strip() for c in next(line for line in text.splitlines() if "offline" in line and line.startswith("|"))
+           .strip("|").split("|")]
+    assert row[:3] == ["m", "5", "diffmean"]
+    assert row[3:7] == ["—"] * 4 and row[7:11] == ["0.500"] * 4  # in the proxy columns only
+    only_llm = _markdown(_table(detection_rows(), DETECTION, RUNS, "roc_auc"), steering_table(steering_rows(), RUNS),
+                         usage_table({}, {}))
+    assert "(HM, proxy)" not in only_llm
+
+
+def test_a_run_scored_by_both_kinds_of_judge_is_refused():
+    steering = steering_rows()
+    steering.loc[steering.index[0], "judge_proxy"] = True
+    with pytest.raises(ValueError, match="LLM judge and a proxy judge"):
+        steering_table(steering, RUNS)
+
+
+def test_unread_ratings_are_a_share_of_every_rating_of_the_run():
+    steering = steering_rows()
+    probe = steering["method"] == "probe"
+    steering.loc[probe, "unparsed_ratings"] = [3, 0]
+    steering.loc[probe, "ratings"] = [12, 18]
+    table = summary(detection_rows(), steering, RUNS).set_index(["layer", "method"])
+    assert table.loc[(3, "probe"), "unparsed_share"] == pytest.approx(3 / 30)
+    assert table.loc[(3, "diffmean"), "unparsed_share"] == 0.0 and pd.isna(table.loc[(3, "bow"), "unparsed_share"])
+
+
+def test_latent_choices_name_how_each_sae_run_picked_its_latents(tmp_path):
+    import torch
+    from safetensors.torch import save_file
+
+    from interpflow.methods.sae import CHOICES
+
+    def artifact(method: str, shard: str, choices: list[str]) -> str:
+        path = tmp_path / f"results/run/methods/m/L3/{method}/{shard}.safetensors"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        save_file({"latent_choice": torch.tensor([[CHOICES.index(c)] for c in choices])}, str(path))
+        return str(path)
+
+    paths = [artifact("sae-topk", "s0000", ["best_training_auc"] * 2), artifact("sae-topk", "s0001", ["best_training_auc"]),
+             artifact("sae-gemma", "s0000", ["ref", "ref", "best_training_auc"])]
+    choices = latent_choices(paths).set_index("method")["latent_choice"]
+    assert choices["sae-topk"] == "best training AUC (supervised)"
+    assert choices["sae-gemma"] == "best training AUC (supervised) ×1, ref ×2"
+    runs = parse_runs(["m:3:sae-topk", "m:3:sae-gemma", "m:3:diffmean"])
+    table = summary(pd.DataFrame(columns=["model", "layer", "method", "concept_id", *DETECTION]),
+                    pd.DataFrame(columns=["model", "layer", "method", "concept_id", *STEERING]), runs,
+                    latent_choices(paths)).set_index("method")
+    assert table.loc["sae-topk", "latent_choice"] == "best training AUC (supervised)"
+    assert pd.isna(table.loc["diffmean", "latent_choice"])

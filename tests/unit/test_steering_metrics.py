@@ -125,3 +125,41 @@ def test_factor_curve_means_per_split_and_factor() -> None:
     assert curve.loc[("select", 2.0), "overall"] == 0.0
     assert curve.loc[("test", 1.0), "n"] == 1
     assert len(curve) == 3
+
+
+def _judged(tmp_path, unparsed: list[int]) -> str:
+    """A judged shard of one concept: one generation per entry of `unparsed` (its unreadable ratings)."""
+    from interpflow.artifacts import write_parquet
+
+    rows = [(3, i, "select" if i % 2 else "test", 1.0, (2, 2, 2), 10.0) for i in range(len(unparsed))]
+    frame = _frame(rows).assign(concept="the ocean", unparsed_ratings=unparsed, judge_id="openai:m", judge_proxy=False)
+    path = tmp_path / "judged.parquet"
+    write_parquet(frame, path)
+    return str(path)
+
+
+def test_judge_columns_count_every_rating_of_a_concept() -> None:
+    from interpflow.metrics.steering import judge_columns
+
+    frame = _frame([(1, 0, "select", 1.0, (2, 2, 2), 10.0), (1, 1, "test", 2.0, (0, 2, 2), 10.0),
+                    (2, 0, "test", 1.0, (1, 1, 1), 10.0)])
+    frame = frame.assign(unparsed_ratings=[0, 2, 1], judge_id="openai:m", judge_proxy=False)
+    table = judge_columns(frame).set_index("concept_id")
+    assert table.loc[1, "unparsed_ratings"] == 2 and table.loc[1, "ratings"] == 6
+    assert table.loc[2, "unparsed_ratings"] == 1 and table.loc[2, "ratings"] == 3
+    assert (table["judge_id"] == "openai:m").all() and not table["judge_proxy"].any()
+
+
+def test_evaluation_stops_when_too_many_ratings_are_unreadable(tmp_path) -> None:
+    from interpflow.errors import JudgeError
+    from interpflow.stages.evaluate import evaluate_steering
+
+    judged = _judged(tmp_path, [1, 0, 0, 0])  # 1 of 12 ratings unreadable: 8.3%
+    out, curve = str(tmp_path / "out.parquet"), str(tmp_path / "curve.parquet")
+    with pytest.raises(JudgeError, match=r"1 of 12 replies \(8\.3%\) for m L3 diffmean, more than "
+                                         r"judge\.max_unparsed_share=0\.05"):
+        evaluate_steering("m", 3, "diffmean", [judged], out, curve, max_unparsed_share=0.05)
+    evaluate_steering("m", 3, "diffmean", [judged], out, curve, max_unparsed_share=0.1)
+    table = pd.read_parquet(out)
+    assert (table["unparsed_ratings"].sum(), table["ratings"].sum()) == (1, 12) and (table["judge_id"] == "openai:m").all()
+    evaluate_steering("m", 3, "diffmean", [judged], out, curve)  # no cap (the offline judge's case)

@@ -12,7 +12,7 @@ import subprocess
 import pandas as pd
 import pytest
 
-from interpflow.api_budget import check_budget, plan_api_requests
+from interpflow.api_budget import UNCAPPED_JUDGE_REPLY_TOKENS, check_budget, plan_api_requests
 from interpflow.config import compose, validate
 from interpflow.errors import ConfigError
 from interpflow.preflight import preflight
@@ -121,7 +121,8 @@ def test_a_cost_cap_names_the_estimate_and_needs_prices(tmp_path):
     cfg, concepts, _ = planned(["experiment=tiny", "judge=openai", f"results_dir={tmp_path}"])
     plans = plan_api_requests(cfg, concepts)
     [judge] = plans
-    assert judge.cost_usd >= judge.requests * cfg["judge"]["max_tokens"] * 0.60 / 1e6  # every reply at its limit
+    assert cfg["judge"]["max_tokens"] is None  # no limit, as AxBench: each reply counted at a generous 512 tokens
+    assert judge.cost_usd >= judge.requests * UNCAPPED_JUDGE_REPLY_TOKENS * 0.60 / 1e6
     check_budget({**cfg, "api_budget": {"max_requests": judge.requests, "max_cost_usd": judge.cost_usd}}, plans)
     with pytest.raises(ConfigError, match=rf"may cost about \${judge.cost_usd:,.2f} .* more than api_budget.max_cost_usd=0.001;"
                                           r" raise the cap"):

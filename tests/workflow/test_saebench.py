@@ -100,7 +100,7 @@ def test_sae_leaderboard_puts_saebench_and_concept_scores_side_by_side(tiny_full
     assert sorted(board.index) == SAES
     assert board.loc["relu", "architecture"] == "standard" and board.loc["topk", "architecture"] == "topk"
     for column in ("l0", "explained_variance", "loss_recovered", "sparse_probing_top_1", "sparse_probing_llm",
-                   "unlearning_score", "sae_concept_roc_auc", "sae_a_concept_roc_auc", "sae_concept_steering"):
+                   "unlearning_score", "sae_concept_roc_auc", "sae_a_concept_roc_auc", "sae_concept_steering_proxy"):
         assert board[column].notna().all(), column
     concept = pd.read_csv(tiny_full_run.results / "leaderboard.csv").set_index("method")
     assert board.loc["relu", "sae_a_concept_roc_auc"] == pytest.approx(concept.loc["sae_a-relu", "roc_auc"])

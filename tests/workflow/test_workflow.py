@@ -63,7 +63,9 @@ def test_every_artifact_has_its_schema(tiny_run):
             steering = pd.read_parquet(run / f"steering/tiny_llama/L2/{method}/{shard}.parquet")
             assert {"concept", "instruction", "split", "factor", "strength", "generation", "perplexity"} <= set(steering.columns)
             judged = pd.read_parquet(run / f"judged/tiny_llama/L2/{method}/{shard}.parquet")
-            assert {"concept_score", "instruction_score", "fluency_score", "judge_id"} <= set(judged.columns)
+            assert {"concept_score", "instruction_score", "fluency_score", "judge_id", "judge_proxy",
+                    "unparsed_ratings"} <= set(judged.columns)
+            assert judged["judge_proxy"].all() and (judged["unparsed_ratings"] == 0).all()  # the offline judge
             assert judged[["concept_score", "instruction_score", "fluency_score"]].stack().between(0, 2).all()
     # two factors per steering prompt for vector methods, one row per prompt for prompting
     steer = pd.read_parquet(run / "steering/tiny_llama/L2/diffmean/s0000.parquet")
@@ -74,7 +76,8 @@ def test_every_artifact_has_its_schema(tiny_run):
         assert len(detection) == 3 and detection["roc_auc"].between(0, 1).all()
     for method in METHODS:
         steering_eval = pd.read_parquet(run / f"eval/steering/tiny_llama/L2/{method}.parquet")
-        assert len(steering_eval) == 3 and {"best_factor", "overall", "concept_score"} <= set(steering_eval.columns)
+        assert len(steering_eval) == 3 and {"best_factor", "overall", "concept_score", "judge_id", "judge_proxy",
+                                            "unparsed_ratings", "ratings"} <= set(steering_eval.columns)
     assert (run / "config.yaml").exists()
     assert list((run / "benchmarks").rglob("*.tsv")), "every rule has a benchmark file"
 
@@ -99,6 +102,11 @@ def test_leaderboard_lists_every_method(tiny_run):
     assert board.set_index("method").loc["prompt", "roc_auc"] != board.set_index("method").loc["prompt", "roc_auc"]  # NaN
     text = (run / "leaderboard.md").read_text()
     assert "—" in text and all(m in text for m in METHODS)
+    # the offline judge scored steering: its scores stand in the proxy columns, each row names it
+    steers = board.set_index("method").loc[METHODS]
+    assert steers["proxy_overall"].notna().all() and steers["overall"].isna().all()
+    assert (steers["judge"] == "offline:all-MiniLM-L6-v2").all() and (steers["unparsed_share"] == 0).all()
+    assert "overall (HM, proxy)" in text and "| overall (HM) " not in text
     usage = text.split("## LLM API usage")[1]  # the offline judge and the shipped data call no API
     assert all(row in usage for row in ("data generation", "judging", "total"))
     for plot in ("detection_auc.png", "steering_vs_factor.png"):

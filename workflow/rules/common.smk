@@ -54,6 +54,18 @@ def model_params(model):
     return as_json({k: v for k, v in config["models"][model].items() if k != "layers"})
 
 
+def judge_settings():
+    """The judge's config minus max_unparsed_share, which only the steering evaluation reads: changing
+    it re-runs the evaluations, not the judging."""
+    return {k: v for k, v in config["judge"].items() if k != "max_unparsed_share"}
+
+
+def unparsed_cap_arg():
+    """--max-unparsed-share for evaluate-steering where the judge has the setting (the LLM judge)."""
+    share = config["judge"].get("max_unparsed_share")
+    return "" if share is None else f"--max-unparsed-share {share}"
+
+
 def conversion_params(model):
     """What determines a converted model folder (prompt formats and layers do not): a hub model's
     revision too, so that a new revision prepares the model again and re-runs what reads it."""

@@ -22,6 +22,11 @@ rule leaderboard:
         ],
         generation_usage=[rules.concepts.output.usage]
         + [f"{RESULTS}/data/{split}/{s}.usage.json" for split in ("train", "latent_eval") for s in SHARDS],
+        # SAE methods' artifacts: how each concept's latent was chosen (`latent_choice`)
+        latent_artifacts=[
+            f"{RESULTS}/methods/{m}/L{l}/{meth}/{s}.safetensors"
+            for m, l in model_layers() for meth in METHODS if method_info(meth).uses_sae for s in SHARDS
+        ],
     output:
         md=report(f"{RESULTS}/leaderboard.md", category="Leaderboard"),
         csv=report(f"{RESULTS}/leaderboard.csv", category="Leaderboard"),
@@ -38,4 +43,5 @@ rule leaderboard:
     shell:
         "interpflow leaderboard --threads {threads} --runs {params.runs} --detection {input.detection:q} --steering {input.steering:q} --curves {input.curves:q} "
         "--usage {input.usage:q} --generation-usage {input.generation_usage:q} --out-md {output.md:q} --out-csv {output.csv:q} "
-        "--out-detection-plot {output.detection_plot:q} --out-steering-plot {output.steering_plot:q} > {log:q} 2>&1"
+        "--out-detection-plot {output.detection_plot:q} --out-steering-plot {output.steering_plot:q} "
+        "--latent-artifacts {input.latent_artifacts:q} > {log:q} 2>&1"

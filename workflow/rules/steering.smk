@@ -34,7 +34,7 @@ rule judge:
         judged=f"{RESULTS}/judged/{{model}}/L{{layer}}/{{method}}/{{shard}}.parquet",
         usage=f"{RESULTS}/judged/{{model}}/L{{layer}}/{{method}}/{{shard}}.usage.json",
     params:
-        judge=json_param(config["judge"]),
+        judge=json_param(judge_settings()),
         cache=f"{config['results_dir']}/cache/judge",
         code=code_fingerprint("interpflow.stages.judge"),
     threads: MODEL_THREADS
@@ -56,6 +56,7 @@ rule evaluate_steering:
         table=f"{RESULTS}/eval/steering/{{model}}/L{{layer}}/{{method}}.parquet",
         curve=f"{RESULTS}/eval/steering_curve/{{model}}/L{{layer}}/{{method}}.parquet",
     params:
+        max_unparsed=unparsed_cap_arg(),
         code=code_fingerprint("interpflow.stages.evaluate"),
     threads: 1
     log:
@@ -64,4 +65,4 @@ rule evaluate_steering:
         f"{RESULTS}/benchmarks/evaluate_steering/{{model}}/L{{layer}}/{{method}}.tsv"
     shell:
         "interpflow evaluate-steering --threads {threads} --model {wildcards.model:q} --layer {wildcards.layer:q} --method {wildcards.method:q} "
-        "--judged {input:q} --out {output.table:q} --out-curve {output.curve:q} > {log:q} 2>&1"
+        "--judged {input:q} {params.max_unparsed} --out {output.table:q} --out-curve {output.curve:q} > {log:q} 2>&1"

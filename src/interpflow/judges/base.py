@@ -28,7 +28,8 @@ class JudgeItem:
 
 @dataclass
 class JudgeScores:
-    """The three 0-2 scores of one generation, with the judge's raw output for each."""
+    """The three 0-2 scores of one generation, with the judge's raw output for each; `unparsed`: how
+    many of the three came from a reply whose rating could not be read (scored 0)."""
 
     concept_score: float
     instruction_score: float
@@ -36,13 +37,17 @@ class JudgeScores:
     concept_raw: str
     instruction_raw: str
     fluency_raw: str
+    unparsed: int = 0
 
 
 @runtime_checkable
 class Judge(Protocol):
-    """Anything that scores generations; `judge_id` names the judge in result tables."""
+    """Anything that scores generations; `judge_id` names the judge in result tables, and `proxy` is
+    true for a stand-in that does not grade AxBench's rubrics with an LLM (its scores are reported
+    apart from an LLM judge's)."""
 
     judge_id: str
+    proxy: bool
 
     def score(self, items: list[JudgeItem]) -> list[JudgeScores]:
         """Return one JudgeScores per item, in the same order."""

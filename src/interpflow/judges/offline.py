@@ -113,6 +113,8 @@ def _pair(cfg: dict[str, Any], key: str, where: str) -> tuple[float, float]:
 class OfflineJudge:
     """Deterministic embedding-and-perplexity judge; `cache_dir` is accepted but unused."""
 
+    proxy = True  # similarities and perplexity standing in for an LLM's rubric grades
+
     def __init__(self, cfg: dict[str, Any], cache_dir: Path | None = None) -> None:
         unknown = sorted(set(cfg) - set(DEFAULTS))
         if unknown:

@@ -2,8 +2,14 @@
 
 Each generation is graded with three separate rubric prompts (concept,
 instruction relevance, fluency).  Every prompt asks for a short reason and a
-final line "Rating: [[n]]" with n in 0, 1, 2.  A reply whose rating cannot be
-read is kept verbatim in the raw column and scored 0.
+final line "Rating: [[n]]" with n in 0, 1, 2.
+
+Replies are not capped by default (AxBench sends no limit); a reply the server cut at a token
+limit (finish_reason "length") is asked again, up to `length_retries` times, each with twice the
+previous limit.  The rating is read as AxBench reads it (what follows the last "Rating:"), else
+from the last "[[n]]".  A reply still unreadable is kept verbatim in the raw column, scored 0 (as
+AxBench does) and counted: per generation in the judged table, per method in the leaderboard, and
+`max_unparsed_share` stops the run's evaluation when too many are.
 """
 
 from __future__ import annotations
@@ -23,7 +29,9 @@ DEFAULTS: dict[str, Any] = {
     "base_url": None,
     "api_key_env": "OPENAI_API_KEY",
     "temperature": 0.7,
-    "max_tokens": 256,
+    "max_tokens": None,
+    "length_retries": 2,
+    "max_unparsed_share": 0.05,
     "concurrency": 8,
     "timeout_s": 60.0,
     "max_retries": 5,
@@ -74,25 +82,44 @@ FLUENCY_PROMPT = (
 _BRACKETS = re.compile(r"\[\[([^\[\]]*)\]\]")
 _NUMBER = re.compile(r"\d+(?:\.\d+)?")
 EMPTY_RAW = "empty generation"
+LOWEST, HIGHEST = 0.0, 2.0
+
+
+def axbench_rating(text: str | None) -> float | None:
+    """The rating as AxBench's judge reads it (evaluators/lm_judge.py, `_get_rating_from_completion`
+    and its range check): the first line after the last "Rating:", with every "[" and "]" removed,
+    then trailing dots, surrounding quotes and asterisks stripped, read by Python's float(). None
+    where AxBench falls back to its default of 0: no "Rating:", not a number, or outside 0-2."""
+    if not text:
+        return None
+    _, marker, after = text.rpartition("Rating:")
+    if not marker:
+        return None
+    line = after.strip().split("\n")[0].strip()
+    line = line.replace("[", "").replace("]", "")
+    line = line.rstrip(".").strip('"').strip("'").strip("*").strip()
+    try:
+        value = float(line)
+    except ValueError:
+        return None
+    return value + 0.0 if LOWEST <= value <= HIGHEST else None  # + 0.0: -0.0 becomes 0.0
+
+
+def bracket_rating(text: str | None) -> float | None:
+    """The last "[[...]]" of the reply when it holds a plain number (no sign) from 0 to 2, else None."""
+    matches = _BRACKETS.findall(text or "")
+    if not matches or not _NUMBER.fullmatch(matches[-1].strip()):
+        return None
+    value = float(matches[-1])
+    return value if LOWEST <= value <= HIGHEST else None
 
 
 def parse_rating(text: str | None) -> float | None:
-    """Read the rating from a judge reply: the last "[[...]]" in the text.
-
-    Returns its value when it holds a plain number (integer or decimal, no sign)
-    between 0 and 2 inclusive; otherwise (no brackets, not a number, out of
-    range) returns None.
-    """
-    if not text:
-        return None
-    matches = _BRACKETS.findall(text)
-    if not matches:
-        return None
-    content = matches[-1].strip()
-    if not _NUMBER.fullmatch(content):
-        return None
-    value = float(content)
-    return value if 0.0 <= value <= 2.0 else None
+    """The rating of a judge reply: AxBench's reading first, so that wherever AxBench reads a rating
+    we read the same; where it would fall back to 0, the last "[[n]]" (our prompts ask for
+    "Rating: [[n]]"; "Rating: [[2]] - fully" is 0 for AxBench, 2 here). None when neither reads one."""
+    value = axbench_rating(text)
+    return value if value is not None else bracket_rating(text)
 
 
 def _checked_config(cfg: dict[str, Any]) -> dict[str, Any]:
@@ -103,8 +130,14 @@ def _checked_config(cfg: dict[str, Any]) -> dict[str, Any]:
             f"unknown key(s) {unknown} in the openai judge config; allowed keys: {sorted(DEFAULTS)}"
         )
     merged = {**DEFAULTS, **cfg}
-    if not isinstance(merged["max_tokens"], int) or merged["max_tokens"] < 1:
-        raise ConfigError(f"judge.max_tokens must be a positive integer (got {merged['max_tokens']!r})")
+    limit = merged["max_tokens"]
+    if limit is not None and (not isinstance(limit, int) or limit < 1):
+        raise ConfigError(f"judge.max_tokens must be a positive integer or null for no limit (got {limit!r})")
+    if not isinstance(merged["length_retries"], int) or merged["length_retries"] < 0:
+        raise ConfigError(f"judge.length_retries must be an integer >= 0 (got {merged['length_retries']!r})")
+    share = merged["max_unparsed_share"]
+    if not isinstance(share, (int, float)) or not 0 <= share <= 1:
+        raise ConfigError(f"judge.max_unparsed_share must be a number from 0 to 1 (got {share!r})")
     if not isinstance(merged["temperature"], (int, float)) or merged["temperature"] < 0:
         raise ConfigError(f"judge.temperature must be a number >= 0 (got {merged['temperature']!r})")
     if not isinstance(merged["concurrency"], int):
@@ -115,10 +148,12 @@ def _checked_config(cfg: dict[str, Any]) -> dict[str, Any]:
 class OpenAIJudge:
     """Score generations with an OpenAI-compatible chat model; answers are cached on disk."""
 
+    proxy = False  # an LLM grading AxBench's rubrics
+
     def __init__(self, cfg: dict[str, Any], cache_dir: Path) -> None:
         self.cfg = _checked_config(cfg)
         self.judge_id = f"openai:{self.cfg['model']}"
-        self.unparsed = 0
+        self.unparsed = self.length_retries = self.cut_replies = 0
         require_api_key(self.cfg["api_key_env"], "judge")  # before the cache file is created
         self.client = ChatClient(
             model=self.cfg["model"],
@@ -146,40 +181,44 @@ class OpenAIJudge:
             self._messages(FLUENCY_PROMPT.format(generation=item.generation)),
         ]
 
-    def _rating(self, raw: str) -> float:
-        value = parse_rating(raw)
-        if value is None:
-            self.unparsed += 1
-            return 0.0
-        return value
+    def _ask(self, requests: list[Messages]) -> list[str]:
+        """The reply to every request; one cut at the token limit is asked again, with twice the limit
+        (and the next sample index, so that no limit at all still asks anew), `length_retries` times."""
+        temperature, limit = float(self.cfg["temperature"]), self.cfg["max_tokens"]
+        replies = self.client.complete_many(requests, temperature=temperature, max_tokens=limit)
+        for attempt in range(1, self.cfg["length_retries"] + 1):
+            cut = [i for i, reply in enumerate(replies) if reply.finish_reason == "length"]
+            if not cut:
+                break
+            self.length_retries += len(cut)
+            limit = None if limit is None else 2 * limit
+            again = self.client.complete_many([requests[i] for i in cut], temperature=temperature,
+                                              max_tokens=limit, sample_index=attempt)
+            for i, reply in zip(cut, again):
+                replies[i] = reply
+        self.cut_replies += sum(reply.finish_reason == "length" for reply in replies)
+        return [reply.text for reply in replies]
 
     def score(self, items: list[JudgeItem]) -> list[JudgeScores]:
         """Score all items; empty generations get 0 on all three without an API call."""
         to_ask = [i for i, item in enumerate(items) if item.generation.strip()]
-        requests = [m for i in to_ask for m in self._prompts(items[i])]
-        replies = self.client.complete_many(
-            requests, temperature=float(self.cfg["temperature"]), max_tokens=self.cfg["max_tokens"]
-        )
-        raw_by_item = {i: [c.text for c in replies[3 * n : 3 * n + 3]] for n, i in enumerate(to_ask)}
+        replies = self._ask([m for i in to_ask for m in self._prompts(items[i])])
+        raw_by_item = {i: replies[3 * n : 3 * n + 3] for n, i in enumerate(to_ask)}
 
         scores = []
         for i in range(len(items)):
             if i not in raw_by_item:
                 scores.append(JudgeScores(0.0, 0.0, 0.0, EMPTY_RAW, EMPTY_RAW, EMPTY_RAW))
                 continue
-            concept_raw, instruction_raw, fluency_raw = raw_by_item[i]
-            scores.append(
-                JudgeScores(
-                    concept_score=self._rating(concept_raw),
-                    instruction_score=self._rating(instruction_raw),
-                    fluency_score=self._rating(fluency_raw),
-                    concept_raw=concept_raw,
-                    instruction_raw=instruction_raw,
-                    fluency_raw=fluency_raw,
-                )
-            )
+            ratings = [parse_rating(raw) for raw in raw_by_item[i]]
+            unparsed = sum(rating is None for rating in ratings)
+            self.unparsed += unparsed
+            concept, instruction, fluency = (0.0 if rating is None else rating for rating in ratings)
+            scores.append(JudgeScores(concept, instruction, fluency, *raw_by_item[i], unparsed=unparsed))
         return scores
 
     def usage(self) -> dict[str, Any]:
-        """API totals (requests, cached, tokens, cost_usd) plus the count of unreadable ratings."""
-        return {**self.client.usage(), "unparsed": self.unparsed}
+        """API totals (requests, cached, tokens, cost_usd) plus the count of unreadable ratings, of
+        requests asked again because the reply was cut at the token limit, and of replies still cut."""
+        return {**self.client.usage(), "unparsed": self.unparsed, "length_retries": self.length_retries,
+                "cut_replies": self.cut_replies}

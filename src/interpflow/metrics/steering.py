@@ -126,3 +126,14 @@ def factor_curve(df: pd.DataFrame) -> pd.DataFrame:
     curve = grouped[[*SCORE_COLUMNS, "overall"]].mean()
     curve["n"] = grouped.size()
     return curve.reset_index().sort_values(["split", "factor"], na_position="last", ignore_index=True)
+
+
+def judge_columns(df: pd.DataFrame) -> pd.DataFrame:
+    """Per concept, who judged it and how well its replies read: ``concept_id, judge_id, judge_proxy,
+    unparsed_ratings, ratings`` (``ratings``: three per judged generation, every split and factor;
+    ``unparsed_ratings``: those whose reply held no readable rating and were scored 0)."""
+    grouped = df.groupby("concept_id")
+    table = grouped.agg(judge_id=("judge_id", lambda ids: ", ".join(sorted(set(ids)))),
+                        judge_proxy=("judge_proxy", "all"), unparsed_ratings=("unparsed_ratings", "sum"))
+    table["ratings"] = 3 * grouped.size()
+    return table.reset_index()

@@ -75,12 +75,15 @@ def is_retryable(exc: Exception) -> bool:
 
 @dataclass
 class Completion:
-    """One chat completion: its text, token counts, and whether it came from the cache."""
+    """One chat completion: its text, token counts, whether it came from the cache, and why the server
+    stopped ("stop", "length" when the reply hit the token limit; None when unknown, e.g. an answer
+    cached before this was recorded)."""
 
     text: str
     prompt_tokens: int
     completion_tokens: int
     cached: bool
+    finish_reason: str | None = None
 
 
 def require_api_key(api_key_env: str, section: str) -> None:
@@ -155,7 +158,7 @@ class ChatClient:
         """Raise ConfigError when the API key environment variable is unset or empty."""
         require_api_key(self.api_key_env, self.section)
 
-    def _key(self, messages: Messages, temperature: float, max_tokens: int, sample_index: int) -> str:
+    def _key(self, messages: Messages, temperature: float, max_tokens: int | None, sample_index: int) -> str:
         return key_for(
             provider="openai_chat",
             base_url=self.endpoint,
@@ -166,16 +169,18 @@ class ChatClient:
             sample_index=sample_index,
         )
 
-    def _request(self, messages: Messages, temperature: float, max_tokens: int) -> Completion:
+    def _request(self, messages: Messages, temperature: float, max_tokens: int | None) -> Completion:
         """Send one request, retrying transient failures and empty replies with backoff; raise a clear
-        error otherwise. A reply still empty after every retry is returned as it is (text "")."""
+        error otherwise. A reply still empty after every retry is returned as it is (text "").
+        `max_tokens` None sends no limit (the server's own applies)."""
+        limit = {} if max_tokens is None else {"max_tokens": max_tokens}
         for attempt in range(self.max_retries + 1):
             try:
                 response = self._client.chat.completions.create(
                     model=self.model,
                     messages=messages,  # type: ignore[arg-type]
                     temperature=temperature,
-                    max_tokens=max_tokens,
+                    **limit,
                 )
             except openai.AuthenticationError as exc:
                 raise ConfigError(
@@ -216,13 +221,14 @@ class ChatClient:
 
     @staticmethod
     def _completion(response: Any) -> Completion:
-        text = response.choices[0].message.content if response.choices else None
+        choice = response.choices[0] if response.choices else None
         usage = response.usage
         return Completion(
-            text=text or "",
+            text=(choice.message.content if choice else None) or "",
             prompt_tokens=int(usage.prompt_tokens) if usage else 0,
             completion_tokens=int(usage.completion_tokens) if usage else 0,
             cached=False,
+            finish_reason=choice.finish_reason if choice else None,
         )
 
     def _record(self, key: str, completion: Completion) -> None:
@@ -234,6 +240,7 @@ class ChatClient:
                     "text": completion.text,
                     "prompt_tokens": completion.prompt_tokens,
                     "completion_tokens": completion.completion_tokens,
+                    "finish_reason": completion.finish_reason,
                 },
             )
         self._count_answer(completion)
@@ -249,7 +256,7 @@ class ChatClient:
         self,
         list_of_messages: list[Messages],
         temperature: float,
-        max_tokens: int,
+        max_tokens: int | None,
         sample_index: int = 0,
     ) -> list[Completion]:
         """Answer every message list, in order; cached answers are reused, the rest sent concurrently.
@@ -270,6 +277,7 @@ class ChatClient:
                     prompt_tokens=int(hit["prompt_tokens"]),
                     completion_tokens=int(hit["completion_tokens"]),
                     cached=True,
+                    finish_reason=hit.get("finish_reason"),
                 )
             else:
                 to_send[key] = messages
@@ -281,7 +289,7 @@ class ChatClient:
         return [results[key] for key in keys]
 
     def _send_all(
-        self, to_send: dict[str, Messages], temperature: float, max_tokens: int
+        self, to_send: dict[str, Messages], temperature: float, max_tokens: int | None
     ) -> dict[str, Completion]:
         """Send the uncached requests on a thread pool; stop early on the first error."""
         done: dict[str, Completion] = {}

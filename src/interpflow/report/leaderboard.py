@@ -3,6 +3,8 @@ as markdown and CSV, plus plots of ROC AUC per method and of steering score agai
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
 
 import matplotlib
 
@@ -10,12 +12,21 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from interpflow.artifacts import atomic_path, read_json, read_parquet, write_text  # noqa: E402
+from interpflow.artifacts import atomic_path, open_tensors, read_json, read_parquet, write_text  # noqa: E402
 
 KEYS = ["model", "layer", "method"]
 DETECTION = {"roc_auc": "ROC AUC", "hard_negative_accuracy": "hard-neg acc", "f1": "F1", "imbalanced_f1": "imbalanced F1"}
 STEERING = {"concept_score": "concept", "instruction_score": "instruction", "fluency_score": "fluency",
             "overall": "overall (HM)", "best_factor": "mean best factor", "perplexity": "perplexity"}
+# The judge's scores: a stand-in judge's (the offline one) go to columns of their own, never beside an LLM's.
+SCORES = ("concept_score", "instruction_score", "fluency_score", "overall")
+PROXY = "proxy_"
+PROXY_HEADERS = {"concept_score": "concept (proxy)", "instruction_score": "instruction (proxy)",
+                 "fluency_score": "fluency (proxy)", "overall": "overall (HM, proxy)"}
+JUDGE = {"judge": "judge", "unparsed_share": "unread ratings"}
+LATENT_CHOICE = {"latent_choice": "latent choice"}
+CHOICE_NAMES = {"ref": "ref", "labels": "labels", "best_training_auc": "best training AUC (supervised)"}
+ARTIFACT = re.compile(r"methods/(?P<model>[^/]+)/L(?P<layer>\d+)/(?P<method>[^/]+)/[^/]+\.safetensors$")
 
 
 def _concat(paths: list[str]) -> pd.DataFrame:
@@ -34,13 +45,68 @@ def _table(frame: pd.DataFrame, columns: dict, runs: pd.DataFrame, sort_by: str)
     return table.sort_values(["model", "layer", sort_by], ascending=[True, True, False], na_position="last")
 
 
-def summary(detection: pd.DataFrame, steering: pd.DataFrame, runs: pd.DataFrame) -> pd.DataFrame:
-    """One row per run, detection and steering columns side by side (the CSV)."""
+def _judges(steering: pd.DataFrame) -> pd.DataFrame:
+    """Per run: the judge that scored it, whether it is a proxy, and the share of its unreadable ratings."""
+    if not len(steering):
+        return pd.DataFrame(columns=[*KEYS, "judge", "judge_proxy", "unparsed_share"])
+    grouped = steering.groupby(KEYS)
+    judges = grouped.agg(judge=("judge_id", lambda ids: ", ".join(sorted(set(ids)))),
+                         judge_proxy=("judge_proxy", "all"), any_proxy=("judge_proxy", "any"),
+                         unparsed=("unparsed_ratings", "sum"), ratings=("ratings", "sum")).reset_index()
+    mixed = judges[judges["judge_proxy"] != judges["any_proxy"]]
+    if len(mixed):
+        raise ValueError(f"steering of {mixed.iloc[0][KEYS].tolist()} was scored by an LLM judge and a proxy judge "
+                         f"({mixed.iloc[0]['judge']}); their scores cannot share a row")
+    judges["unparsed_share"] = judges["unparsed"] / judges["ratings"]
+    return judges[[*KEYS, "judge", "judge_proxy", "unparsed_share"]]
+
+
+def steering_table(steering: pd.DataFrame, runs: pd.DataFrame) -> pd.DataFrame:
+    """Per-run steering means, the judge's scores under their own names (proxy_<score> for a proxy judge),
+    the judge and the share of unreadable ratings."""
+    table = _table(steering, STEERING, runs, "overall").merge(_judges(steering), on=KEYS, how="left")
+    proxy = table["judge_proxy"].eq(True)
+    for column in SCORES:
+        table[PROXY + column] = table[column].where(proxy)
+        table[column] = table[column].where(~proxy)
+    return table
+
+
+def latent_choices(paths: list[str]) -> pd.DataFrame:
+    """Per run of a method that picks one SAE latent per concept (its artifacts' `latent_choice`): how
+    the latents were chosen, e.g. "best training AUC (supervised)" or "ref ×8, best training AUC
+    (supervised) ×2" when concepts differ."""
+    from interpflow.methods.sae import CHOICES
+
+    rows = []
+    for path in paths:
+        match = ARTIFACT.search(Path(path).as_posix())
+        if match is None:
+            raise ValueError(f"{path} is not results/<run>/methods/<model>/L<layer>/<method>/<shard>.safetensors")
+        with open_tensors(path) as tensors:
+            codes = tensors.get_tensor("latent_choice").flatten().tolist() if "latent_choice" in tensors.keys() else []
+        rows += [(match["model"], int(match["layer"]), match["method"], CHOICE_NAMES[CHOICES[int(c)]]) for c in codes]
+    frame = pd.DataFrame(rows, columns=[*KEYS, "choice"])
+    if not len(frame):
+        return pd.DataFrame(columns=[*KEYS, "latent_choice"])
+
+    def describe(choices: pd.Series) -> str:
+        counts = choices.value_counts(sort=False).sort_index()
+        return counts.index[0] if len(counts) == 1 else ", ".join(f"{name} ×{n}" for name, n in counts.items())
+
+    return frame.groupby(KEYS)["choice"].agg(describe).rename("latent_choice").reset_index()
+
+
+def summary(detection: pd.DataFrame, steering: pd.DataFrame, runs: pd.DataFrame,
+            choices: pd.DataFrame | None = None) -> pd.DataFrame:
+    """One row per run, detection and steering columns side by side, and the latent choice (the CSV)."""
     det = _table(detection, DETECTION, runs, "roc_auc").rename(columns={"concepts": "detection_concepts"})
-    steer = _table(steering, STEERING, runs, "overall").rename(columns={"concepts": "steering_concepts"})
-    table = det.merge(steer, on=KEYS)
-    return table.sort_values(["model", "layer", "overall", "roc_auc"], ascending=[True, True, False, False],
-                             na_position="last")
+    steer = steering_table(steering, runs).rename(columns={"concepts": "steering_concepts"})
+    choices = choices if choices is not None else pd.DataFrame(columns=[*KEYS, "latent_choice"])
+    table = det.merge(steer, on=KEYS).merge(choices, on=KEYS, how="left").drop(columns="judge_proxy")
+    rank = table["overall"].fillna(table[PROXY + "overall"])
+    return (table.assign(rank=rank).sort_values(["model", "layer", "rank", "roc_auc"], ascending=[True, True, False, False],
+                                                na_position="last").drop(columns="rank"))
 
 
 def _markdown_table(table: pd.DataFrame, columns: dict) -> str:
@@ -83,22 +149,53 @@ def _usage_cell(column: str, value) -> str:
     return f"{value:.4f}" if column == USAGE["cost_usd"] else f"{int(value):,}"
 
 
-def _markdown(detection: pd.DataFrame, steering: pd.DataFrame, usage: pd.DataFrame) -> str:
+def _steering_columns(steering: pd.DataFrame) -> dict:
+    """The steering table's columns: the LLM judge's scores and/or the proxy's, whichever scored a row."""
+    proxy = steering["judge_proxy"].eq(True)
+    llm = steering["judge_proxy"].eq(False)
+    columns = {}
+    if llm.any() or not proxy.any():
+        columns.update({column: STEERING[column] for column in SCORES})
+    if proxy.any():
+        columns.update({PROXY + column: PROXY_HEADERS[column] for column in SCORES})
+    return {**columns, "best_factor": STEERING["best_factor"], "perplexity": STEERING["perplexity"], **JUDGE}
+
+
+def _with_choices(table: pd.DataFrame, choices: pd.DataFrame, columns: dict) -> tuple[pd.DataFrame, dict]:
+    """The table with a latent-choice column, where some run chose SAE latents."""
+    if not len(choices):
+        return table, columns
+    return table.merge(choices, on=KEYS, how="left"), {**columns, **LATENT_CHOICE}
+
+
+def _markdown(detection: pd.DataFrame, steering: pd.DataFrame, usage: pd.DataFrame,
+              choices: pd.DataFrame | None = None) -> str:
     shown = usage.apply(lambda column: [_usage_cell(column.name, v) for v in column])
+    choices = choices if choices is not None else pd.DataFrame(columns=[*KEYS, "latent_choice"])
+    detection, detection_columns = _with_choices(detection, choices, DETECTION)
+    steering, steering_columns = _with_choices(steering, choices, _steering_columns(steering))
     lines = [
         "# interpflow leaderboard", "",
-        "— : the method does not do this. `concepts`: how many concepts the row averages over.", "",
+        "— : the method does not do this. `concepts`: how many concepts the row averages over."
+        + (" `latent choice`: how an SAE method picked each concept's latent: `ref`, the latent the concept "
+           "names (AxBench's SAE baseline); `labels`, by the latent's label; `best training AUC (supervised)`, the "
+           "latent that best separates the concept's training examples (a supervised choice, not AxBench's SAE "
+           "baseline)." if len(choices) else ""), "",
         "## Concept detection", "",
         "Mean over concepts of per-concept metrics on the latent evaluation split: ROC AUC positives vs "
         "negatives; hard-negative accuracy as AxBench computes it (at the Youden threshold, the mean of the "
         "positives' and the hard negatives' accuracies); best-threshold F1; imbalanced F1 of the positives "
         "against detection.imbalance_ratio times as many plain negatives from the run's imbalance pool (fewer "
         "where the run has fewer).", "",
-        _markdown_table(detection, DETECTION), "",
+        _markdown_table(detection, detection_columns), "",
         "## Steering", "",
         "Test-split means at each concept's factor chosen on the select split (methods without a factor: "
-        "their one setting); scores 0-2, overall = harmonic mean of the three.", "",
-        _markdown_table(steering, STEERING), "",
+        "their one setting); scores 0-2, overall = harmonic mean of the three. `judge`: what scored the row: "
+        "`openai:<model>`, an LLM grading AxBench's three rubrics; `offline:<embedding model>`, the offline "
+        "stand-in (sentence-embedding similarity, perplexity, repetition), whose scores stand in the columns "
+        "marked (proxy), not comparable with an LLM judge's. `unread ratings`: the share of the row's ratings "
+        "(three per generation, every split and factor) whose reply held no readable rating and counted 0.", "",
+        _markdown_table(steering, steering_columns), "",
         "## LLM API usage", "",
         "Calls this run sent to the generator and judge endpoints (answers from the on-disk cache cost nothing); "
         "tokens and cost cover the sent calls, cost only where a price table is configured. — : none.", "",
@@ -157,15 +254,17 @@ def parse_runs(runs: list[str]) -> pd.DataFrame:
 
 def leaderboard(runs: list[str], detection: list[str], steering: list[str], curves: list[str], usage: list[str],
                 generation_usage: list[str], out_md: str, out_csv: str, out_detection_plot: str,
-                out_steering_plot: str) -> None:
-    """Write the leaderboard (markdown, CSV) and its two plots from the evaluation tables."""
+                out_steering_plot: str, latent_artifacts: list[str] | None = None) -> None:
+    """Write the leaderboard (markdown, CSV) and its two plots from the evaluation tables; `latent_artifacts`:
+    the artifacts of the SAE methods, whose `latent_choice` names how each concept's latent was picked."""
     every_run = parse_runs(runs)
     detection_frame, steering_frame = _concat(detection), _concat(steering)
+    choices = latent_choices(latent_artifacts or [])
     with atomic_path(out_csv) as tmp:
-        summary(detection_frame, steering_frame, every_run).to_csv(tmp, index=False)
+        summary(detection_frame, steering_frame, every_run, choices).to_csv(tmp, index=False)
     text = _markdown(_table(detection_frame, DETECTION, every_run, "roc_auc"),
-                     _table(steering_frame, STEERING, every_run, "overall"),
-                     usage_table(_sum_usage(generation_usage), _sum_usage(usage)))
+                     steering_table(steering_frame, every_run),
+                     usage_table(_sum_usage(generation_usage), _sum_usage(usage)), choices)
     write_text(text, out_md)
     _plot_detection(detection_frame, out_detection_plot)
     _plot_factor_curves(_concat(curves), out_steering_plot)

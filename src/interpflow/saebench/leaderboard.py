@@ -38,7 +38,8 @@ HEADLINE = {
     ("unlearning", "unlearning", "unlearning_score"): "unlearning_score",
     ("autointerp", "autointerp", "autointerp_score"): "autointerp_score",
 }
-CONCEPT = {"roc_auc": "concept_roc_auc", "overall": "concept_steering"}
+# the concept leaderboard's columns; an offline (proxy) judge's steering score keeps its own column
+CONCEPT = {"roc_auc": "concept_roc_auc", "overall": "concept_steering", "proxy_overall": "concept_steering_proxy"}
 PATH = re.compile(r".*/saebench/(?P<model>[^/]+)/L(?P<layer>\d+)/(?P<sae>[^/]+)/(?P<eval>[^/]+)\.json$")
 
 
@@ -90,7 +91,8 @@ def _markdown(table: pd.DataFrame) -> str:
              "letters have a reliable probe), RAVEL's disentanglement (mean of cause and isolation), the unlearning",
              "score (1 - forget accuracy at the best setting that keeps retain accuracy), the autointerp",
              "score (share of examples an LLM classes right from its own explanation of the latent) and,",
-             "where the SAE's methods ran, the concept benchmark's mean ROC AUC and steering score (harmonic mean).", ""]
+             "where the SAE's methods ran, the concept benchmark's mean ROC AUC and steering score (harmonic mean;",
+             "`*_concept_steering_proxy` where the offline judge, a stand-in for an LLM judge, scored it).", ""]
     shown = table.round(4).astype(object).where(table.notna(), "—")
     lines.append("| " + " | ".join(shown.columns) + " |")
     lines.append("|" + "---|" * len(shown.columns))
