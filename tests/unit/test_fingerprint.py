@@ -8,6 +8,7 @@ from pathlib import Path
 
 import interpflow
 from interpflow.fingerprint import _closure, _imports, _source_path, code_fingerprint
+from interpflow.judges import judge_module
 
 METHOD_MODULES = [f"interpflow.methods.{m}" for m in ("diffmean", "pca", "lat", "probe", "prompt")]
 
@@ -123,3 +124,12 @@ def test_the_text_scan_reads_multi_line_and_aliased_imports(tmp_path):
     assert _imports("interpflow.x.mod", source) == {
         "interpflow.errors", "interpflow.errors.ConfigError", "interpflow.errors.InterpflowError",
         "interpflow.config", "interpflow.inputs", "interpflow.x.stages", "interpflow.x.stages.train"}
+
+
+def test_the_judge_rule_fingerprints_the_configured_judge():
+    """The judge registry names its judges by string (no import), so the rule adds the judge's module."""
+    assert "interpflow.judges.offline" not in _closure("interpflow.stages.judge")
+    offline = _closure("interpflow.stages.judge") | _closure(judge_module("offline"))
+    assert {"interpflow.judges.offline", "interpflow.embeddings"} <= offline
+    assert code_fingerprint("interpflow.stages.judge", judge_module("offline")) != code_fingerprint(
+        "interpflow.stages.judge", judge_module("openai"))

@@ -11,6 +11,7 @@ from interpflow.config import check_snakemake_config, compose, validate
 from interpflow.errors import config_errors_stop_the_run
 from interpflow.fingerprint import code_fingerprint
 from interpflow.inputs import package_data, user_inputs
+from interpflow.judges import judge_module
 from interpflow.methods import method_class
 from interpflow.preflight import preflight
 from interpflow.api_budget import check_budget, plan_api_requests, summary

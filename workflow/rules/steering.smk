@@ -36,7 +36,7 @@ rule judge:
     params:
         judge=json_param(judge_settings()),
         cache=f"{config['results_dir']}/cache/judge",
-        code=code_fingerprint("interpflow.stages.judge"),
+        code=code_fingerprint("interpflow.stages.judge", judge_module(config["judge"]["name"])),
     threads: MODEL_THREADS
     resources:
         llm_api=api_jobs("judge"),
