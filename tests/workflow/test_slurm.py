@@ -24,7 +24,7 @@ pytestmark = [pytest.mark.workflow, pytest.mark.slurm]
 HERE = Path(__file__).resolve().parent
 CLUSTER = HERE / "slurm_cluster.sh"
 # The tiny experiment cut to one shard (2 concepts) and one method: 11 cluster jobs (the pandas-only
-# summaries are local rules) in 8 sbatch submissions (the shard's two data jobs travel together, and
+# summaries are local rules) in 9 sbatch submissions (the shard's two data jobs travel together, and
 # so do the method's training and detection: the profile's groups), each of which parses the workflow
 # again; re-planning one shard is checked on the local tiny run. The test node has 2 CPUs: a 4-thread
 # job, or a group as wide, would never start, so `--cores 2` bounds the groups.
@@ -78,7 +78,7 @@ def test_every_artifact_through_slurm(slurm_run):
     grouped = {name: sorted(re.findall(r"^    rule (\w+):", entry, flags=re.M)) for name, entry in groups}
     local_jobs = len(re.findall(r"^localrule \w+:", log, flags=re.M))
     assert grouped == {"data_s0000": ["eval_data", "train_data"], "train_detect": ["detect", "train"]}, grouped
-    assert submitted == single_jobs + len(groups) == 8, log[-2000:]
+    assert submitted == single_jobs + len(groups) == 9, log[-2000:]
     assert local_jobs >= 4, log[-2000:]  # all, leaderboard and the two evaluations stay on the login node
     run = workdir / "results" / "tiny"
     assert len(pd.read_parquet(run / "concepts.parquet")) == 2
