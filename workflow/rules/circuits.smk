@@ -26,8 +26,6 @@ rule circuit_compile:
         meta=f"{RESULTS}/circuits/models/{{task}}/tracr.json",
     params:
         code=code_fingerprint("interpflow.circuits.stages"),
-    group:
-        "circuit_{task}"
     threads: 1
     log:
         f"{RESULTS}/logs/circuits/{{task}}/compile.log",
@@ -48,8 +46,6 @@ rule circuit_siit:
     params:
         siit=json_param(CIRCUITS["siit"]),
         code=code_fingerprint("interpflow.circuits.stages"),
-    group:
-        "circuit_{task}"
     threads: 1
     log:
         f"{RESULTS}/logs/circuits/{{task}}/siit.log",
@@ -76,8 +72,6 @@ rule circuit_discover:
         # only the methods that rank edges by score read it: changing it re-runs only those
         noise_floor=lambda w: CIRCUITS["noise_floor"] if w.discovery in RANKS_BY_SCORE else 0,
         code=code_fingerprint("interpflow.circuits.stages"),
-    group:
-        "circuit_{task}"
     threads: 1
     log:
         f"{RESULTS}/logs/circuits/{{task}}/{{kind}}/{{discovery}}.log",

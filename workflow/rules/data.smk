@@ -35,8 +35,6 @@ rule train_data:
         cfg=json_param({**{k: config[k] for k in ("run_name", "results_dir", "generator", "seed")},
                         "steering": {"instructions": config["steering"]["instructions"]}}),
         code=data_code("interpflow.stages.data", "train_data"),
-    group:
-        "data_{shard}"
     threads: 1
     resources:
         llm_api=api_jobs("generator"),
@@ -72,8 +70,6 @@ rule eval_data:
             }
         ),
         code=data_code("interpflow.stages.data", "eval_data"),
-    group:
-        "data_{shard}"
     threads: 1
     resources:
         llm_api=api_jobs("generator"),

@@ -16,8 +16,6 @@ rule train:
         checkpoints=f"{RESULTS}/methods/{{model}}/L{{layer}}/{{method}}/{{shard}}.checkpoints",
         seed=config["seed"],
         code=lambda w: stage_code("interpflow.stages.train") + method_code(w.method),
-    group:
-        "train_detect"
     threads: method_threads
     resources:
         gpu=model_gpu,
@@ -40,8 +38,6 @@ rule detect:
         method=lambda w: as_json(config["methods"][w.method]),
         inputs=method_input_args,
         code=lambda w: stage_code("interpflow.stages.detect") + method_code(w.method),
-    group:
-        "train_detect"
     threads: method_threads
     resources:
         gpu=model_gpu,

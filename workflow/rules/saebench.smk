@@ -24,8 +24,6 @@ rule saebench_core:
         eval=json_param(config["saebench"]["core"]),
         folder=lambda w: f"{MODELS_DIR}/{w.model}",
         code=code_fingerprint("interpflow.saebench.core"),
-    group:
-        "saebench_{model}_L{layer}_{sae}"
     threads: MODEL_THREADS
     resources:
         gpu=model_gpu,
@@ -91,8 +89,6 @@ rule saebench_probe:
         eval=lambda w: as_json(config["saebench"][w.probe_eval]),
         command=lambda w: "saebench-" + w.probe_eval.replace("_", "-"),
         code=lambda w: code_fingerprint(f"interpflow.saebench.{w.probe_eval}"),
-    group:
-        "saebench_{model}_L{layer}_{sae}"
     threads: 1
     log:
         f"{RESULTS}/logs/saebench/{{model}}/L{{layer}}/{{sae}}/{{probe_eval}}.log",
@@ -160,8 +156,6 @@ rule saebench_scr:
         # the texts' own settings (pairs, cells) are the saebench_texts job's
         eval=json_param({k: v for k, v in SCR.items() if k not in ("pairs", "train_per_cell", "test_per_cell")}),
         code=code_fingerprint("interpflow.saebench.scr"),
-    group:
-        "saebench_{model}_L{layer}_{sae}"
     threads: 1
     log:
         f"{RESULTS}/logs/saebench/{{model}}/L{{layer}}/{{sae}}/scr.log",
@@ -212,8 +206,6 @@ rule saebench_absorption:
     params:
         eval=json_param({k: v for k, v in ABSORPTION.items() if k not in FIRST_LETTER_KEYS or k == "seed"}),
         code=code_fingerprint("interpflow.saebench.absorption"),
-    group:
-        "saebench_{model}_L{layer}_{sae}"
     threads: 1
     log:
         f"{RESULTS}/logs/saebench/{{model}}/L{{layer}}/{{sae}}/absorption.log",
@@ -264,8 +256,6 @@ rule saebench_ravel:
         eval=json_param(RAVEL),
         folder=lambda w: f"{MODELS_DIR}/{w.model}",
         code=code_fingerprint("interpflow.saebench.ravel"),
-    group:
-        "saebench_{model}_L{layer}_{sae}"
     threads: MODEL_THREADS
     resources:
         gpu=model_gpu,
@@ -346,8 +336,6 @@ rule saebench_unlearning:
         eval=json_param(UNLEARNING),
         folder=lambda w: f"{MODELS_DIR}/{w.model}",
         code=code_fingerprint("interpflow.saebench.unlearning"),
-    group:
-        "saebench_{model}_L{layer}_{sae}"
     threads: MODEL_THREADS
     resources:
         gpu=model_gpu,
