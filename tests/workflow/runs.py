@@ -41,6 +41,13 @@ def snakemake(workdir: Path, overrides: list[str], *args: str, timeout: int = 12
     return subprocess.run(command, capture_output=True, text=True, env=env, timeout=timeout)
 
 
+def finished_run(workdir: Path, overrides: list[str], run_name: str) -> Run:
+    """Run the workflow to the end in `workdir`; fail with Snakemake's output if it does not finish."""
+    result = snakemake(workdir, overrides)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    return Run(workdir, overrides, workdir / "results" / run_name)
+
+
 def copy_run(run: Run, destination: Path) -> Run:
     """A copy of a finished run (results and Snakemake's metadata, timestamps kept) for a test that
     changes files or re-runs jobs, so the shared run stays as it finished."""
