@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import math
 import statistics
+from string import ascii_lowercase as LETTERS  # first_letter.py labels each word by its index here
 
 import numpy as np
 import pandas as pd
@@ -39,7 +40,6 @@ from sklearn.metrics import f1_score
 
 from interpflow.artifacts import read_parquet, read_tensors
 from interpflow.sae.format import check_sae, encode
-from interpflow.saebench.first_letter import LETTERS
 from interpflow.saebench.output import write_eval_output
 
 DEFAULTS = {
