@@ -19,13 +19,13 @@ epochs, so it never stops early). `probe_selection` names the selection set:
 
 from __future__ import annotations
 
-from contextlib import contextmanager
 from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
 
 from interpflow.errors import ConfigError
+from interpflow.torch_threads import torch_threads
 
 PROBE_DEFAULTS = {  # SAEBench's ScrAndTppEvalConfig
     "probe_epochs": 20,
@@ -63,7 +63,7 @@ def train_probe(train_x: np.ndarray, train_y: np.ndarray, selection: tuple[np.nd
     batch = cfg["probe_train_batch_size"]
     best, epochs_without_gain = None, 0
     # one thread: on batches of 16 the threads' hand-offs cost 100x the arithmetic (same numbers)
-    with torch.random.fork_rng(devices=[]), _threads(1):
+    with torch.random.fork_rng(devices=[]), torch_threads(1):
         torch.manual_seed(seed)
         layer = torch.nn.Linear(x.shape[1], 1)
         optimizer = torch.optim.AdamW(layer.parameters(), lr=cfg["probe_lr"])
@@ -88,16 +88,6 @@ def train_probe(train_x: np.ndarray, train_y: np.ndarray, selection: tuple[np.nd
                 if epochs_without_gain >= cfg["early_stopping_patience"]:
                     break
     return best
-
-
-@contextmanager
-def _threads(n: int):
-    before = torch.get_num_threads()
-    torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
 
 
 def _select_on_test(train, test, cfg, rng):

@@ -18,8 +18,7 @@ ACDC keeps the same edges at all 20 default taus.
 """
 from __future__ import annotations
 
-from contextlib import contextmanager
-from typing import Any, Callable, Iterator
+from typing import Any, Callable
 
 import pandas as pd
 import torch
@@ -29,6 +28,7 @@ from interpflow.circuits import RANKS_BY_SCORE
 from interpflow.circuits.discovery import acdc, eap, eap_ig, sp_edge, sp_node
 from interpflow.circuits.objective import check_kind
 from interpflow.circuits.patching import EdgePatcher
+from interpflow.torch_threads import torch_threads
 
 Method = Callable[[EdgePatcher, str, "dict | None"], pd.DataFrame]
 RankingMethod = Callable[[EdgePatcher, str, "dict | None", float], pd.DataFrame]
@@ -65,7 +65,7 @@ def discover(method: str, model: HookedTransformer, clean_tokens: torch.Tensor, 
     kind = check_kind(metric_kind)
     params = dict(params or {})
     threads = int(params.pop("num_threads", 1))
-    with _torch_threads(threads):
+    with torch_threads(threads):
         model.eval()
         patcher = EdgePatcher(model, clean_tokens, corrupt_tokens)
         if method in RANKING_METHODS:
@@ -73,13 +73,3 @@ def discover(method: str, model: HookedTransformer, clean_tokens: torch.Tensor, 
         else:
             table = DECIDING_METHODS[method](patcher, kind, params)
     return table.sort_values("threshold", kind="stable").reset_index(drop=True)
-
-
-@contextmanager
-def _torch_threads(n: int) -> Iterator[None]:
-    before = torch.get_num_threads()
-    torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
