@@ -45,8 +45,10 @@ $(TEST_STAMP): $(STAMP)
 	$(BIN)/python -m pip install --quiet --prefer-binary --find-links $(WHEELHOUSE) -e ".[test,llm-server]"
 	touch $(TEST_STAMP)
 
+# One pytest worker per core; the tests that read one shared workflow run travel together, the
+# longest first (tests/conftest.py).
 test: $(TEST_STAMP)
-	$(BIN)/python -m pytest -ra --durations=25
+	$(BIN)/python -m pytest -ra --durations=25 -n $(CORES) --dist loadgroup --no-loadscope-reorder
 
 # The inner loop: unit and integration tests on tiny models, without the real-model and workflow runs.
 test-fast: $(STAMP)

@@ -11,6 +11,20 @@ import pytest
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
+# `make test` runs two pytest workers (pytest-xdist), one per core. Each gets one torch thread, set
+# before torch loads: a second thread spinning beside the other worker made tiny forward passes many
+# times slower. Workflow jobs still get Snakemake's {threads}.
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    for variable in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ.setdefault(variable, "1")
+
+# The shared workflow runs (tests/workflow/conftest.py), most expensive first: the tests that read one
+# run are sent to one worker together, and these groups are handed out first, so the longest ones do
+# not start last. Any other test file is a group of its own (its module fixtures are built once).
+SHARED_RUNS = ("tiny_full_run", "tiny_run", "interpbench_tiny_run")
+LONG_FILES = ("tests/workflow/test_slurm.py", "tests/integration/test_axbench_concept10.py",
+              "tests/workflow/test_llm_server.py", "tests/workflow/test_inputs_tracked.py")
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
 TINY_LLAMA = {
@@ -75,3 +89,20 @@ def one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Under `--dist loadgroup`, group the tests as SHARED_RUNS says, longest groups first."""
+    if not getattr(config.option, "loadgroup", False):  # set in the workers of `-n N --dist loadgroup`
+        return
+    order = [*SHARED_RUNS, *LONG_FILES]
+    for item in items:
+        group = next((run for run in SHARED_RUNS if run in item.fixturenames),
+                     item.path.relative_to(REPO_ROOT).as_posix())
+        item.add_marker(pytest.mark.xdist_group(group))
+        item.stash[_GROUP] = group
+    items.sort(key=lambda item: order.index(item.stash[_GROUP]) if item.stash[_GROUP] in order else len(order))
+
+
+_GROUP = pytest.StashKey[str]()
