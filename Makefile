@@ -60,7 +60,7 @@ $(DOCS_STAMP): $(STAMP)
 	touch $(DOCS_STAMP)
 
 docs: $(DOCS_STAMP)
-	$(BIN)/mkdocs build --strict
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict  # the variable: no banner about MkDocs 2 from mkdocs-material
 
 clean:
 	rm -rf results .snakemake site
