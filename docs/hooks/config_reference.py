@@ -15,6 +15,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import jsonschema
 import yaml
 
 REPO = Path(__file__).resolve().parents[2]
@@ -62,18 +63,34 @@ def leaves(data: Any, prefix: tuple[str, ...] = ()) -> list[tuple[tuple[str, ...
     return [(prefix, data)]
 
 
-def schema_at(schema: dict, path: list[str]) -> dict | None:
+def schema_at(schema: dict, path: list[str], data: Any) -> dict | None:
+    """The rule for `path`; `data` is what `schema` describes (it picks the branch of an if/then/else)."""
     node: Any = schema
     for key in path:
         if not isinstance(node, dict):
             return None
+        node = _branch(node, data)
         if key in node.get("properties", {}):
             node = node["properties"][key]
         elif isinstance(node.get("additionalProperties"), dict):
             node = node["additionalProperties"]
         else:
             return None
+        data = data.get(key) if isinstance(data, dict) else None
     return node
+
+
+def _branch(node: dict, data: Any) -> dict:
+    """The rule as `data` meets it: `then` or `else` of a conditional (`if`), and every part of an
+    `allOf`, merged with the rule's own properties."""
+    parts = [node.get("then" if jsonschema.Draft202012Validator(node["if"]).is_valid(data) else "else", {})
+             if "if" in node else {}]
+    parts += [_branch(part, data) for part in node.get("allOf", [])]
+    merged = {key: value for key, value in node.items() if key not in ("if", "then", "else", "allOf")}
+    for part in parts:
+        part = _branch(part, data) if "if" in part or "allOf" in part else part
+        merged = {**merged, **part, "properties": {**merged.get("properties", {}), **part.get("properties", {})}}
+    return merged
 
 
 def allowed(rule: dict | None) -> str:
@@ -108,13 +125,17 @@ def table(rows: list[tuple[str, str, str, str]]) -> str:
 
 def rows_of(path: Path, schema_path: list[str], schema: dict, settings: dict | None = None):
     data = yaml.safe_load(path.read_text()) or {}
+    # the file's keys sit at schema_path ("*": any name) of the composed config
+    composed: Any = data
+    for key in reversed(schema_path):
+        composed = {key: composed}
     comments = key_comments(path)
     rows = []
     for keys, value in leaves({k: v for k, v in data.items() if k != "defaults"}):
         if settings is not None:
             rule = settings.get(keys[0]) if len(keys) == 1 else None
         else:
-            rule = schema_at(schema, [*schema_path, *keys])
+            rule = schema_at(schema, [*schema_path, *keys], composed)
         # the keys of an inline mapping ({a: 1, b: 2}) have no line of their own: the comment is on the line
         # of the nearest key that has one
         written = next(keys[:n] for n in range(len(keys), 0, -1) if keys[:n] in comments or n == 1)
