@@ -1,5 +1,6 @@
 # make demo: set up .venv and run the default experiment; make test: set up and run every test;
-# make test-fast: the unit and integration tests without the slow real-model and workflow runs.
+# make test-fast: the unit and integration tests without the slow real-model and workflow runs;
+# make docs: build the documentation site into site/ (warnings fail it).
 VENV ?= .venv
 PYTHON ?= python3
 TORCH_SPEC ?= torch==2.13.0
@@ -7,6 +8,7 @@ CORES ?= 2
 BIN := $(abspath $(VENV))/bin
 STAMP := $(VENV)/.installed
 TEST_STAMP := $(VENV)/.installed-llm-server
+DOCS_STAMP := $(VENV)/.installed-docs
 # llama-cpp-python ships no Linux wheel, so the tests' llama.cpp server is built from source once
 # (~7 min on 2 cores; longer on a slow machine) into this wheelhouse, shared by every clone. The
 # build targets AVX2, not the build machine's CPU: a native build used AMX instructions that crashed
@@ -21,7 +23,7 @@ LLAMA_CPP_CMAKE_ARGS ?= -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FM
 export PATH := $(BIN):$(PATH)
 export HF_HUB_OFFLINE := 1
 
-.PHONY: setup demo test test-fast clean
+.PHONY: setup demo test test-fast docs clean
 
 setup: $(STAMP)
 
@@ -54,5 +56,13 @@ test: $(TEST_STAMP)
 test-fast: $(STAMP)
 	$(BIN)/python -m pytest -ra -m "not slow and not workflow" tests/unit tests/integration
 
+# The docs extra goes into the same venv: the API pages import interpflow to read its docstrings.
+$(DOCS_STAMP): $(STAMP)
+	$(BIN)/python -m pip install --quiet -e ".[docs]"
+	touch $(DOCS_STAMP)
+
+docs: $(DOCS_STAMP)
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict  # the variable: no banner about MkDocs 2 from mkdocs-material
+
 clean:
-	rm -rf results .snakemake
+	rm -rf results .snakemake site

@@ -74,7 +74,7 @@ def validate(cfg: dict, schema_path: str | Path) -> None:
     lines = problems(cfg, schema)
     if lines:
         raise ConfigError("the config does not match workflow/schemas/config.schema.yaml (its keys and ranges are "
-                          "described in config/config.yaml and the README):\n" + "\n".join(f"  {line}" for line in lines))
+                          "described in config/config.yaml and docs/configuration.md):\n" + "\n".join(f"  {line}" for line in lines))
     _check_semantics(cfg)
 
 

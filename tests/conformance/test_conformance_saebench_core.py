@@ -3,7 +3,7 @@
 fixtures/saebench_core/topk.json holds fixed inputs (token rows with BOS/EOS/PAD among them, the
 residual stream at the SAE's hook, a linear readout to logits, a TopK SAE's weights) and the metrics
 sae-bench's `run_evals` and `calculate_misc_metrics` computed from them
-(regenerate/saebench_core.py; README, "Conformance with SAEBench"). Here the same inputs go through
+(regenerate/saebench_core.py; docs/benchmarks/sae.md, "Conformance with SAEBench"). Here the same inputs go through
 saebench/core.py's functions, batch by batch as SAEBench reads them, and every metric SAEBench wrote,
 scalar and per latent, must agree to 1e-5 relative."""
 

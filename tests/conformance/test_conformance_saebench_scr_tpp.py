@@ -1,6 +1,6 @@
 """Our SCR and TPP reproduce sae-bench 0.6.0's own functions on the same inputs.
 
-fixtures/saebench_scr_tpp/scr_tpp.json (regenerate/saebench_scr_tpp.py; README, "Conformance with
+fixtures/saebench_scr_tpp/scr_tpp.json (regenerate/saebench_scr_tpp.py; docs/benchmarks/sae.md, "Conformance with
 SAEBench") holds fixed inputs and what SAEBench's code made of them: probes trained by its
 `train_probe_gpu` (torch seeded before the call), SCR's and TPP's latent attributions, the latents
 chosen for ablation, the ablated pooled activations and a probe's accuracy on them, and the SCR and TPP

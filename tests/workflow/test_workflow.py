@@ -127,10 +127,11 @@ def test_wall_times_adds_up_the_runs_benchmark_files(tiny_run, tmp_path):
     assert (table["total_s"] > 0).all() and table.loc["prompt", "train"] != table.loc["prompt", "train"]  # NaN: no training job
 
 
-def test_the_readmes_hand_run_example_works(tiny_run, tmp_path):
-    """The README's `interpflow detect` example, on the tiny run's files instead of the demo's."""
-    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
-    block = readme.split("## Running one stage by hand", 1)[1].split("```bash", 1)[1].split("```", 1)[0]
+def test_the_docs_hand_run_example_works(tiny_run, tmp_path):
+    """The `interpflow detect` example of docs/getting-started.md, on the tiny run's files instead of the demo's."""
+    page = (Path(__file__).resolve().parents[2] / "docs" / "getting-started.md").read_text()
+    section = page.split("## Running one stage by hand", 1)[1]
+    block = next(block for block in section.split("```bash")[1:] if "interpflow detect --method-cfg" in block).split("```", 1)[0]
     command = block[block.index("interpflow detect"):].replace("\\\n", " ")
     command = (command.replace("results/demo", str(tiny_run.results)).replace("smollm2_135m/L15", "tiny_llama/L2")
                .replace("/tmp/latent.parquet", str(tmp_path / "latent.parquet")))

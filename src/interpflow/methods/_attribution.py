@@ -11,7 +11,7 @@ token's residual state h_t after block L. By default everything is as AxBench ha
   IG baseline: mean_embedding  every position's state starts from the mean input embedding of
                    1,000 random tokens; left Riemann sum over alpha = k / steps
 
-Each can be switched to the variant this project used before (and documents in the README):
+Each can be switched to the variant this project used before (and documents in docs/benchmarks/concept.md):
 `head: linear` (logistic regression), `read: mean_response` (the last block's output before the
 final norm, averaged over the scored tokens: every token reaches the head along its own residual
 path), `target: logit` (no saturation on confident examples), `aggregate: signed`, and IG

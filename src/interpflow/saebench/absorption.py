@@ -21,7 +21,7 @@ Inputs: the first-letter prompts' word-token activations (`first_letter.py`). Fo
      at least 40% of x.p, and x.p > 0.
    Per letter, both are averaged over its probe true positives; the metrics average the letters.
 
-Where this differs from SAEBench (README, "The SAE benchmark"): absorption is measured on the same
+Where this differs from SAEBench (docs/benchmarks/sae.md): absorption is measured on the same
 test prompts the k-sparse probes are scored on (SAEBench builds fresh prompts with examples from
 the whole vocabulary), and the word list is a sample of the vocabulary.
 """

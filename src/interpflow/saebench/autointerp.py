@@ -13,7 +13,7 @@ of `n_latents` latents drawn from those firing on at least `min_firing_examples`
   all; the LLM answers with the numbers of the examples it thinks fire. A latent's score is the
   share of scoring examples it classed right; `autointerp_score` is their mean.
 
-As SAEBench, with two differences the README names: the texts are the run's data rather than
+As SAEBench, with two differences docs/benchmarks/sae.md names: the texts are the run's data rather than
 2M tokens of the Pile, and the random scoring examples are drawn among examples where the latent
 stays at zero (SAEBench draws them from all texts, where a sparse latent almost never fires).
 Every request goes through the project's chat client: cached, concurrent, costed.

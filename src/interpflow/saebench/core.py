@@ -16,7 +16,7 @@ Two token sets, as in SAEBench:
       kl_div_score  = (KL_ablated - KL_sae) / KL_ablated
 
 Every key SAEBench 0.6.0 writes is computed as its `evals/core/main.py` computes it, including where
-the formula is not what the name says (README, "SAE benchmark"; checked against sae-bench's own code
+the formula is not what the name says (docs/benchmarks/sae.md; checked against sae-bench's own code
 by tests/conformance/test_conformance_saebench_core.py):
 
 - `explained_variance` = 1 - A_err / (A - (A / d)^2), where A is the mean over batches of each

@@ -13,7 +13,7 @@ SAE's), as SAEBench mean-pools over a text's tokens. Per task, as SAEBench:
 Each class is subsampled to the size of the smaller one (SAEBench balances its classes), and every
 probe is sklearn's L2 logistic regression (C 1, SAEBench's top-k probe). SAEBench trains the full
 probes by gradient descent and keeps the epoch with the best *test* accuracy; we fit on train alone
-(README, "The SAE benchmark"). The metrics average the tasks; `eval_result_details` has one row
+(docs/benchmarks/sae.md). The metrics average the tasks; `eval_result_details` has one row
 per task.
 """
 

@@ -1,7 +1,7 @@
 """Regenerate tests/conformance/fixtures/saebench_core/topk.json with sae-bench 0.6.0's own `core` code.
 
 Run it with the Python of a throwaway environment that has sae-bench 0.6.0 (not the project's):
-see README.md, "Conformance with SAEBench". It imports nothing of interpflow.
+see docs/benchmarks/sae.md, "Conformance with SAEBench". It imports nothing of interpflow.
 
 The inputs are fixed and small: a seeded TopK SAE (SAEBench's own `custom_saes.topk_sae.TopKSAE`),
 rows of token ids with BOS/EOS/PAD among them, the residual stream of every row at the SAE's hook,

@@ -1,7 +1,7 @@
 """Regenerate tests/conformance/fixtures/saebench_scr_tpp/scr_tpp.json with sae-bench 0.6.0's own SCR / TPP code.
 
 Run it with the Python of the throwaway environment that regenerate/saebench_core.py uses (sae-bench
-0.6.0, torch 2.13.0, torchvision uninstalled; README, "Conformance with SAEBench"); it imports nothing
+0.6.0, torch 2.13.0, torchvision uninstalled; docs/benchmarks/sae.md, "Conformance with SAEBench"); it imports nothing
 of interpflow:
 
     /tmp/sb_venv/bin/python tests/conformance/regenerate/saebench_scr_tpp.py [--out tests/conformance/fixtures/saebench_scr_tpp]

@@ -1,4 +1,4 @@
-"""Runs of the real Snakefile with faults struck into them, resumed the way the README says, and
+"""Runs of the real Snakefile with faults struck into them, resumed the way docs/clusters.md says, and
 the comparison of their artifacts with an uninterrupted run's.
 
 A fault is a signal sent, while a job of one stage runs, either to that job's process (a crash, an
@@ -89,7 +89,7 @@ def strike(fault: Fault, snakemake: subprocess.Popen, job: int) -> bool:
 
 
 def wait_for_jobs_to_end(workdir: Path, timeout_s: float = RUN_TIMEOUT_S) -> None:
-    """What the README asks after Snakemake itself was killed: its jobs, left running, end first."""
+    """What docs/clusters.md asks after Snakemake itself was killed: its jobs, left running, end first."""
     deadline = time.monotonic() + timeout_s
     while live_jobs(workdir):
         assert time.monotonic() < deadline, f"jobs of the killed Snakemake still run after {timeout_s} s"
@@ -98,7 +98,7 @@ def wait_for_jobs_to_end(workdir: Path, timeout_s: float = RUN_TIMEOUT_S) -> Non
 
 def run_until_a_fault(workdir: Path, overrides: list[str], pending: list[Fault], rng: random.Random,
                       log: Path, *extra: str) -> Fault | None:
-    """The README's command (with --rerun-incomplete), with the first pending fault whose stage runs
+    """The documented command (with --rerun-incomplete), with the first pending fault whose stage runs
     struck a moment after its job is seen (`Fault.delay_s`). Returns the fault that landed, None when
     the run finished without one."""
     command, env = snakemake_command(workdir, overrides, "--rerun-incomplete", *extra)
@@ -133,7 +133,7 @@ def run_until_a_fault(workdir: Path, overrides: list[str], pending: list[Fault],
 
 def run_with_faults(workdir: Path, overrides: list[str], faults: list[Fault], rng: random.Random,
                     *extra: str) -> list[Fault]:
-    """Run to the end, striking every fault in turn and resuming after each the README's way: after
+    """Run to the end, striking every fault in turn and resuming after each the documented way: after
     Snakemake itself was killed outright, `--unlock` with the same options first; then the same
     command with --rerun-incomplete. Fails unless every fault landed and the run then finished."""
     pending, struck = list(faults), []

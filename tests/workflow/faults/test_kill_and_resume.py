@@ -1,6 +1,6 @@
 """Kill anything, lose nothing: runs of each benchmark with faults struck into them in turn (a job's
 process or Snakemake itself killed, with SIGKILL or SIGTERM, as a crash, an OOM kill, a SLURM time
-limit or a lost login node would), resumed after each the way the README says, and the finished run
+limit or a lost login node would), resumed after each the way docs/clusters.md says, and the finished run
 compared with the uninterrupted one (faulty_runs.py). Every fault must land, or the test fails.
 
 Every artifact must equal the uninterrupted run's: tables by content, tensors by value, JSON and
