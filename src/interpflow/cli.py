@@ -54,6 +54,7 @@ STAGES = {
     "saebench-unlearning-corpus": "interpflow.saebench.unlearning_mcq:unlearning_corpus",
     "saebench-unlearning": "interpflow.saebench.unlearning:unlearning",
     "saebench-leaderboard": "interpflow.saebench.leaderboard:saebench_leaderboard",
+    "saebench-eval-results": "interpflow.saebench.eval_results:saebench_eval_results",
     "circuit-compile": "interpflow.circuits.stages:circuit_compile",
     "circuit-siit": "interpflow.circuits.stages:circuit_siit",
     "circuit-discover": "interpflow.circuits.stages:circuit_discover",
