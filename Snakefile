@@ -31,6 +31,7 @@ localrules:
     evaluate_steering,
     leaderboard,
     saebench_leaderboard,
+    saebench_eval_results,
     saebench_texts,
     circuit_leaderboard,
 

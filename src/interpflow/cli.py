@@ -1,5 +1,6 @@
 """`interpflow <stage> --arg value ...`: every stage of the DAG as a sub-command, plus `wall-times`
-(where a finished run's time went, from its Snakemake benchmark files).
+(where a finished run's time went, from its Snakemake benchmark files) and `install-profile`
+(a profile of profiles/ where `snakemake --profile <name>` finds it).
 
 Options mirror each stage function's parameters (`--model-cfg` for `model_cfg`); dict-valued
 options take JSON, list-valued ones take several values. Snakemake rules call these; you can
@@ -53,12 +54,14 @@ STAGES = {
     "saebench-unlearning-corpus": "interpflow.saebench.unlearning_mcq:unlearning_corpus",
     "saebench-unlearning": "interpflow.saebench.unlearning:unlearning",
     "saebench-leaderboard": "interpflow.saebench.leaderboard:saebench_leaderboard",
+    "saebench-eval-results": "interpflow.saebench.eval_results:saebench_eval_results",
     "circuit-compile": "interpflow.circuits.stages:circuit_compile",
     "circuit-siit": "interpflow.circuits.stages:circuit_siit",
     "circuit-discover": "interpflow.circuits.stages:circuit_discover",
     "circuit-leaderboard": "interpflow.circuits.leaderboard:circuit_leaderboard",
     "leaderboard": "interpflow.report.leaderboard:leaderboard",
     "wall-times": "interpflow.report.wall_times:wall_times",
+    "install-profile": "interpflow.profiles:install_profile",
 }
 
 
@@ -103,7 +106,13 @@ def _help(name: str, hint, required: bool, default) -> str:
 
 
 def _add_option(parser: argparse.ArgumentParser, name: str, param: inspect.Parameter, hint) -> None:
+    if param.kind is inspect.Parameter.POSITIONAL_ONLY:  # `install-profile slurm`
+        parser.add_argument(name, help=_help(name, hint, True, None))
+        return
     flag = "--" + name.replace("_", "-")
+    if hint is bool:
+        parser.add_argument(flag, action="store_true", help="a flag (off unless given)")
+        return
     required = param.default is inspect.Parameter.empty
     default = None if required else param.default
     hint = _without_none(hint)
@@ -174,8 +183,10 @@ def main(argv: list[str] | None = None) -> int:
         return 0 if asked else 2
     function = stage_function(argv[0])
     args = vars(stage_parser(argv[0], function).parse_args(argv[1:]))
+    positional = [args.pop(name) for name, param in inspect.signature(function).parameters.items()
+                  if param.kind is inspect.Parameter.POSITIONAL_ONLY]
     try:
-        function(**args)
+        function(*positional, **args)
     except InterpflowError as err:
         print(f"interpflow: error: {err}", file=sys.stderr)
         return 2

@@ -105,6 +105,8 @@ JobAcctGatherType=jobacct_gather/none
 GresTypes=gpu
 NodeName=$HOST $topology RealMemory=$MEM Gres=gpu:$GPUS State=UNKNOWN
 PartitionName=debug Nodes=ALL Default=YES MaxTime=INFINITE State=UP
+# a second partition on the same node: the test installs the profile with --partition interpflow
+PartitionName=interpflow Nodes=ALL Default=NO MaxTime=INFINITE State=UP
 EOF
   # a GPU is a device file to slurmd; /dev/null stands in for each
   local i

@@ -6,7 +6,10 @@ and adding an SAE schedules only that SAE's jobs."""
 from __future__ import annotations
 
 import json
+import re
+from pathlib import Path
 
+import jsonschema
 import pandas as pd
 import pytest
 
@@ -15,6 +18,8 @@ from runs import copy_run, scheduled_jobs, snakemake
 pytestmark = pytest.mark.workflow
 
 SAES = ["relu", "topk"]
+# sae-bench 0.6.0's eval_output_schema_*.json (see their SOURCE.md)
+SCHEMAS = Path(__file__).resolve().parents[1] / "conformance" / "fixtures" / "saebench_schemas"
 
 
 def test_every_sae_has_its_core_json(tiny_full_run):
@@ -115,7 +120,7 @@ def test_adding_an_sae_schedules_only_its_own_jobs(tiny_full_run, tmp_path):
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     jobs = scheduled_jobs(result.stdout)
     assert jobs, result.stdout[-2000:]
-    summaries = {"leaderboard", "saebench_leaderboard", "all", "run_config"}
+    summaries = {"leaderboard", "saebench_leaderboard", "saebench_eval_results", "all", "run_config"}
     for rule, wildcards in jobs:
         if rule not in summaries:
             assert wildcards.get("sae") == "extra" or wildcards.get("method", "").endswith("-extra"), (rule, wildcards)
@@ -127,3 +132,42 @@ def test_adding_an_sae_schedules_only_its_own_jobs(tiny_full_run, tmp_path):
     assert {"saebench_absorption", "saebench_ravel", "saebench_unlearning"} <= {rule for rule, _ in jobs}
     assert not {"cache_first_letter", "ravel_prompts", "unlearning_questions", "cache_unlearning_corpus"} & {
         rule for rule, _ in jobs}
+
+
+def schema_errors(result: dict) -> list[str]:
+    schema = json.loads((SCHEMAS / f"eval_output_schema_{result['eval_type_id']}.json").read_text())
+    validator = jsonschema.validators.validator_for(schema)(schema)
+    return [f"{'/'.join(map(str, e.absolute_path))}: {e.message[:200]}" for e in validator.iter_errors(result)]
+
+
+def test_every_saebench_json_validates_against_saebench_schemas(tiny_full_run):
+    """Every field SAEBench's schema requires, of its type; a metric the random model gets no score for is null
+    (its schema wants a number), and the SAEBench layout leaves that result out."""
+    written = sorted((tiny_full_run.results / "saebench").glob("*/L*/*/*.json"))
+    exported = sorted((tiny_full_run.results / "saebench" / "eval_results").glob("*/*_eval_results.json"))
+    evals = {path.stem for path in written}
+    assert len(written) == len(SAES) * len(evals) >= 12, written  # the run's JSON (its SAEs x its evaluations)
+    unscored = set()
+    for path in written + exported:
+        result = json.loads(path.read_text())
+        errors = schema_errors(result)
+        if errors:
+            unscored.add(path)
+            assert all(re.fullmatch(r"eval_result_metrics/\w+/\w+: None is not of type 'number'", e) for e in errors), (path, errors)
+        assert result["sae_bench_commit_hash"].startswith("interpflow implementation of the sae-bench 0.6.0 protocol")
+        config = result["sae_cfg_dict"]
+        assert config["d_sae"] == 256 and config["d_in"] == 64, config
+        assert config["training_tokens"] > 0, config
+    # the tiny random model: absorption finds no reliable first-letter probe, RAVEL no known prompt
+    assert {(p.parent.name, p.stem) for p in unscored} == {(sae, e) for sae in SAES for e in ("absorption", "ravel")}
+    # the layout sae_bench_utils/graphing_utils.py reads: eval_results/<eval>/<release>_<sae_id>_eval_results.json,
+    # the evaluation told apart by its folder, the SAE by its file name (a trained SAE: interpflow_<model>_L<layer>_<sae>)
+    copies = {tiny_full_run.results / f"saebench/eval_results/{path.stem}/interpflow_tiny_llama_L2_{path.parent.name}"
+              "_eval_results.json": path for path in written if path not in unscored}
+    assert set(exported) == set(copies)
+    for copy, original in copies.items():
+        result = json.loads(copy.read_text())
+        sae = original.parent.name
+        names = {"sae_lens_release_id": "interpflow", "sae_lens_id": f"tiny_llama_L2_{sae}"}
+        assert result == {**json.loads(original.read_text()), **names}
+        assert result["sae_cfg_dict"]["architecture"] == {"topk": "topk", "relu": "standard"}[sae]

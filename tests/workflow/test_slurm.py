@@ -1,4 +1,8 @@
-"""The tiny workflow through `--profile profiles/slurm` on a real one-node SLURM cluster.
+"""The tiny workflow through `snakemake --profile slurm`, by name, on a real one-node SLURM cluster.
+
+The profile is installed with `interpflow install-profile slurm --partition interpflow` into a
+temporary XDG config folder, where Snakemake looks profile names up, and Snakemake runs from the
+repository root as a user types it; every job must land on that (non-default) partition.
 
 `slurm_cluster.sh` brings the cluster up (Debian's Slurm and munge, installed with apt when
 missing) and down. Skipped, with the reason shown, where that cannot work: not root, no apt and no
@@ -11,6 +15,7 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pandas as pd
@@ -31,9 +36,10 @@ CLUSTER = HERE / "slurm_cluster.sh"
 OVERRIDES = ["experiment=tiny", "concepts.limit=2", "~methods.probe", "~methods.prompt"]
 METHODS = ["diffmean"]
 # No accounting on the test cluster: job states come from squeue; the first check after 2 s, not 40.
-SLURM_ARGS = ["--profile", str(REPO / "profiles" / "slurm"), "--slurm-status-command", "squeue",
+SLURM_ARGS = ["--profile", "slurm", "--slurm-status-command", "squeue",
               "--slurm-init-seconds-before-status-checks", "2", "--slurm-keep-successful-logs"]
 TIMEOUT_S = 900
+PARTITION = "interpflow"  # slurm_cluster.sh's second partition; the cluster's default is `debug`
 
 
 def cluster(action: str) -> subprocess.CompletedProcess:
@@ -54,22 +60,37 @@ def slurm(unavailable):
     cluster("down")
 
 
-def run_snakemake(workdir: Path, *args: str) -> subprocess.CompletedProcess:
+@pytest.fixture(scope="module")
+def config_home(tmp_path_factory) -> Path:
+    """A user's config folder (XDG_CONFIG_HOME) with the project's slurm profile installed."""
+    home = tmp_path_factory.mktemp("xdg_config")
+    env = {**os.environ, "XDG_CONFIG_HOME": str(home)}
+    install = [sys.executable, "-m", "interpflow.cli", "install-profile", "slurm", "--partition", PARTITION]
+    installed = subprocess.run(install, capture_output=True, text=True, env=env, timeout=120)
+    assert installed.returncode == 0, installed.stderr
+    assert (home / "snakemake" / "slurm" / "config.v8+.yaml").is_file()
+    return home
+
+
+def run_snakemake(workdir: Path, config_home: Path, *args: str) -> subprocess.CompletedProcess:
     command, env = snakemake_command(workdir, OVERRIDES, *SLURM_ARGS, *args, slurm=True)
+    env["XDG_CONFIG_HOME"] = str(config_home)
     # Snakemake ignores SIGTERM while it waits on job states; `timeout -k` ends it for sure.
-    return subprocess.run(["timeout", "-k", "30", str(TIMEOUT_S), *command], capture_output=True, text=True, env=env)
+    return subprocess.run(["timeout", "-k", "30", str(TIMEOUT_S), *command], capture_output=True, text=True, env=env,
+                          cwd=REPO)
 
 
 @pytest.fixture(scope="module")
-def slurm_run(slurm, tmp_path_factory):
+def slurm_run(slurm, config_home, tmp_path_factory):
     workdir = tmp_path_factory.mktemp("slurm")
-    result = run_snakemake(workdir)
+    result = run_snakemake(workdir, config_home)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    return workdir, result.stdout + result.stderr
+    return workdir, config_home, result.stdout + result.stderr
 
 
 def test_every_artifact_through_slurm(slurm_run):
-    workdir, log = slurm_run
+    workdir, config_home, log = slurm_run
+    assert "Using profile slurm for setting default command line arguments" in log
     submitted = log.count("has been submitted with SLURM jobid")
     single_jobs = len(re.findall(r"^rule \w+:", log, flags=re.M))
     # each entry of the log starts with its time in column 0; a group's jobs are indented under it
@@ -96,20 +117,22 @@ def test_every_artifact_through_slurm(slurm_run):
     board = pd.read_csv(run / "leaderboard.csv")
     assert sorted(board["method"]) == METHODS
     assert (run / "plots" / "steering_vs_factor.png").stat().st_size > 0
-    again = run_snakemake(workdir, "-n")
+    again = run_snakemake(workdir, config_home, "-n")
     assert "Nothing to be done" in again.stdout + again.stderr, again.stdout[-2000:]
 
 
 def test_model_jobs_got_a_gpu_and_fell_back_to_cpu(slurm_run):
-    """Model jobs asked for a GPU (sbatch --gpus=1); the node's fake GPUs have no CUDA, so they ran on the CPU."""
-    workdir, log = slurm_run
+    """Model jobs asked for a GPU (sbatch --gpus=1); the node's fake GPUs have no CUDA, so they ran on the CPU.
+    Every job ran on the partition the installed profile names."""
+    workdir, _, log = slurm_run
     ids = ",".join(re.findall(r"submitted with SLURM jobid (\d+)", log))  # this run's jobs only
-    jobs = subprocess.run(["squeue", "-h", "--states=all", "-j", ids, "-O", "Comment:200,tres-per-job:40,State:20"],
-                          capture_output=True, text=True).stdout
+    jobs = subprocess.run(["squeue", "-h", "--states=all", "-j", ids, "-O",
+                           "Comment:200,tres-per-job:40,State:20,Partition:20"], capture_output=True, text=True).stdout
     rows = [line.split() for line in jobs.splitlines() if line.startswith("rule_")]
     # a single job's comment is rule_<rule>_wildcards_..., a group's rule_<group>_<its rules>
-    asked = {comment.split("_wildcards")[0][len("rule_"):]: tres for comment, tres, _ in rows}
-    assert all(state == "COMPLETED" for *_, state in rows), jobs
+    asked = {comment.split("_wildcards")[0][len("rule_"):]: tres for comment, tres, *_ in rows}
+    assert all(state == "COMPLETED" for _, _, state, _ in rows), jobs
+    assert {partition for *_, partition in rows} == {PARTITION}, jobs
     assert "gpu" in asked["cache_activations"] and "gpu" in asked["steer"], asked
     assert "gpu" not in asked["judge"], asked
     assert not {"evaluate_detection", "evaluate_steering", "leaderboard"} & set(asked), "local rules stay off the cluster"

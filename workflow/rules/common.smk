@@ -249,7 +249,7 @@ SAEBENCH_RESULTS = [
     f"{RESULTS}/saebench/{m}/L{l}/{sae}/{evaluation}.json"
     for m, l in model_layers() for sae in SAES for evaluation in SAEBENCH_EVALS
 ]
-SAEBENCH_OUTPUTS = [f"{RESULTS}/saebench/leaderboard.md"] if SAEBENCH_RESULTS else []
+SAEBENCH_OUTPUTS = [f"{RESULTS}/saebench/leaderboard.md", f"{RESULTS}/saebench/eval_results"] if SAEBENCH_RESULTS else []
 
 # The concept benchmark's outputs, when the run has models and methods (experiment=interpbench has neither).
 LEADERBOARD = [

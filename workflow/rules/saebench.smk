@@ -369,3 +369,20 @@ rule saebench_leaderboard:
         "interpflow saebench-leaderboard --threads {threads} --results {input.results:q} --concept-leaderboard {input.concept:q} "
         "--out-md {output.md:q} --out-csv {output.csv:q} --out-frontier-plot {output.frontier:q} "
         "--out-metrics-plot {output.metrics:q} > {log:q} 2>&1"
+
+
+# The same JSON as SAEBench's tools read it: eval_results/<eval>/<release>_<sae_id>_eval_results.json
+rule saebench_eval_results:
+    input:
+        SAEBENCH_RESULTS,
+    output:
+        directory(f"{RESULTS}/saebench/eval_results"),
+    params:
+        code=code_fingerprint("interpflow.saebench.eval_results"),
+    threads: 1
+    log:
+        f"{RESULTS}/logs/saebench/eval_results.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/saebench/eval_results.tsv"
+    shell:
+        "interpflow saebench-eval-results --results {input:q} --out {output:q} > {log:q} 2>&1"

@@ -5,7 +5,6 @@ recovered) and of each metric against L0, per architecture."""
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 import matplotlib
@@ -16,7 +15,8 @@ from matplotlib.ticker import LogLocator, NullFormatter, ScalarFormatter  # noqa
 import pandas as pd  # noqa: E402
 
 from interpflow.artifacts import atomic_path, read_json, write_text  # noqa: E402
-from interpflow.errors import ConfigError
+from interpflow.errors import ConfigError  # noqa: E402
+from interpflow.saebench.eval_results import RESULT_PATH  # noqa: E402
 
 KEYS = ["model", "layer", "sae"]
 # (eval_type_id, metric category, metric) -> column
@@ -40,7 +40,6 @@ HEADLINE = {
 }
 # the concept leaderboard's columns; an offline (proxy) judge's steering score keeps its own column
 CONCEPT = {"roc_auc": "concept_roc_auc", "overall": "concept_steering", "proxy_overall": "concept_steering_proxy"}
-PATH = re.compile(r".*/saebench/(?P<model>[^/]+)/L(?P<layer>\d+)/(?P<sae>[^/]+)/(?P<eval>[^/]+)\.json$")
 
 
 def architecture(sae_cfg: dict) -> str:
@@ -51,7 +50,7 @@ def read_results(paths: list[str]) -> pd.DataFrame:
     """One row per (model, layer, SAE): its architecture, width and headline metrics."""
     rows: dict[tuple, dict] = {}
     for path in paths:
-        match = PATH.match(str(Path(path).resolve()))
+        match = RESULT_PATH.match(str(Path(path).resolve()))
         if match is None:
             raise ConfigError(f"{path} is not results/<run>/saebench/<model>/L<layer>/<sae>/<eval>.json")
         result = read_json(path)
