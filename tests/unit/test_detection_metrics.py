@@ -142,9 +142,13 @@ def test_axbench_hard_negative_accuracy_matches_its_sklearn_recipe() -> None:
 
 
 def test_detection_table_imbalanced_pool() -> None:
-    table = detection_table(_hand_frame(), imbalance_ratio=100, pool_scores=_hand_pool()).set_index("concept_id")
+    """A pool shorter than the ratio asks for is scored only when the user opts in (score_short_pool)."""
+    table = detection_table(_hand_frame(), imbalance_ratio=100, pool_scores=_hand_pool(),
+                            score_short_pool=True).set_index("concept_id")
     one, two = table.loc[1], table.loc[2]
     assert one["n_pool"] == 5 and two["n_pool"] == 5  # 100 x n_pos is more than the pool has
+    assert one["pool_ratio"] == pytest.approx(5 / 3) and two["pool_ratio"] == 5.0
+    assert one["imbalanced_note"] == "pool of 5 negatives for 3 positives (1:1.7, below 1:100)"
     # Concept 1: positives 0.9 0.8 0.4 against 0.95 0.05 0.5 0.85 0.3: correct pairs 0.9 -> 4, 0.8 -> 3, 0.4 -> 2.
     assert one["imbalanced_roc_auc"] == pytest.approx(9 / 15)
     # Best threshold 0.4: TP 3, FP 3 (0.95, 0.5, 0.85) -> 6/9.
@@ -154,12 +158,19 @@ def test_detection_table_imbalanced_pool() -> None:
     assert one["roc_auc"] == pytest.approx(8 / 9)
 
 
-def test_detection_table_takes_the_head_of_the_pool() -> None:
-    """Each concept meets the first ratio x n_pos pool examples in the pool's order, never a draw of its own."""
+def test_detection_table_short_pool_gives_nan_with_the_reason() -> None:
+    table = detection_table(_hand_frame(), imbalance_ratio=100, pool_scores=_hand_pool()).set_index("concept_id")
+    assert table["imbalanced_f1"].isna().all() and table["imbalanced_roc_auc"].isna().all()
+    assert table.loc[2, "imbalanced_note"] == "pool of 5 negatives for 1 positives (1:5.0, below 1:100)"
+    assert table.loc[1, "roc_auc"] == pytest.approx(8 / 9)  # the balanced metrics stand
+
+
+def test_detection_table_scores_every_concept_on_the_whole_pool() -> None:
+    """As AxBench: every concept meets every pool example, whatever its number of positives."""
     table = detection_table(_hand_frame(), imbalance_ratio=1, pool_scores=_hand_pool()).set_index("concept_id")
-    # Concept 1 (3 positives): pool examples 0, 1, 2 (0.95 0.05 0.5): correct pairs 0.9 -> 2, 0.8 -> 2, 0.4 -> 1.
-    assert table.loc[1, "n_pool"] == 3 and table.loc[1, "imbalanced_roc_auc"] == pytest.approx(5 / 9)
-    assert table.loc[2, "n_pool"] == 1  # one positive
+    assert table.loc[1, "n_pool"] == 5 and table.loc[1, "imbalanced_note"] == ""
+    assert table.loc[1, "imbalanced_roc_auc"] == pytest.approx(9 / 15)
+    assert table.loc[2, "n_pool"] == 5 and table.loc[2, "pool_ratio"] == 5.0
 
 
 def test_detection_table_rejects_unknown_category() -> None:

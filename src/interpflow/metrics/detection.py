@@ -158,18 +158,22 @@ def _binary(positives: np.ndarray, negatives: np.ndarray) -> tuple[np.ndarray, n
     return labels, np.concatenate([positives, negatives])
 
 
-def _concept_row(concept_id: int, group: pd.DataFrame, pool: np.ndarray | None) -> dict[str, float | int]:
-    """Metrics of one concept; ``pool`` is its imbalanced negative pool (None: not available)."""
+def _concept_row(concept_id: int, group: pd.DataFrame, pool: np.ndarray | None, ratio: int,
+                 score_short_pool: bool) -> dict[str, float | int | str]:
+    """Metrics of one concept; ``pool`` is the run's imbalance pool scored by it (None: not available).
+    The imbalanced metrics need ``ratio`` x its positives in the pool, unless ``score_short_pool``."""
     by_category = {c: group.loc[group["category"] == c, "score"].to_numpy(dtype=float) for c in CATEGORIES}
     positives, negatives, hard = (by_category[c] for c in CATEGORIES)
     labels, scores = _binary(positives, negatives)
     threshold = youden_threshold(labels, scores)
-    row: dict[str, float | int] = {
+    n_pool = 0 if pool is None else pool.size
+    row: dict[str, float | int | str] = {
         "concept_id": concept_id,
         "n_pos": positives.size,
         "n_neg": negatives.size,
         "n_hard": hard.size,
-        "n_pool": 0 if pool is None else pool.size,
+        "n_pool": n_pool,
+        "pool_ratio": n_pool / positives.size if positives.size else float("nan"),
         "roc_auc": roc_auc(labels, scores),
         "threshold": threshold,
         "hard_negative_accuracy": hard_negative_accuracy(positives, negatives, hard),
@@ -177,21 +181,30 @@ def _concept_row(concept_id: int, group: pd.DataFrame, pool: np.ndarray | None) 
         "f1": best_f1(labels, scores)[0],
         "imbalanced_f1": float("nan"),
         "imbalanced_roc_auc": float("nan"),
+        "imbalanced_note": "no imbalance pool scored" if pool is None else short_pool_note(n_pool, positives.size, ratio),
     }
-    if pool is not None and pool.size:
+    if n_pool and (not row["imbalanced_note"] or score_short_pool):
         pool_labels, pool_scores = _binary(positives, pool)
         row["imbalanced_f1"] = best_f1(pool_labels, pool_scores)[0]
         row["imbalanced_roc_auc"] = roc_auc(pool_labels, pool_scores)
     return row
 
 
+def short_pool_note(n_pool: int, n_pos: int, ratio: int) -> str:
+    """Why a concept's imbalanced metrics fall short of 1:``ratio`` ("" when they do not)."""
+    if n_pool >= ratio * n_pos:
+        return ""
+    return f"pool of {n_pool} negatives for {n_pos} positives (1:{n_pool / max(n_pos, 1):.1f}, below 1:{ratio})"
+
+
 DETECTION_COLUMNS = [
-    "concept_id", "n_pos", "n_neg", "n_hard", "n_pool", "roc_auc", "threshold", "hard_negative_accuracy",
-    "hard_negative_rejection", "f1", "imbalanced_f1", "imbalanced_roc_auc",
+    "concept_id", "n_pos", "n_neg", "n_hard", "n_pool", "pool_ratio", "roc_auc", "threshold", "hard_negative_accuracy",
+    "hard_negative_rejection", "f1", "imbalanced_f1", "imbalanced_roc_auc", "imbalanced_note",
 ]
 
 
-def detection_table(df: pd.DataFrame, imbalance_ratio: int = 100, pool_scores: pd.DataFrame | None = None) -> pd.DataFrame:
+def detection_table(df: pd.DataFrame, imbalance_ratio: int = 100, pool_scores: pd.DataFrame | None = None,
+                    score_short_pool: bool = False) -> pd.DataFrame:
     """Per-concept detection metrics.
 
     ``df`` has one row per evaluation example of a concept with columns
@@ -205,11 +218,12 @@ def detection_table(df: pd.DataFrame, imbalance_ratio: int = 100, pool_scores: p
       the hard negatives' accuracy at that threshold; ``hard_negative_rejection``
       is the hard negatives' share alone;
     * ``imbalanced_f1`` and ``imbalanced_roc_auc`` compare the positives with
-      the first ``imbalance_ratio`` x n_pos examples (``n_pool``) of the run's
-      imbalance pool: plain negatives drawn once per run, in a fixed order
-      (``pool_scores``: concept_id, example_id, score, the pool's order being
-      example_id's). Every concept meets the same pool whatever shard it is
-      in. Without ``pool_scores`` both columns are NaN.
+      every example (``n_pool``) of the run's imbalance pool, plain negatives
+      drawn once per run as AxBench draws them (``pool_scores``: concept_id,
+      example_id, score), as AxBench scores every concept on its one pool.
+      ``pool_ratio`` is n_pool / n_pos. Below ``imbalance_ratio`` both are NaN
+      and ``imbalanced_note`` says why, unless ``score_short_pool``. Without
+      ``pool_scores`` both are NaN.
     """
     _require_columns(df, ("concept_id", "category", "score"), "df")
     unknown = set(df["category"]) - set(CATEGORIES)
@@ -224,7 +238,6 @@ def detection_table(df: pd.DataFrame, imbalance_ratio: int = 100, pool_scores: p
     for concept_id, group in df.groupby("concept_id", sort=True):
         pool = None
         if pool_scores is not None:
-            n_pos = int((group["category"] == POSITIVE).sum())
-            pool = pools.get(concept_id, np.empty(0))[: imbalance_ratio * n_pos]
-        rows.append(_concept_row(concept_id, group, pool))
+            pool = pools.get(concept_id, np.empty(0))
+        rows.append(_concept_row(concept_id, group, pool, imbalance_ratio, score_short_pool))
     return pd.DataFrame(rows, columns=DETECTION_COLUMNS)
