@@ -78,25 +78,40 @@ def roc_auc(labels: ArrayLike, scores: ArrayLike) -> float:
     return float(u_statistic / (n_pos * n_neg))
 
 
+def _roc_corners(tp: np.ndarray, fp: np.ndarray) -> np.ndarray:
+    """Which (fp, tp) points scikit-learn's ``roc_curve`` keeps (drop_intermediate): the first, the last, and
+    every point where the counts' second difference is not zero in either axis."""
+    if tp.size <= 2:
+        return np.ones(tp.size, dtype=bool)
+    bends = (np.diff(fp, 2) != 0) | (np.diff(tp, 2) != 0)
+    return np.r_[True, bends, True]
+
+
 def _youden(y: np.ndarray, s: np.ndarray) -> tuple[float, float]:
-    """(threshold, J) maximising Youden's J = TPR - FPR; NaNs if only one class is present."""
+    """(threshold, J) maximising Youden's J = TPR - FPR as AxBench finds it: ``argmax(tpr - fpr)`` over
+    scikit-learn's ``roc_curve`` points (its leading (0, 0) point included, in float arithmetic, so
+    that float rounding breaks near-ties as it does there). NaNs if only one class is present; J <= 0
+    means the optimum is that leading point, whose threshold is infinite (reported as NaN)."""
     n_pos = int(y.sum())
     n_neg = y.size - n_pos
     if n_pos == 0 or n_neg == 0:
         return float("nan"), float("nan")
     thresholds, tp, fp = _counts_by_threshold(y, s)
-    # J * n_pos * n_neg in exact integer arithmetic, so equal J values tie exactly.
-    scaled_j = tp * n_neg - fp * n_pos
-    best = int(np.argmax(scaled_j))
-    return float(thresholds[best]), float(scaled_j[best] / (n_pos * n_neg))
+    kept = _roc_corners(tp, fp)
+    thresholds = np.r_[np.inf, thresholds[kept]]
+    j = np.r_[0, tp[kept]] / n_pos - np.r_[0, fp[kept]] / n_neg
+    best = int(np.argmax(j))
+    return (float("nan") if best == 0 else float(thresholds[best])), float(j[best])
 
 
 def youden_threshold(labels: ArrayLike, scores: ArrayLike) -> float:
     """Threshold maximising Youden's J = TPR - FPR (predict positive if ``score >= t``).
 
-    Candidates are the distinct scores; among equally good thresholds the
-    highest one wins (scikit-learn's ``roc_curve`` order, as AxBench reads it).
-    NaN if only one class is present.
+    Found as AxBench finds it (``_youden``): candidates are the points
+    scikit-learn's ``roc_curve`` keeps, J in float arithmetic, the first (the
+    highest threshold) among equal J. NaN if only one class is present or no
+    threshold beats chance (AxBench's optimum is then ``roc_curve``'s
+    infinite first threshold).
     """
     return _youden(*_labels_and_scores(labels, scores))[0]
 
