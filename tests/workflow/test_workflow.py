@@ -109,7 +109,7 @@ def test_leaderboard_lists_every_method(tiny_run):
     # the pool reaches 1:8 of the configured 1:100; tiny scores it anyway (detection.short_pool: score) and says so
     detectors = board.set_index("method").loc[DETECTORS]
     assert (detectors["pool_ratio"] == "1:8").all() and detectors["imbalanced_f1"].notna().all()
-    assert detectors["short_pool"].str.contains("below 1:100").all() and "Below the configured ratio" in text
+    assert detectors["short_pool"].str.contains("below 1:100").all() and "at the ratio shown (detection.short_pool: score)" in text
     usage = text.split("## LLM API usage")[1]  # the offline judge and the shipped data call no API
     assert all(row in usage for row in ("data generation", "judging", "total"))
     for plot in ("detection_auc.png", "steering_vs_factor.png"):

@@ -240,9 +240,14 @@ def _short_pool_text(detection: pd.DataFrame) -> str:
     short = detection[detection["short_pool"].fillna("") != ""] if "short_pool" in detection else detection.iloc[:0]
     if not len(short):
         return ""
-    runs = ", ".join(f"{r.model} L{r.layer} {r.method}" for r in short.itertuples())
-    return (f" Below the configured ratio ({short['short_pool'].iloc[0]}) in {runs}: there imbalanced F1 is — "
-            "(NaN) unless detection.short_pool is `score`, which computes it at the ratio shown.")
+    scored = short["imbalanced_f1"].notna()
+    names = lambda rows: ", ".join(f"{r.model} L{r.layer} {r.method}" for r in rows.itertuples())  # noqa: E731
+    text = f" Below the configured ratio ({short['short_pool'].iloc[0]}):"
+    if (~scored).any():
+        text += f" {names(short[~scored])}: imbalanced F1 — (NaN; detection.short_pool: score computes it at the ratio shown)."
+    if scored.any():
+        text += f" {names(short[scored])}: imbalanced F1 at the ratio shown (detection.short_pool: score)."
+    return text
 
 
 def _plot_detection(detection: pd.DataFrame, path: str) -> None:
