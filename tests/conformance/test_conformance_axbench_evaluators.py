@@ -104,8 +104,8 @@ def test_the_imbalance_pool_is_axbench_draw(tmp_path, draw):
     if positives != 5:  # AxBench's subset_n is a setting; ours is the positives per concept in the file
         keep = (file["category"] != "positive") | (file.groupby(["concept_id", "category"]).cumcount() < positives)
         file[keep].to_parquet(folder / "inference/latent_eval_data.parquet")
-    cfg = {"run_name": "pool", "results_dir": str(tmp_path), "seed": draw["seed"],
+    cfg = {"run_name": "pool", "results_dir": str(tmp_path),
            "generator": {"name": "dataset", "path": str(folder), "format": "axbench"},
-           "detection": {"imbalance_ratio": draw["factor"] or 100, "short_pool": "stop"}}
+           "detection": {"imbalance_ratio": draw["factor"] or 100, "short_pool": "stop", "pool_seed": draw["seed"]}}
     imbalance_pool(cfg, [], str(tmp_path / "pool.parquet"))
     assert read_parquet(tmp_path / "pool.parquet")["input"].tolist() == draw["inputs"]

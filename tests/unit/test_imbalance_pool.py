@@ -22,8 +22,8 @@ DEMO = {"name": "dataset", "path": "demo", "format": "demo"}
 
 
 def _cfg(tmp_path: Path, generator: dict, ratio: int, short: str = "nan", seed: int = 42) -> dict:
-    return {"run_name": "pool", "results_dir": str(tmp_path), "generator": generator, "seed": seed,
-            "detection": {"imbalance_ratio": ratio, "short_pool": short}}
+    return {"run_name": "pool", "results_dir": str(tmp_path), "generator": generator,
+            "detection": {"imbalance_ratio": ratio, "short_pool": short, "pool_seed": seed}}
 
 
 def _pool(tmp_path: Path, cfg: dict, latent: list[str] | None = None) -> pd.DataFrame:
@@ -77,7 +77,7 @@ def test_a_generated_pool_comes_from_every_shard(tmp_path):
     negatives = [f"negative {c} {i}" for c in (0, 1, 2) for i in range(4)]
     assert pool["input"].tolist() == [negatives[i] for i in np.random.RandomState(0).permutation(12)[:8]]
     with pytest.raises(ConfigError, match="this run's evaluation data holds 12"):
-        _pool(tmp_path, {**cfg, "detection": {"imbalance_ratio": 4, "short_pool": "stop"}}, shards)
+        _pool(tmp_path, {**cfg, "detection": {"imbalance_ratio": 4, "short_pool": "stop", "pool_seed": 0}}, shards)
 
 
 @pytest.mark.skipif(CONCEPT10 is None, reason="AxBench Concept10 not found: set INTERPFLOW_AXBENCH_DIR")

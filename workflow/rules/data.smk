@@ -91,8 +91,8 @@ rule imbalance_pool:
     output:
         f"{RESULTS}/data/latent_eval/pool.parquet",
     params:
-        cfg=json_param({**{k: config[k] for k in ("run_name", "results_dir", "generator", "seed")},
-                        "detection": {k: config["detection"][k] for k in ("imbalance_ratio", "short_pool")}}),
+        cfg=json_param({**{k: config[k] for k in ("run_name", "results_dir", "generator")},
+                        "detection": {k: config["detection"][k] for k in ("imbalance_ratio", "short_pool", "pool_seed")}}),
         code=data_code("interpflow.stages.data", "imbalance_pool"),
     threads: 1
     log:

@@ -107,7 +107,7 @@ def draw_pool(negatives: pd.DataFrame, size: int, seed: int) -> pd.DataFrame:
 
 def imbalance_pool(cfg: dict, latent: list[str], out: str) -> None:
     """Write the run's imbalance pool: detection.imbalance_ratio x the positives per concept plain negatives
-    (category `negative`) drawn with `seed` as AxBench draws them (draw_pool), from a data set's whole
+    (category `negative`) drawn with detection.pool_seed as AxBench draws them (draw_pool), from a data set's whole
     evaluation file or from this run's generated evaluation data. Every concept is scored against all of it.
     A shorter pool is written whole; detection.short_pool = stop refuses it here."""
     candidates = _pool_candidates(cfg, latent)
@@ -121,6 +121,6 @@ def imbalance_pool(cfg: dict, latent: list[str], out: str) -> None:
             f"per concept); {where} holds {len(negatives)} (1:{len(negatives) / (size // ratio):.1f}). Use a larger "
             f"data set, lower detection.imbalance_ratio, or set detection.short_pool to nan ({SHORT_POOL['nan']}) "
             f"or score ({SHORT_POOL['score']})")
-    pool = draw_pool(negatives, size, cfg["seed"]).reset_index(drop=True)
+    pool = draw_pool(negatives, size, cfg["detection"]["pool_seed"]).reset_index(drop=True)
     pool.insert(0, "example_id", range(len(pool)))
     write_parquet(pool, out)
