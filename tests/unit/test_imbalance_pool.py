@@ -91,3 +91,15 @@ def test_concept10_reaches_one_to_ten(tmp_path):
     raw = pd.read_parquet(CONCEPT10 / "inference/latent_eval_data.parquet")
     raw_negatives = raw[raw["category"] == "negative"]
     assert pool["input"].tolist() == raw_negatives.sample(360, random_state=42)["input"].tolist()
+
+
+def test_the_pool_job_tracks_the_data_sets_evaluation_file_only(tmp_path):
+    """Editing an AxBench release's evaluation file re-runs the pool job; its training data or the steering
+    instructions do not (the demo set, shipped, enters the job's code fingerprint instead)."""
+    from interpflow.inputs import package_data, user_inputs
+
+    release = {"generator": {"name": "dataset", "format": "axbench", "path": str(tmp_path)},
+               "steering": {"instructions": str(tmp_path / "steering.txt")}, "concepts": {"source": "dataset"}}
+    assert user_inputs(release, "imbalance_pool") == [str(tmp_path / "inference/latent_eval_data.parquet")]
+    demo = {**release, "generator": DEMO}
+    assert user_inputs(demo, "imbalance_pool") == [] and package_data(demo, "imbalance_pool") != ""
