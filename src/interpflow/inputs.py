@@ -95,6 +95,7 @@ STAGE_READS: dict[str, Callable[..., list[Path]]] = {
     "concepts": lambda cfg: [*_concept_list(cfg), *_data_set(cfg, "concepts")],
     "train_data": _example_data("train"),
     "eval_data": _example_data("latent_eval"),
+    "imbalance_pool": lambda cfg: _data_set(cfg, "latent_eval"),  # a data set's whole evaluation file
     "prepare_model": lambda cfg, model: _model_folder(cfg["models"][model]),
     "prepare_generator": lambda cfg: _model_folder(cfg["generator"].get("model") or {}),
     "train": lambda cfg, method: _files(cfg["methods"][method].get("labels")),  # the SAE methods' latent labels

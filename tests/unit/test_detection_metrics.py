@@ -48,13 +48,12 @@ def test_roc_auc_all_tied_is_half() -> None:
 @pytest.mark.parametrize(("seed", "size"), CASES)
 def test_youden_threshold_matches_sklearn_roc_curve(seed: int, size: int) -> None:
     labels, scores = _random_data(seed, size)
-    fpr, tpr, thresholds = roc_curve(labels, scores, drop_intermediate=False)
-    # Index 0 is sklearn's "predict nothing" threshold (inf), not a real score.
-    youden_j, thresholds = (tpr - fpr)[1:], thresholds[1:]
-    # Thresholds come highest first, so argmax picks the highest of tied ones;
-    # the tolerance only absorbs float rounding between equal J values.
-    expected = thresholds[np.argmax(youden_j >= youden_j.max() - 1e-12)]
-    assert youden_threshold(labels, scores) == expected
+    fpr, tpr, thresholds = roc_curve(labels, scores)
+    # AxBench's recipe exactly: argmax of tpr - fpr in floats over the points roc_curve keeps, so float
+    # rounding breaks near-ties; index 0 is its "predict nothing" threshold (inf), no threshold for us.
+    best = int(np.argmax(tpr - fpr))
+    expected = thresholds[best] if best else float("nan")
+    assert youden_threshold(labels, scores) == pytest.approx(expected, nan_ok=True, rel=0, abs=0)
 
 
 @pytest.mark.parametrize(("seed", "size"), CASES)
@@ -104,10 +103,11 @@ def test_detection_table_hand_example() -> None:
     assert (one["n_pos"], one["n_neg"], one["n_hard"], one["n_pool"]) == (3, 3, 2, 0)
     # 8 of the 9 positive/negative pairs are ordered correctly (0.4 < 0.5).
     assert one["roc_auc"] == pytest.approx(8 / 9)
-    # J = 2/3 at 0.8 and at 0.4; the higher threshold wins the tie.
-    assert one["threshold"] == 0.8
-    # AxBench: at 0.8, positives 0.9 0.8 right, 0.4 wrong (2/3); hard negatives 0.85 wrong, 0.2 right (1/2).
-    assert one["hard_negative_accuracy"] == pytest.approx((2 / 3 + 1 / 2) / 2)
+    # J = 2/3 at 0.8 and at 0.4, but in floats (as AxBench computes tpr - fpr) 2/3 - 0 is 0.6666666666666666
+    # and 1 - 1/3 is 0.6666666666666667: 0.4 wins.
+    assert one["threshold"] == 0.4
+    # AxBench: at 0.4, positives all right (1); hard negatives 0.85 wrong, 0.2 right (1/2).
+    assert one["hard_negative_accuracy"] == pytest.approx((1 + 1 / 2) / 2)
     assert one["hard_negative_rejection"] == 0.5
     # Best F1 at 0.4: TP 3, FP 1, FN 0 -> 6/7.
     assert one["f1"] == pytest.approx(6 / 7)
@@ -142,9 +142,13 @@ def test_axbench_hard_negative_accuracy_matches_its_sklearn_recipe() -> None:
 
 
 def test_detection_table_imbalanced_pool() -> None:
-    table = detection_table(_hand_frame(), imbalance_ratio=100, pool_scores=_hand_pool()).set_index("concept_id")
+    """A pool shorter than the ratio asks for is scored only when the user opts in (score_short_pool)."""
+    table = detection_table(_hand_frame(), imbalance_ratio=100, pool_scores=_hand_pool(),
+                            score_short_pool=True).set_index("concept_id")
     one, two = table.loc[1], table.loc[2]
     assert one["n_pool"] == 5 and two["n_pool"] == 5  # 100 x n_pos is more than the pool has
+    assert one["pool_ratio"] == pytest.approx(5 / 3) and two["pool_ratio"] == 5.0
+    assert one["imbalanced_note"] == "pool of 5 negatives for 3 positives (1:1.7, below 1:100)"
     # Concept 1: positives 0.9 0.8 0.4 against 0.95 0.05 0.5 0.85 0.3: correct pairs 0.9 -> 4, 0.8 -> 3, 0.4 -> 2.
     assert one["imbalanced_roc_auc"] == pytest.approx(9 / 15)
     # Best threshold 0.4: TP 3, FP 3 (0.95, 0.5, 0.85) -> 6/9.
@@ -154,12 +158,19 @@ def test_detection_table_imbalanced_pool() -> None:
     assert one["roc_auc"] == pytest.approx(8 / 9)
 
 
-def test_detection_table_takes_the_head_of_the_pool() -> None:
-    """Each concept meets the first ratio x n_pos pool examples in the pool's order, never a draw of its own."""
+def test_detection_table_short_pool_gives_nan_with_the_reason() -> None:
+    table = detection_table(_hand_frame(), imbalance_ratio=100, pool_scores=_hand_pool()).set_index("concept_id")
+    assert table["imbalanced_f1"].isna().all() and table["imbalanced_roc_auc"].isna().all()
+    assert table.loc[2, "imbalanced_note"] == "pool of 5 negatives for 1 positives (1:5.0, below 1:100)"
+    assert table.loc[1, "roc_auc"] == pytest.approx(8 / 9)  # the balanced metrics stand
+
+
+def test_detection_table_scores_every_concept_on_the_whole_pool() -> None:
+    """As AxBench: every concept meets every pool example, whatever its number of positives."""
     table = detection_table(_hand_frame(), imbalance_ratio=1, pool_scores=_hand_pool()).set_index("concept_id")
-    # Concept 1 (3 positives): pool examples 0, 1, 2 (0.95 0.05 0.5): correct pairs 0.9 -> 2, 0.8 -> 2, 0.4 -> 1.
-    assert table.loc[1, "n_pool"] == 3 and table.loc[1, "imbalanced_roc_auc"] == pytest.approx(5 / 9)
-    assert table.loc[2, "n_pool"] == 1  # one positive
+    assert table.loc[1, "n_pool"] == 5 and table.loc[1, "imbalanced_note"] == ""
+    assert table.loc[1, "imbalanced_roc_auc"] == pytest.approx(9 / 15)
+    assert table.loc[2, "n_pool"] == 5 and table.loc[2, "pool_ratio"] == 5.0
 
 
 def test_detection_table_rejects_unknown_category() -> None:

@@ -154,3 +154,22 @@ def test_latent_choices_name_how_each_sae_run_picked_its_latents(tmp_path):
                     latent_choices(paths)).set_index("method")
     assert table.loc["sae-topk", "latent_choice"] == "best training AUC (supervised)"
     assert pd.isna(table.loc["diffmean", "latent_choice"])
+
+
+def test_the_imbalance_pool_ratio_and_why_it_fell_short():
+    """Per run the positives : pool negatives of its concepts (a range where they differ), and the rows whose
+    pool fell below detection.imbalance_ratio named with the reason: NaN ones and ones scored anyway apart."""
+    from interpflow.report.leaderboard import detection_summary
+
+    note = "pool of 144 negatives for 18 positives (1:8.0, below 1:100)"
+    rows = detection_rows().assign(n_pool=3600, pool_ratio=100.0, imbalanced_note="")
+    rows.loc[rows["method"] == "probe", ["pool_ratio", "imbalanced_note", "imbalanced_f1"]] = [8.0, note, math.nan]
+    rows.loc[(rows["method"] == "diffmean") & (rows["layer"] == 3), "pool_ratio"] = [100.0, 120.0]
+    rows.loc[rows["method"] == "bow", ["pool_ratio", "imbalanced_note"]] = [10.0, note.replace("(1:8.0", "(1:10.0")]
+    table = detection_summary(rows, RUNS).set_index(["layer", "method"])
+    assert table.loc[(3, "probe"), "pool_ratio"] == "1:8" and table.loc[(3, "probe"), "short_pool"] == note
+    assert table.loc[(3, "diffmean"), "pool_ratio"] == "1:100–1:120" and table.loc[(3, "diffmean"), "short_pool"] == ""
+    assert pd.isna(table.loc[(3, "prompt"), "pool_ratio"])  # no detection
+    text = _markdown(detection_summary(rows, RUNS), steering_table(steering_rows(), RUNS), usage_table({}, {}))
+    assert "| imbalance pool" in text and "1:100–1:120" in text
+    assert "m L3 probe: imbalanced F1 — (NaN" in text and "m L3 bow: imbalanced F1 at the ratio shown" in text

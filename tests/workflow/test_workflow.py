@@ -30,10 +30,9 @@ def test_every_artifact_has_its_schema(tiny_run):
     assert set(concepts.columns) == {"concept_id", "concept", "genre", "shard", "source", "ref"}
     assert len(concepts) == 3 and sorted(concepts["shard"].unique()) == ["s0000", "s0001"]
     pool = pd.read_parquet(run / "data/latent_eval/pool.parquet")
-    every_negative = pd.concat([pd.read_parquet(run / f"data/latent_eval/{s}.parquet") for s in ("s0000", "s0001")])
-    every_negative = every_negative[every_negative["category"] == "negative"]
     assert (pool["category"] == "negative").all() and pool["example_id"].tolist() == list(range(len(pool)))
-    assert len(pool) == len(every_negative.drop_duplicates(["input", "output"]))  # fewer than 100 x n_pos here
+    # drawn from the demo set's whole evaluation file (8 concepts x 18 negatives), fewer than 100 x 18
+    assert len(pool) == 144 and pool["concept_id"].nunique() == 8
     for shard in ("s0000", "s0001"):
         assert {"concept_id", "input", "output", "label", "category", "genre"} <= columns(run / f"data/train/{shard}.parquet")
         latent_eval = pd.read_parquet(run / f"data/latent_eval/{shard}.parquet")
@@ -107,6 +106,10 @@ def test_leaderboard_lists_every_method(tiny_run):
     assert steers["proxy_overall"].notna().all() and steers["overall"].isna().all()
     assert (steers["judge"] == "offline:all-MiniLM-L6-v2").all() and (steers["unparsed_share"] == 0).all()
     assert "overall (HM, proxy)" in text and "| overall (HM) " not in text
+    # the pool reaches 1:8 of the configured 1:100; tiny scores it anyway (detection.short_pool: score) and says so
+    detectors = board.set_index("method").loc[DETECTORS]
+    assert (detectors["pool_ratio"] == "1:8").all() and detectors["imbalanced_f1"].notna().all()
+    assert detectors["short_pool"].str.contains("below 1:100").all() and "at the ratio shown (detection.short_pool: score)" in text
     usage = text.split("## LLM API usage")[1]  # the offline judge and the shipped data call no API
     assert all(row in usage for row in ("data generation", "judging", "total"))
     for plot in ("detection_auc.png", "steering_vs_factor.png"):

@@ -85,18 +85,20 @@ rule eval_data:
 
 rule imbalance_pool:
     input:
+        # a data set's pool comes from its whole evaluation file (user_files); generated data's from the shards
         latent=expand(f"{RESULTS}/data/latent_eval/{{shard}}.parquet", shard=SHARDS),
+        user_files=files_read("imbalance_pool"),
     output:
         f"{RESULTS}/data/latent_eval/pool.parquet",
     params:
-        ratio=config["detection"]["imbalance_ratio"],
-        seed=config["seed"],
-        code=code_fingerprint("interpflow.stages.data"),
+        cfg=json_param({**{k: config[k] for k in ("run_name", "results_dir", "generator")},
+                        "detection": {k: config["detection"][k] for k in ("imbalance_ratio", "short_pool", "pool_seed")}}),
+        code=data_code("interpflow.stages.data", "imbalance_pool"),
     threads: 1
     log:
         f"{RESULTS}/logs/imbalance_pool.log",
     benchmark:
         f"{RESULTS}/benchmarks/imbalance_pool.tsv"
     shell:
-        "interpflow imbalance-pool --threads {threads} --latent {input.latent:q} --ratio {params.ratio} --seed {params.seed} "
+        "interpflow imbalance-pool --threads {threads} --cfg {params.cfg:q} --latent {input.latent:q} "
         "--out {output:q} > {log:q} 2>&1"

@@ -78,25 +78,40 @@ def roc_auc(labels: ArrayLike, scores: ArrayLike) -> float:
     return float(u_statistic / (n_pos * n_neg))
 
 
+def _roc_corners(tp: np.ndarray, fp: np.ndarray) -> np.ndarray:
+    """Which (fp, tp) points scikit-learn's ``roc_curve`` keeps (drop_intermediate): the first, the last, and
+    every point where the counts' second difference is not zero in either axis."""
+    if tp.size <= 2:
+        return np.ones(tp.size, dtype=bool)
+    bends = (np.diff(fp, 2) != 0) | (np.diff(tp, 2) != 0)
+    return np.r_[True, bends, True]
+
+
 def _youden(y: np.ndarray, s: np.ndarray) -> tuple[float, float]:
-    """(threshold, J) maximising Youden's J = TPR - FPR; NaNs if only one class is present."""
+    """(threshold, J) maximising Youden's J = TPR - FPR as AxBench finds it: ``argmax(tpr - fpr)`` over
+    scikit-learn's ``roc_curve`` points (its leading (0, 0) point included, in float arithmetic, so
+    that float rounding breaks near-ties as it does there). NaNs if only one class is present; J <= 0
+    means the optimum is that leading point, whose threshold is infinite (reported as NaN)."""
     n_pos = int(y.sum())
     n_neg = y.size - n_pos
     if n_pos == 0 or n_neg == 0:
         return float("nan"), float("nan")
     thresholds, tp, fp = _counts_by_threshold(y, s)
-    # J * n_pos * n_neg in exact integer arithmetic, so equal J values tie exactly.
-    scaled_j = tp * n_neg - fp * n_pos
-    best = int(np.argmax(scaled_j))
-    return float(thresholds[best]), float(scaled_j[best] / (n_pos * n_neg))
+    kept = _roc_corners(tp, fp)
+    thresholds = np.r_[np.inf, thresholds[kept]]
+    j = np.r_[0, tp[kept]] / n_pos - np.r_[0, fp[kept]] / n_neg
+    best = int(np.argmax(j))
+    return (float("nan") if best == 0 else float(thresholds[best])), float(j[best])
 
 
 def youden_threshold(labels: ArrayLike, scores: ArrayLike) -> float:
     """Threshold maximising Youden's J = TPR - FPR (predict positive if ``score >= t``).
 
-    Candidates are the distinct scores; among equally good thresholds the
-    highest one wins (scikit-learn's ``roc_curve`` order, as AxBench reads it).
-    NaN if only one class is present.
+    Found as AxBench finds it (``_youden``): candidates are the points
+    scikit-learn's ``roc_curve`` keeps, J in float arithmetic, the first (the
+    highest threshold) among equal J. NaN if only one class is present or no
+    threshold beats chance (AxBench's optimum is then ``roc_curve``'s
+    infinite first threshold).
     """
     return _youden(*_labels_and_scores(labels, scores))[0]
 
@@ -158,18 +173,22 @@ def _binary(positives: np.ndarray, negatives: np.ndarray) -> tuple[np.ndarray, n
     return labels, np.concatenate([positives, negatives])
 
 
-def _concept_row(concept_id: int, group: pd.DataFrame, pool: np.ndarray | None) -> dict[str, float | int]:
-    """Metrics of one concept; ``pool`` is its imbalanced negative pool (None: not available)."""
+def _concept_row(concept_id: int, group: pd.DataFrame, pool: np.ndarray | None, ratio: int,
+                 score_short_pool: bool) -> dict[str, float | int | str]:
+    """Metrics of one concept; ``pool`` is the run's imbalance pool scored by it (None: not available).
+    The imbalanced metrics need ``ratio`` x its positives in the pool, unless ``score_short_pool``."""
     by_category = {c: group.loc[group["category"] == c, "score"].to_numpy(dtype=float) for c in CATEGORIES}
     positives, negatives, hard = (by_category[c] for c in CATEGORIES)
     labels, scores = _binary(positives, negatives)
     threshold = youden_threshold(labels, scores)
-    row: dict[str, float | int] = {
+    n_pool = 0 if pool is None else pool.size
+    row: dict[str, float | int | str] = {
         "concept_id": concept_id,
         "n_pos": positives.size,
         "n_neg": negatives.size,
         "n_hard": hard.size,
-        "n_pool": 0 if pool is None else pool.size,
+        "n_pool": n_pool,
+        "pool_ratio": n_pool / positives.size if positives.size else float("nan"),
         "roc_auc": roc_auc(labels, scores),
         "threshold": threshold,
         "hard_negative_accuracy": hard_negative_accuracy(positives, negatives, hard),
@@ -177,21 +196,30 @@ def _concept_row(concept_id: int, group: pd.DataFrame, pool: np.ndarray | None) 
         "f1": best_f1(labels, scores)[0],
         "imbalanced_f1": float("nan"),
         "imbalanced_roc_auc": float("nan"),
+        "imbalanced_note": "no imbalance pool scored" if pool is None else short_pool_note(n_pool, positives.size, ratio),
     }
-    if pool is not None and pool.size:
+    if n_pool and (not row["imbalanced_note"] or score_short_pool):
         pool_labels, pool_scores = _binary(positives, pool)
         row["imbalanced_f1"] = best_f1(pool_labels, pool_scores)[0]
         row["imbalanced_roc_auc"] = roc_auc(pool_labels, pool_scores)
     return row
 
 
+def short_pool_note(n_pool: int, n_pos: int, ratio: int) -> str:
+    """Why a concept's imbalanced metrics fall short of 1:``ratio`` ("" when they do not)."""
+    if n_pool >= ratio * n_pos:
+        return ""
+    return f"pool of {n_pool} negatives for {n_pos} positives (1:{n_pool / max(n_pos, 1):.1f}, below 1:{ratio})"
+
+
 DETECTION_COLUMNS = [
-    "concept_id", "n_pos", "n_neg", "n_hard", "n_pool", "roc_auc", "threshold", "hard_negative_accuracy",
-    "hard_negative_rejection", "f1", "imbalanced_f1", "imbalanced_roc_auc",
+    "concept_id", "n_pos", "n_neg", "n_hard", "n_pool", "pool_ratio", "roc_auc", "threshold", "hard_negative_accuracy",
+    "hard_negative_rejection", "f1", "imbalanced_f1", "imbalanced_roc_auc", "imbalanced_note",
 ]
 
 
-def detection_table(df: pd.DataFrame, imbalance_ratio: int = 100, pool_scores: pd.DataFrame | None = None) -> pd.DataFrame:
+def detection_table(df: pd.DataFrame, imbalance_ratio: int = 100, pool_scores: pd.DataFrame | None = None,
+                    score_short_pool: bool = False) -> pd.DataFrame:
     """Per-concept detection metrics.
 
     ``df`` has one row per evaluation example of a concept with columns
@@ -205,11 +233,12 @@ def detection_table(df: pd.DataFrame, imbalance_ratio: int = 100, pool_scores: p
       the hard negatives' accuracy at that threshold; ``hard_negative_rejection``
       is the hard negatives' share alone;
     * ``imbalanced_f1`` and ``imbalanced_roc_auc`` compare the positives with
-      the first ``imbalance_ratio`` x n_pos examples (``n_pool``) of the run's
-      imbalance pool: plain negatives drawn once per run, in a fixed order
-      (``pool_scores``: concept_id, example_id, score, the pool's order being
-      example_id's). Every concept meets the same pool whatever shard it is
-      in. Without ``pool_scores`` both columns are NaN.
+      every example (``n_pool``) of the run's imbalance pool, plain negatives
+      drawn once per run as AxBench draws them (``pool_scores``: concept_id,
+      example_id, score), as AxBench scores every concept on its one pool.
+      ``pool_ratio`` is n_pool / n_pos. Below ``imbalance_ratio`` both are NaN
+      and ``imbalanced_note`` says why, unless ``score_short_pool``. Without
+      ``pool_scores`` both are NaN.
     """
     _require_columns(df, ("concept_id", "category", "score"), "df")
     unknown = set(df["category"]) - set(CATEGORIES)
@@ -224,7 +253,6 @@ def detection_table(df: pd.DataFrame, imbalance_ratio: int = 100, pool_scores: p
     for concept_id, group in df.groupby("concept_id", sort=True):
         pool = None
         if pool_scores is not None:
-            n_pos = int((group["category"] == POSITIVE).sum())
-            pool = pools.get(concept_id, np.empty(0))[: imbalance_ratio * n_pos]
-        rows.append(_concept_row(concept_id, group, pool))
+            pool = pools.get(concept_id, np.empty(0))
+        rows.append(_concept_row(concept_id, group, pool, imbalance_ratio, score_short_pool))
     return pd.DataFrame(rows, columns=DETECTION_COLUMNS)

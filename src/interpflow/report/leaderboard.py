@@ -24,6 +24,7 @@ PROXY = "proxy_"
 PROXY_HEADERS = {"concept_score": "concept (proxy)", "instruction_score": "instruction (proxy)",
                  "fluency_score": "fluency (proxy)", "overall": "overall (HM, proxy)"}
 JUDGE = {"judge": "judge", "unparsed_share": "unread ratings"}
+POOL = {"pool_ratio": "imbalance pool"}
 LATENT_CHOICE = {"latent_choice": "latent choice"}
 CHOICE_NAMES = {"ref": "ref", "labels": "labels", "best_training_auc": "best training AUC (supervised)"}
 ARTIFACT = re.compile(r"methods/(?P<model>[^/]+)/L(?P<layer>\d+)/(?P<method>[^/]+)/[^/]+\.safetensors$")
@@ -43,6 +44,33 @@ def _table(frame: pd.DataFrame, columns: dict, runs: pd.DataFrame, sort_by: str)
         means = pd.DataFrame(columns=[*KEYS, *columns, "concepts"])
     table = runs.merge(means, on=KEYS, how="left")
     return table.sort_values(["model", "layer", sort_by], ascending=[True, True, False], na_position="last")
+
+
+def _ratio_text(low: float, high: float) -> str | None:
+    """'1:100', or '1:8.0–1:10.0' where a run's concepts differ; None where no pool was scored."""
+    if not high > 0:
+        return None
+    text = lambda r: f"1:{r:.0f}" if r == round(r) else f"1:{r:.1f}"  # noqa: E731
+    return text(low) if low == high else f"{text(low)}–{text(high)}"
+
+
+def _pool_ratios(detection: pd.DataFrame) -> pd.DataFrame:
+    """Per run: its concepts' imbalance-pool ratios (positives : pool negatives) and the reason of the
+    first concept whose pool fell below detection.imbalance_ratio ("" where none did)."""
+    if not len(detection) or "pool_ratio" not in detection:
+        return pd.DataFrame(columns=[*KEYS, "pool_ratio", "short_pool"])
+    scored = detection[detection["n_pool"] > 0]
+    short = scored[scored["imbalanced_note"] != ""]
+    grouped = scored.groupby(KEYS)["pool_ratio"]
+    ratios = pd.DataFrame({"pool_ratio": [_ratio_text(low, high) for low, high in zip(grouped.min(), grouped.max())]},
+                          index=grouped.min().index)
+    ratios["short_pool"] = short.groupby(KEYS)["imbalanced_note"].first()
+    return ratios.fillna({"short_pool": ""}).reset_index()
+
+
+def detection_summary(detection: pd.DataFrame, runs: pd.DataFrame) -> pd.DataFrame:
+    """Per-run detection means, with the imbalance pool's ratio and why it fell short (if it did)."""
+    return _table(detection, DETECTION, runs, "roc_auc").merge(_pool_ratios(detection), on=KEYS, how="left")
 
 
 def _judges(steering: pd.DataFrame) -> pd.DataFrame:
@@ -100,7 +128,7 @@ def latent_choices(paths: list[str]) -> pd.DataFrame:
 def summary(detection: pd.DataFrame, steering: pd.DataFrame, runs: pd.DataFrame,
             choices: pd.DataFrame | None = None) -> pd.DataFrame:
     """One row per run, detection and steering columns side by side, and the latent choice (the CSV)."""
-    det = _table(detection, DETECTION, runs, "roc_auc").rename(columns={"concepts": "detection_concepts"})
+    det = detection_summary(detection, runs).rename(columns={"concepts": "detection_concepts"})
     steer = steering_table(steering, runs).rename(columns={"concepts": "steering_concepts"})
     choices = choices if choices is not None else pd.DataFrame(columns=[*KEYS, "latent_choice"])
     table = det.merge(steer, on=KEYS).merge(choices, on=KEYS, how="left").drop(columns="judge_proxy")
@@ -172,7 +200,8 @@ def _markdown(detection: pd.DataFrame, steering: pd.DataFrame, usage: pd.DataFra
               choices: pd.DataFrame | None = None) -> str:
     shown = usage.apply(lambda column: [_usage_cell(column.name, v) for v in column])
     choices = choices if choices is not None else pd.DataFrame(columns=[*KEYS, "latent_choice"])
-    detection, detection_columns = _with_choices(detection, choices, DETECTION)
+    pool_columns = POOL if "pool_ratio" in detection else {}
+    detection, detection_columns = _with_choices(detection, choices, {**DETECTION, **pool_columns})
     steering, steering_columns = _with_choices(steering, choices, _steering_columns(steering))
     lines = [
         "# interpflow leaderboard", "",
@@ -185,8 +214,10 @@ def _markdown(detection: pd.DataFrame, steering: pd.DataFrame, usage: pd.DataFra
         "Mean over concepts of per-concept metrics on the latent evaluation split: ROC AUC positives vs "
         "negatives; hard-negative accuracy as AxBench computes it (at the Youden threshold, the mean of the "
         "positives' and the hard negatives' accuracies); best-threshold F1; imbalanced F1 of the positives "
-        "against detection.imbalance_ratio times as many plain negatives from the run's imbalance pool (fewer "
-        "where the run has fewer).", "",
+        "against the run's imbalance pool: plain negatives drawn once per run as AxBench draws them "
+        "(detection.imbalance_ratio x the positives per concept, from a data set's whole evaluation file or the "
+        "run's generated evaluation data). `imbalance pool`: positives : pool negatives of the row's concepts "
+        "(AxBench: 1:100)." + _short_pool_text(detection), "",
         _markdown_table(detection, detection_columns), "",
         "## Steering", "",
         "Test-split means at each concept's factor chosen on the select split (methods without a factor: "
@@ -202,6 +233,21 @@ def _markdown(detection: pd.DataFrame, steering: pd.DataFrame, usage: pd.DataFra
         shown.to_markdown(stralign="right"), "",
     ]
     return "\n".join(lines)
+
+
+def _short_pool_text(detection: pd.DataFrame) -> str:
+    """A sentence on the rows whose pool fell below detection.imbalance_ratio ("" where none did)."""
+    short = detection[detection["short_pool"].fillna("") != ""] if "short_pool" in detection else detection.iloc[:0]
+    if not len(short):
+        return ""
+    scored = short["imbalanced_f1"].notna()
+    names = lambda rows: ", ".join(f"{r.model} L{r.layer} {r.method}" for r in rows.itertuples())  # noqa: E731
+    text = f" Below the configured ratio ({short['short_pool'].iloc[0]}):"
+    if (~scored).any():
+        text += f" {names(short[~scored])}: imbalanced F1 — (NaN; detection.short_pool: score computes it at the ratio shown)."
+    if scored.any():
+        text += f" {names(short[scored])}: imbalanced F1 at the ratio shown (detection.short_pool: score)."
+    return text
 
 
 def _plot_detection(detection: pd.DataFrame, path: str) -> None:
@@ -262,7 +308,7 @@ def leaderboard(runs: list[str], detection: list[str], steering: list[str], curv
     choices = latent_choices(latent_artifacts or [])
     with atomic_path(out_csv) as tmp:
         summary(detection_frame, steering_frame, every_run, choices).to_csv(tmp, index=False)
-    text = _markdown(_table(detection_frame, DETECTION, every_run, "roc_auc"),
+    text = _markdown(detection_summary(detection_frame, every_run),
                      steering_table(steering_frame, every_run),
                      usage_table(_sum_usage(generation_usage), _sum_usage(usage)), choices)
     write_text(text, out_md)

@@ -6,7 +6,6 @@ tokens, cost) as JSON beside the results: {} for sources that call no API."""
 
 from __future__ import annotations
 
-import numpy as np
 import pandas as pd
 
 from interpflow.artifacts import read_parquet, write_json, write_parquet
@@ -77,16 +76,51 @@ def eval_data(cfg: dict, concepts_path: str, shard: str, out_latent: str, out_st
     write_json(_usage(source), out_usage)
 
 
-def imbalance_pool(latent: list[str], ratio: int, seed: int, out: str) -> None:
-    """Write the run's imbalance pool: the plain negatives (category `negative`) of every shard's
-    evaluation data, each text once, in an order drawn with `seed`, at most `ratio` x the largest
-    number of positives a concept has. Every concept is scored against the head of this one list,
-    so the imbalanced metrics do not depend on how concepts are sharded."""
-    frame = pd.concat([read_parquet(path) for path in latent], ignore_index=True)
-    largest = int(frame[frame["category"] == "positive"].groupby("concept_id").size().max())
-    negatives = frame[frame["category"] == "negative"].drop_duplicates(["input", "output"])
-    negatives = negatives.sort_values(["concept_id", "input", "output"]).reset_index(drop=True)
-    order = np.random.default_rng(seed).permutation(len(negatives))[: ratio * largest]
-    pool = negatives.iloc[order].drop(columns="example_id").reset_index(drop=True)
+# detection.short_pool: what happens when the pool holds fewer than imbalance_ratio x a concept's positives
+SHORT_POOL = {
+    "nan": "the imbalanced metrics are NaN, with the reason in the leaderboard",
+    "stop": "the run stops at the imbalance_pool job",
+    "score": "the imbalanced metrics are computed at the ratio the pool allows, shown in the leaderboard",
+}
+
+
+def _pool_candidates(cfg: dict, latent: list[str]) -> pd.DataFrame:
+    """The examples the pool is drawn from: a data set's whole evaluation file (every concept of it, as
+    AxBench draws it), else the evaluation data this run generated (every shard)."""
+    if cfg["generator"]["name"] == "dataset":
+        return data_source(cfg).whole_latent_eval_data()
+    return pd.concat([read_parquet(path).drop(columns="example_id") for path in latent], ignore_index=True)
+
+
+def pool_size(examples: pd.DataFrame, ratio: int) -> int:
+    """AxBench's pool size, latent_num_of_examples x imbalance_factor: `ratio` x the positives per concept
+    (the largest count a concept has)."""
+    return ratio * int(examples[examples["category"] == "positive"].groupby("concept_id").size().max())
+
+
+def draw_pool(negatives: pd.DataFrame, size: int, seed: int) -> pd.DataFrame:
+    """AxBench's draw (DatasetFactory.create_imbalance_eval_df): `size` negatives sampled without replacement
+    by pandas' DataFrame.sample with random_state=`seed`, that is the head of numpy RandomState(seed)'s
+    permutation of them; all of them, in that order, when there are fewer than `size`."""
+    return negatives.sample(n=min(size, len(negatives)), random_state=seed)
+
+
+def imbalance_pool(cfg: dict, latent: list[str], out: str) -> None:
+    """Write the run's imbalance pool: detection.imbalance_ratio x the positives per concept plain negatives
+    (category `negative`) drawn with detection.pool_seed as AxBench draws them (draw_pool), from a data set's whole
+    evaluation file or from this run's generated evaluation data. Every concept is scored against all of it.
+    A shorter pool is written whole; detection.short_pool = stop refuses it here."""
+    candidates = _pool_candidates(cfg, latent)
+    ratio, short = cfg["detection"]["imbalance_ratio"], cfg["detection"]["short_pool"]
+    size = pool_size(candidates, ratio)
+    negatives = candidates[candidates["category"] == "negative"].reset_index(drop=True)
+    if len(negatives) < size and short == "stop":
+        where = "the data set's evaluation file" if cfg["generator"]["name"] == "dataset" else "this run's evaluation data"
+        raise ConfigError(
+            f"detection.imbalance_ratio={ratio} needs {size} plain negatives ({ratio} x {size // ratio} positives "
+            f"per concept); {where} holds {len(negatives)} (1:{len(negatives) / (size // ratio):.1f}). Use a larger "
+            f"data set, lower detection.imbalance_ratio, or set detection.short_pool to nan ({SHORT_POOL['nan']}) "
+            f"or score ({SHORT_POOL['score']})")
+    pool = draw_pool(negatives, size, cfg["detection"]["pool_seed"]).reset_index(drop=True)
     pool.insert(0, "example_id", range(len(pool)))
     write_parquet(pool, out)

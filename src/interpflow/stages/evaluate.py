@@ -22,7 +22,8 @@ def evaluate_detection(model: str, layer: int, method: str, latent: list[str], c
         scores = read_parquet(path).rename(columns={"max_score": "score"})
         own = scores[~scores["in_pool"] & (scores["concept_id"] == scores["example_concept_id"])]
         pool = scores[scores["in_pool"]]
-        tables.append(detection_table(own, detection_cfg["imbalance_ratio"], pool_scores=pool))
+        tables.append(detection_table(own, detection_cfg["imbalance_ratio"], pool_scores=pool,
+                                      score_short_pool=detection_cfg["short_pool"] == "score"))
     table = pd.concat(tables, ignore_index=True)
     names = read_parquet(concepts)[["concept_id", "concept"]]
     write_parquet(_label(names.merge(table, on="concept_id"), model, layer, method), out)

@@ -23,22 +23,9 @@ HERE=$(cd "$(dirname "$0")" && pwd)
 OUT=$(cd "$HERE/.." && pwd)/fixtures/axbench_judge.json
 VENV=${AXB_VENV:-/tmp/axb_venv}
 
-WORK=$(mktemp -d)
-trap 'rm -rf "$WORK"' EXIT
-CLONE=${1:-}
-if [ -z "$CLONE" ]; then
-    CLONE=$WORK/axbench.git
-    git clone --bare --quiet "$URL" "$CLONE"
-fi
-GIT_DIR=$CLONE
-[ -d "$CLONE/.git" ] && GIT_DIR=$CLONE/.git
-mkdir "$WORK/reference"
-git --git-dir "$GIT_DIR" archive "$COMMIT" "${FILES[@]}" | tar -x -C "$WORK/reference"
-
-if [ ! -x "$VENV/bin/python" ]; then
-    python3 -m venv "$VENV"
-    "$VENV/bin/pip" install --quiet numpy pandas
-fi
+source "$HERE/reference.sh"
+fetch_reference "$URL" "$COMMIT" "${1:-}" "${FILES[@]}"
+throwaway_venv "$VENV" numpy pandas
 "$VENV/bin/python" "$HERE/axbench_judge.py" --evaluators "$WORK/reference/axbench/evaluators" \
     --source "$URL@$COMMIT" --out "$OUT"
 echo "wrote $OUT"

@@ -21,22 +21,9 @@ HERE=$(cd "$(dirname "$0")" && pwd)
 OUT=$(cd "$HERE/.." && pwd)/fixtures/interpbench_roc.json
 VENV=${IB_VENV:-/tmp/ib_venv}
 
-WORK=$(mktemp -d)
-trap 'rm -rf "$WORK"' EXIT
-CLONE=${1:-}
-if [ -z "$CLONE" ]; then
-    CLONE=$WORK/circuits-benchmark.git
-    git clone --bare --quiet "$URL" "$CLONE"
-fi
-GIT_DIR=$CLONE
-[ -d "$CLONE/.git" ] && GIT_DIR=$CLONE/.git
-mkdir "$WORK/reference"
-git --git-dir "$GIT_DIR" archive "$COMMIT" "${FILES[@]}" | tar -x -C "$WORK/reference"
-
-if [ ! -x "$VENV/bin/python" ]; then
-    python3 -m venv "$VENV"
-    "$VENV/bin/pip" install --quiet numpy pandas matplotlib
-fi
+source "$HERE/reference.sh"
+fetch_reference "$URL" "$COMMIT" "${1:-}" "${FILES[@]}"
+throwaway_venv "$VENV" numpy pandas matplotlib
 MPLBACKEND=Agg "$VENV/bin/python" "$HERE/interpbench_roc.py" --reference "$WORK/reference" \
     --source "$URL@$COMMIT" --out "$OUT"
 echo "wrote $OUT"

@@ -141,3 +141,8 @@ class DatasetSource:
     def latent_eval_data(self, concepts: pd.DataFrame) -> pd.DataFrame:
         evaluation = self._frame(1)
         return evaluation[evaluation["concept_id"].isin(set(concepts["concept_id"]))][LATENT_EVAL_COLUMNS].reset_index(drop=True)
+
+    def whole_latent_eval_data(self) -> pd.DataFrame:
+        """Every concept's detection evaluation examples, in the file's order, whichever concepts the run
+        keeps: the imbalance pool is drawn from the whole file's negatives, as AxBench draws it."""
+        return self._frame(1)[LATENT_EVAL_COLUMNS].reset_index(drop=True)
