@@ -97,7 +97,7 @@ def _markdown(table: pd.DataFrame, means: pd.DataFrame, siit: pd.DataFrame, lear
              "rules: q/k/v inputs scored as their head; undefined rates as 0; points sorted by FPR, a point",
              "whose TPR falls below the last one kept dropped, the ROC closed at (0, 0) and (1, 1), and the",
              "pessimistic staircase area (its `pessimistic_roc.py`).",
-             f"Sweep `{sweep}` (`circuits.sweep`): {SWEEPS[sweep].summary}; circuits per sweep: "
+             f"Sweep `{sweep}` (`circuits.sweep`): {SWEEPS[sweep].summary}; circuits per method: "
              f"{', '.join(f'{m} {n}' for m, n in thresholds.items())}.",
              *([f"EAP and EAP-IG edge scores with |s| <= {noise_floor:g} x max|s| count as 0 first."]
                if noise_floor is not None else []),
