@@ -15,12 +15,14 @@ from interpflow.circuits.discovery import METHODS, discover
 from interpflow.circuits.graph import EMBED, Circuit, head_input, head_node, mlp_input, mlp_node, output_node
 from interpflow.circuits.patching import EdgePatcher, graph_of
 from interpflow.circuits.scoring import SWEEP_COLUMNS, aurocs, node_realism, score_sweep
+from interpflow.circuits.sweeps import method_params
 
 A, B, C = slice(0, 4), slice(4, 8), slice(8, 12)
 OUT = output_node(2)
 TRUE_EDGES = [(EMBED, head_node(0, 0)), (EMBED, head_node(1, 0)), (head_node(0, 0), head_node(1, 0)),
               (head_node(1, 0), mlp_node(1)), (head_node(1, 0), OUT), (mlp_node(1), OUT)]
 FAST_SP = {"lambdas": [0.01, 0.1, 1.0], "steps": 60, "lr": 0.1}
+INTERPBENCH_GRID = [0, 1e-5, 1e-4, 1e-3, 1e-2, 0.025, 0.05, 0.1, 0.2, 0.5, 0.8, 1, 10, 20, 50, 70, 100, 200, 1000]
 
 
 def planted_model(noise: float = 0.01, seed: int = 0) -> HookedTransformer:
@@ -191,3 +193,19 @@ def test_node_realism_of_the_planted_circuit(patcher):
     assert nothing["circuit_distance"] == pytest.approx(nothing["corrupt_distance"], rel=0.05)
     partial = node_realism(patcher, [head_node(1, 0), mlp_node(1)], "kl")
     assert partial["faithfulness"] < 0.9
+
+
+@pytest.mark.parametrize("method", ["acdc", "eap", "eap_ig", "sp_node", "sp_edge"])
+def test_every_method_runs_interpbench_s_grid(model, tokens, method):
+    """The `interpbench` sweep: one circuit per value of InterpBench's grid for every method; for EAP
+    and EAP-IG exactly the edges with |score| > t. (SP gets 5 steps per lambda: only its grid is checked.)"""
+    short_sp = {"steps": 5, "lr": 0.1}
+    circuits_cfg = {"sweep": "interpbench", "sweeps": {"interpbench": {"thresholds": INTERPBENCH_GRID}},
+                    "methods": {"sp_node": short_sp, "sp_edge": short_sp}}
+    table = discover(method, model, *tokens, "kl", method_params(circuits_cfg, method))
+    assert sorted(table.threshold.unique()) == INTERPBENCH_GRID
+    if method in ("eap", "eap_ig"):
+        assert table.in_circuit.equals(table.score.abs() > table.threshold)
+    if method in ("acdc", "eap", "eap_ig"):
+        result = recovered(table, model)
+        assert result["edge_auroc"] >= 0.9 and result["node_auroc"] >= 0.9, result

@@ -121,6 +121,18 @@ BAD_SETTINGS = [
      ["circuits.methods.eap_ig.interpolation is 'linear'; it must be one of 'embedding', 'mask'"]),
     (["experiment=interpbench_tiny", "circuits.data.n_examples=1"], ["circuits.data.n_examples is 1; it must be an integer >= 2"]),
     (["experiment=interpbench_tiny", "circuits.noise_floor=1"], ["circuits.noise_floor is 1; it must be a number >= 0 and < 1"]),
+    (["experiment=interpbench_tiny", "circuits.sweep=levels"],
+     ["circuits.sweep is 'levels'; it must be one of 'interpbench', 'score_levels'"]),
+    (["experiment=interpbench_tiny", "circuits.sweeps.interpbench.thresholds=[0.1,-1]"],
+     ["circuits.sweeps.interpbench.thresholds[1] is -1; it must be a number >= 0"]),
+    (["experiment=interpbench_tiny", "circuits.sweeps.interpbench.thresholds=[]"],
+     ["circuits.sweeps.interpbench.thresholds is []"]),
+    (["experiment=interpbench_tiny", "circuits.sweeps.score_levels.sp_lambdas=[0.1,0.1]"],
+     ["circuits.sweeps.score_levels.sp_lambdas is [0.1, 0.1]"]),
+    (["experiment=interpbench_tiny", "circuits.sweeps.score_levels.max_levels=1"],
+     ["circuits.sweeps.score_levels.max_levels is 1; it must be an integer >= 2"]),
+    (["experiment=interpbench_tiny", "+circuits.methods.acdc.thresholds=[0.1]"],   # grids belong to circuits.sweeps
+     ["circuits.methods.acdc.thresholds is not a setting (set to [0.1])"]),
     # pairs, activations, detection, steering
     (["experiment=tiny", "pairs.batch_size=0"], ["pairs.batch_size is 0; it must be an integer >= 1"]),
     (["experiment=tiny", "activations.max_length=4"], ["activations.max_length is 4; it must be an integer >= 8"]),

@@ -3,6 +3,7 @@
 # method's threshold sweep scored against the known circuit, and the circuit leaderboard.
 
 from interpflow.circuits import RANKS_BY_SCORE
+from interpflow.circuits.sweeps import method_params
 
 CIRCUITS = config["circuits"]
 CIRCUIT_TASKS = list(CIRCUITS["tasks"])
@@ -67,7 +68,9 @@ rule circuit_discover:
         table=f"{RESULTS}/circuits/scores/{{task}}/{{kind}}/{{discovery}}.parquet",
         summary=f"{RESULTS}/circuits/scores/{{task}}/{{kind}}/{{discovery}}.json",
     params:
-        method=lambda w: as_json(CIRCUITS["methods"][w.discovery]),
+        # the method's settings with its grid from the sweep `circuits.sweep`
+        method=lambda w: as_json(method_params(CIRCUITS, w.discovery)),
+        sweep=CIRCUITS["sweep"],
         data=json_param(CIRCUITS["data"]),
         # only the methods that rank edges by score read it: changing it re-runs only those
         noise_floor=lambda w: CIRCUITS["noise_floor"] if w.discovery in RANKS_BY_SCORE else 0,
@@ -80,7 +83,7 @@ rule circuit_discover:
     shell:
         "interpflow circuit-discover --threads {threads} --weights {input.weights:q} --meta {input.meta:q} "
         "--method {wildcards.discovery:q} --method-cfg {params.method:q} --data-cfg {params.data:q} "
-        "--noise-floor {params.noise_floor} "
+        "--noise-floor {params.noise_floor} --sweep-name {params.sweep:q} "
         "--out-sweep {output.sweep:q} --out-table {output.table:q} --out {output.summary:q} > {log:q} 2>&1"
 
 

@@ -19,6 +19,7 @@ import pandas as pd  # noqa: E402
 from interpflow.artifacts import atomic_path, read_json, read_parquet, write_text  # noqa: E402
 from interpflow.circuits import RANKS_BY_SCORE  # noqa: E402
 from interpflow.circuits.scoring import interpbench_curve  # noqa: E402
+from interpflow.circuits.sweeps import SWEEPS  # noqa: E402
 
 PATH = re.compile(r".*/circuits/scores/(?P<task>[^/]+)/(?P<kind>[^/]+)/(?P<method>[^/]+)\.json$")
 # What InterpBench reports on its SIIT models (Gupta et al. 2024): ACDC ahead of node and edge SP and
@@ -88,7 +89,7 @@ def _learned_ranking(means: pd.DataFrame) -> str:
 
 
 def _markdown(table: pd.DataFrame, means: pd.DataFrame, siit: pd.DataFrame, learned: list[str],
-              noise_floor: float | None) -> str:
+              noise_floor: float | None, sweep: str, thresholds: dict[str, str]) -> str:
     ours = means["method"].tolist()
     lines = ["# Circuit benchmark", "",
              "AUROC of each discovery method's threshold sweep against the known circuit, for nodes and",
@@ -96,6 +97,8 @@ def _markdown(table: pd.DataFrame, means: pd.DataFrame, siit: pd.DataFrame, lear
              "rules: q/k/v inputs scored as their head; undefined rates as 0; points sorted by FPR, a point",
              "whose TPR falls below the last one kept dropped, the ROC closed at (0, 0) and (1, 1), and the",
              "pessimistic staircase area (its `pessimistic_roc.py`).",
+             f"Sweep `{sweep}` (`circuits.sweep`): {SWEEPS[sweep].summary}; circuits per method: "
+             f"{', '.join(f'{m} {n}' for m, n in thresholds.items())}.",
              *([f"EAP and EAP-IG edge scores with |s| <= {noise_floor:g} x max|s| count as 0 first."]
                if noise_floor is not None else []),
              "The trapezoid-rule AUROCs of the same points are in `leaderboard.csv` (`*_auroc_trapezoid`).",
@@ -122,6 +125,15 @@ def _noise_floor(frame: pd.DataFrame) -> float | None:
     if len(floors) != 1:
         raise ValueError(f"the score files disagree on (or lack) the noise floor: {list(floors)}; re-run circuit_discover")
     return float(floors[0])
+
+
+def _sweep(frame: pd.DataFrame) -> tuple[str, dict[str, str]]:
+    """The sweep every score file ran (one for the whole table) and each method's number of circuits."""
+    names = frame["sweep"].dropna().unique() if "sweep" in frame else []
+    if len(names) != 1 or frame["sweep"].isna().any():
+        raise ValueError(f"the score files disagree on (or lack) the sweep: {list(names)}; re-run circuit_discover")
+    counts = frame.groupby("method")["n_thresholds"].agg(lambda n: f"{n.min()}" if n.min() == n.max() else f"{n.min()}-{n.max()}")
+    return str(names[0]), counts.to_dict()
 
 
 def _plot_roc(method: str, sweeps: dict[tuple[str, str], pd.DataFrame], path: str) -> None:
@@ -152,9 +164,12 @@ def circuit_leaderboard(scores: list[str], out_md: str, out_csv: str, plots_dir:
     siit_models = siit_table(siit or [])
     learned = learned_tasks(siit_models)
     means = method_means(table, learned)
-    write_text(_markdown(table, means, siit_models, learned, _noise_floor(frame)), out_md)
+    sweep, thresholds = _sweep(frame)
+    write_text(_markdown(table, means, siit_models, learned, _noise_floor(frame), sweep, thresholds), out_md)
     with atomic_path(out_csv) as tmp:
-        table.merge(circuit_table(frame, "_trapezoid"), on=["method", "task"]).to_csv(tmp, index=False)
+        csv = table.merge(circuit_table(frame, "_trapezoid"), on=["method", "task"])
+        csv.insert(2, "sweep", sweep)
+        csv.to_csv(tmp, index=False)
     for method, group in frame.assign(path=scores).groupby("method"):
         sweeps = {(row.task, row.kind): read_parquet(Path(row.path).with_suffix(".parquet")) for row in group.itertuples()}
         _plot_roc(method, sweeps, str(Path(plots_dir) / f"roc_{method}.png"))

@@ -75,6 +75,19 @@ def sweep_from_scores(edges: Sequence[tuple[str, str]], scores: Sequence[float] 
     return sweep_table(edges, levels, np.broadcast_to(raw, flags.shape), flags)
 
 
+
+def sweep_over_grid(edges: Sequence[tuple[str, str]], scores: Sequence[float] | torch.Tensor,
+                    thresholds: Sequence[float], absolute: bool = True, noise_floor: float = 0.0) -> pd.DataFrame:
+    """Circuits from per-edge scores over a fixed grid (InterpBench's sweep): at threshold t, every
+    edge whose (absolute) score is > t, strictly (its ``build_circuit``: ``score > threshold``).
+    Scores within ``noise_floor`` of zero count as zero first, as in :func:`sweep_from_scores`."""
+    raw = apply_noise_floor(np.asarray(torch.as_tensor(scores, dtype=torch.float64).cpu(), dtype=float), noise_floor)
+    values = np.abs(raw) if absolute else raw
+    grid = np.asarray(thresholds, dtype=float)
+    flags = values[None, :] > grid[:, None]
+    return sweep_table(edges, grid, np.broadcast_to(raw, flags.shape), flags)
+
+
 def evaluation_edges(graph: ModelGraph) -> set[tuple[str, str]]:
     """The full graph's edges as InterpBench scores them: normalised, embeddings -> output dropped."""
     return _drop_embed_output({normalise_edge(e) for e in graph.edges}, graph)

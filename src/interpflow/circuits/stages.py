@@ -79,10 +79,12 @@ def circuit_siit(weights: str, meta: str, siit_cfg: dict, out_weights: str, out_
 
 
 def circuit_discover(weights: str, meta: str, method: str, method_cfg: dict, data_cfg: dict, noise_floor: float,
-                     out_sweep: str, out_table: str, out: str) -> None:
+                     sweep_name: str, out_sweep: str, out_table: str, out: str) -> None:
     """One discovery method's threshold sweep on one model, and its score against the known circuit:
     TPR/FPR per threshold (`out_table`), node and edge AUROC and the realism of the sweep's
-    circuits (`out`). `noise_floor`: edge scores with |s| <= noise_floor * max|s| count as 0."""
+    circuits (`out`). `method_cfg`: the method's settings with the grid of the sweep `sweep_name`
+    (`circuits/sweeps.py`: `method_params`), recorded beside the scores. `noise_floor`: edge scores
+    with |s| <= noise_floor * max|s| count as 0."""
     model = load(weights, meta)
     clean, corrupt = clean_and_corrupt(model, data_cfg)
     kind = "kl" if model.categorical else "mse"
@@ -94,7 +96,7 @@ def circuit_discover(weights: str, meta: str, method: str, method_cfg: dict, dat
     write_parquet(table, out_table)
     patcher = EdgePatcher(model.model, clean, corrupt)
     truth = node_realism(patcher, model.circuit.nodes, kind)
-    summary = {**aurocs(table), "n_thresholds": int(table["threshold"].nunique()), "metric": kind,
+    summary = {**aurocs(table), "sweep": sweep_name, "n_thresholds": int(table["threshold"].nunique()), "metric": kind,
                "true_circuit_realism": truth, "discovery_seconds": round(seconds, 3),
                "n_examples": len(clean), "method_cfg": method_cfg,
                "noise_floor": noise_floor if method in RANKS_BY_SCORE else None}

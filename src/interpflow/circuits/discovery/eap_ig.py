@@ -19,10 +19,9 @@ import pandas as pd
 import torch
 
 from interpflow.circuits.discovery.base import config_from
-from interpflow.circuits.discovery.eap import loss_function
+from interpflow.circuits.discovery.eap import edge_sweep, loss_function
 from interpflow.circuits.objective import MetricKind
 from interpflow.circuits.patching import EdgePatcher
-from interpflow.circuits.scoring import sweep_from_scores
 
 
 @dataclass(frozen=True)
@@ -33,6 +32,8 @@ class EAPIGConfig:
     """"embedding" (the paper) or "mask" (auto-circuit / InterpBench)."""
     loss: str = "label"
     """As for EAP: "label" or "distance"."""
+    thresholds: tuple[float, ...] | None = None
+    """As for EAP: a fixed grid (|score| > t), or None for the score levels."""
     max_thresholds: int = 50
     absolute: bool = True
     skip_first: bool = True
@@ -50,7 +51,7 @@ def run(patcher: EdgePatcher, kind: MetricKind, params: dict | None = None,
         scores = _mask_path(patcher, loss, cfg.steps)
     else:
         raise ValueError(f"eap_ig: interpolation must be 'embedding' or 'mask', not {cfg.interpolation!r}")
-    return sweep_from_scores(patcher.edges, scores, cfg.max_thresholds, cfg.absolute, noise_floor)
+    return edge_sweep(patcher, scores, cfg, noise_floor)
 
 
 def _embedding_path(patcher: EdgePatcher, loss, steps: int) -> torch.Tensor:
