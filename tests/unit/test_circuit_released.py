@@ -8,11 +8,12 @@ import pytest
 import torch
 from transformer_lens import HookedTransformer, HookedTransformerConfig
 
-from interpflow.circuits.released import (CONFIG_FILE, META_FILE, WEIGHTS_FILE, load_released, read_config,
+from interpflow.circuits.released import (CONFIG_FILE, EDGES_FILE, META_FILE, WEIGHTS_FILE, load_released, read_config,
                                           released_models)
 from interpflow.errors import ConfigError
 
 CASE = "3"
+EDGES = [("hook_embed", "blocks.0.attn.hook_result[1]"), ("blocks.0.attn.hook_result[1]", "blocks.1.hook_mlp_out")]
 
 
 def tiny_model() -> HookedTransformer:
@@ -30,6 +31,8 @@ def write_case(release_dir, model, config_object, protocol=pickle.DEFAULT_PROTOC
     with open(folder / CONFIG_FILE, "wb") as f:
         pickle.dump(config_object, f, protocol=protocol)
     (folder / META_FILE).write_text(json.dumps({"lr": 0.001, "epochs": 2000, "batch_size": 256}))
+    with open(folder / EDGES_FILE, "wb") as f:
+        pickle.dump(EDGES, f, protocol=protocol)
 
 
 @pytest.mark.parametrize("as_dict", [True, False], ids=["config-dict", "config-object"])
@@ -43,6 +46,7 @@ def test_released_model_matches_the_original(tmp_path, as_dict, protocol):
         assert torch.equal(released.model(tokens), original(tokens))
     assert released.model.cfg.n_heads == 4 and released.model.cfg.d_vocab_out == 5
     assert released.training_args["epochs"] == 2000
+    assert released.edges == EDGES
 
 
 class RunsCode:
@@ -64,6 +68,13 @@ def test_a_state_dict_that_would_run_code_is_refused(tmp_path):
     write_case(tmp_path, original, original.cfg.to_dict())
     torch.save({"embed.W_E": RunsCode()}, tmp_path / CASE / WEIGHTS_FILE)
     with pytest.raises(ConfigError, match="not a plain state dict"):
+        load_released(tmp_path, CASE)
+
+
+def test_an_edges_pickle_that_would_run_code_is_refused(tmp_path):
+    write_case(tmp_path, tiny_model(), tiny_model().cfg.to_dict())
+    (tmp_path / CASE / EDGES_FILE).write_bytes(pickle.dumps([RunsCode()]))
+    with pytest.raises(ConfigError, match=r"edges\.pkl: refusing to load"):
         load_released(tmp_path, CASE)
 
 

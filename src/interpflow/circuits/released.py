@@ -3,12 +3,14 @@
 The release (Hugging Face hub `cybershiptrooper/InterpBench`) has one folder per case id, each with
 `ll_model.pth` (the low-level model's state dict, `torch.save`d), `ll_model_cfg.pkl` (its
 TransformerLens config, pickled: a dict from `HookedTransformerConfig.to_dict()`, or for some cases
-the config object itself), `meta.json` (the SIIT training arguments) and `edges.pkl` (the circuit).
+the config object itself), `meta.json` (the SIIT training arguments) and `edges.pkl` (the circuit:
+a pickled list of node-name pairs).
 
 Unpickling a file from elsewhere can run any code it names, so the config goes through
 `ConfigUnpickler`, which admits only the classes a config holds (torch dtypes and devices, numpy
 scalars, the config class, read as plain data) and refuses anything else by name; the state dict
-goes through `torch.load(weights_only=True)`. Nothing here is read unless asked for: `load_released`
+goes through `torch.load(weights_only=True)` and `edges.pkl` through `PlainDataUnpickler`, which
+admits no class at all. Nothing here is read unless asked for: `load_released`
 with a folder, or `released_models` with a `released` section in the circuits config.
 """
 
@@ -30,6 +32,7 @@ HUB_REPO = "cybershiptrooper/InterpBench"
 WEIGHTS_FILE = "ll_model.pth"
 CONFIG_FILE = "ll_model_cfg.pkl"
 META_FILE = "meta.json"
+EDGES_FILE = "edges.pkl"
 
 # Where the pickled config class lives: TransformerLens < 3 and >= 3.
 _CONFIG_CLASS_MODULES = ("transformer_lens.HookedTransformerConfig", "transformer_lens.config.hooked_transformer_config")
@@ -83,6 +86,27 @@ class ConfigUnpickler(pickle.Unpickler):
                 f"{sorted({m for m, _ in self.ADMITTED})} values; this file may run code") from None
 
 
+class PlainDataUnpickler(pickle.Unpickler):
+    """Reads a pickle of builtin values only (edges.pkl: a list of (str, str)); names no class at all."""
+
+    def find_class(self, module: str, name: str):
+        raise pickle.UnpicklingError(f"refusing to load {module}.{name}: this file should hold only lists of strings")
+
+
+def read_edges(path: str | Path) -> list[tuple[str, str]]:
+    """The ground-truth circuit's edges as InterpBench names its nodes (`hook_embed`, `hook_pos_embed`,
+    `blocks.{l}.attn.hook_result[{h}]`, ...), not yet in this project's node names."""
+    with open(path, "rb") as f:
+        try:
+            edges = PlainDataUnpickler(f).load()
+        except pickle.UnpicklingError as e:
+            raise ConfigError(f"{path}: {e}. Only read InterpBench's released files.") from None
+    if not isinstance(edges, list) or not all(isinstance(e, (tuple, list)) and len(e) == 2
+                                              and all(isinstance(n, str) for n in e) for e in edges):
+        raise ConfigError(f"{path}: expected a list of (upstream, downstream) node names")
+    return [tuple(e) for e in edges]
+
+
 def read_config(path: str | Path) -> dict:
     """The HookedTransformerConfig fields of a pickled config (dict or object), without running its code."""
     with open(path, "rb") as f:
@@ -110,6 +134,8 @@ class ReleasedModel:
     model: HookedTransformer
     training_args: dict
     """meta.json: the arguments InterpBench trained the model with."""
+    edges: list[tuple[str, str]] | None
+    """edges.pkl (in InterpBench's node names) where the case has it."""
 
 
 def load_released(release_dir: str | Path, case: str, device: str = "cpu") -> ReleasedModel:
@@ -126,7 +152,9 @@ def load_released(release_dir: str | Path, case: str, device: str = "cpu") -> Re
         raise ConfigError(f"{folder / WEIGHTS_FILE}: not a plain state dict ({e})") from None
     model.load_state_dict(weights)
     model.eval()
-    return ReleasedModel(case=str(case), model=model, training_args=json.loads((folder / META_FILE).read_text()))
+    edges = read_edges(folder / EDGES_FILE) if (folder / EDGES_FILE).is_file() else None
+    return ReleasedModel(case=str(case), model=model, training_args=json.loads((folder / META_FILE).read_text()),
+                         edges=edges)
 
 
 def released_models(circuits_cfg: dict, device: str = "cpu") -> dict[str, ReleasedModel]:
