@@ -91,7 +91,8 @@ def test_a_config_object_pickled_by_transformer_lens_2_is_read(tmp_path):
     write_case(tmp_path, original, {})
     written = pickle.dumps(original.cfg, protocol=0)
     assert b"transformer_lens.config.hooked_transformer_config\nHookedTransformerConfig" in written
-    older = written.replace(b"transformer_lens.config.hooked_transformer_config\n", b"transformer_lens.HookedTransformerConfig\n")
+    older = written.replace(b"transformer_lens.config.hooked_transformer_config\n",
+                            b"transformer_lens.HookedTransformerConfig\n")
     (tmp_path / CASE / CONFIG_FILE).write_bytes(older)
     assert load_released(tmp_path, CASE).model.cfg.d_mlp == 32
 

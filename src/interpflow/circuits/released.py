@@ -35,7 +35,8 @@ META_FILE = "meta.json"
 EDGES_FILE = "edges.pkl"
 
 # Where the pickled config class lives: TransformerLens < 3 and >= 3.
-_CONFIG_CLASS_MODULES = ("transformer_lens.HookedTransformerConfig", "transformer_lens.config.hooked_transformer_config")
+_CONFIG_CLASS_MODULES = ("transformer_lens.HookedTransformerConfig",
+                         "transformer_lens.config.hooked_transformer_config")
 
 
 class _ConfigFields:
@@ -45,10 +46,10 @@ class _ConfigFields:
 
 def _admitted() -> dict[tuple[str, str], object]:
     """(module, name) -> what a pickled config may refer to: nothing that runs code beyond building a value."""
-    admitted = {("torch", name): dtype for name in ("float16", "bfloat16", "float32", "float64")
-                for dtype in [getattr(torch, name)]}
+    admitted = {("torch", name): getattr(torch, name) for name in ("float16", "bfloat16", "float32", "float64")}
     admitted[("torch", "device")] = torch.device
-    admitted[("_codecs", "encode")] = lambda text, encoding="latin1": text.encode(encoding)  # bytes, pickle protocol < 3
+    # how pickle protocols < 3 write bytes (inside numpy scalars)
+    admitted[("_codecs", "encode")] = lambda text, encoding="latin1": text.encode(encoding)
     admitted[("numpy", "dtype")] = np.dtype
     for module in ("numpy.core.multiarray", "numpy._core.multiarray"):  # numpy 1 and 2 write a scalar so
         admitted[(module, "scalar")] = _numpy_scalar
