@@ -10,8 +10,8 @@ Unpickling a file from elsewhere can run any code it names, so the config goes t
 `ConfigUnpickler`, which admits only the classes a config holds (torch dtypes and devices, numpy
 scalars, the config class, read as plain data) and refuses anything else by name; the state dict
 goes through `torch.load(weights_only=True)` and `edges.pkl` through `PlainDataUnpickler`, which
-admits no class at all. Nothing here is read unless asked for: `load_released`
-with a folder, or `released_models` with a `released` section in the circuits config.
+admits no class at all. Nothing here is read unless asked for: `load_released` with a folder, or
+`released_models` given a `released` entry (the workflow does not call either yet).
 """
 
 from __future__ import annotations
