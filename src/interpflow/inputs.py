@@ -20,6 +20,7 @@ from typing import Callable
 
 from interpflow.data.instructions import SHIPPED as SHIPPED_INSTRUCTIONS
 from interpflow.data.sources.dataset import AXBENCH_FILES, DEMO_DIR
+from interpflow.saebench.published import published_files
 
 PACKAGE_ROOT = Path(__file__).resolve().parent
 GENERATED_SOURCES = ("local", "openai")  # sources that write examples from `generator.instructions`
@@ -103,6 +104,7 @@ STAGE_READS: dict[str, Callable[..., list[Path]]] = {
     "judge": lambda cfg: _files(cfg["judge"].get("embedding_model")),
     "unlearning_questions": _unlearning("questions"),
     "cache_unlearning_corpus": _unlearning("corpus"),
+    "saebench_leaderboard": lambda cfg: published_files((cfg.get("saebench") or {}).get("published")),
 }
 
 

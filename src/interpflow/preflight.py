@@ -166,6 +166,9 @@ def check_saebench(cfg: dict, concepts: pd.DataFrame) -> None:
                           "or drop tpp")
     if "unlearning" in evals:
         check_unlearning_data(cfg["saebench"]["unlearning"])
+    from interpflow.saebench.published import check_published
+
+    check_published((cfg.get("saebench") or {}).get("published"))
 
 
 def check_unlearning_data(cfg: dict) -> None:

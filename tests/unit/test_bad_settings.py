@@ -139,6 +139,7 @@ BAD_SETTINGS = [
     (["experiment=tiny", "detection.imbalance_ratio=0"], ["detection.imbalance_ratio is 0; it must be an integer >= 1"]),
     (["experiment=tiny", "steering.factors=[1,-0.5]"], ["steering.factors[1] is -0.5; it must be a number >= 0"]),
     (["experiment=tiny", "steering.temperature=-1"], ["steering.temperature is -1; it must be a number >= 0"]),
+    (["experiment=tiny", "saebench.published=''"], ["saebench.published is ''; it must be a non-empty string or null"]),
 ]
 
 

@@ -353,6 +353,7 @@ rule saebench_leaderboard:
     input:
         results=SAEBENCH_RESULTS,
         concept=f"{RESULTS}/leaderboard.csv",
+        published=files_read("saebench_leaderboard"),  # saebench.published: SAEBench's own results
     output:
         md=report(f"{RESULTS}/saebench/leaderboard.md", category="SAE benchmark"),
         csv=report(f"{RESULTS}/saebench/leaderboard.csv", category="SAE benchmark"),
@@ -368,7 +369,7 @@ rule saebench_leaderboard:
     shell:
         "interpflow saebench-leaderboard --threads {threads} --results {input.results:q} --concept-leaderboard {input.concept:q} "
         "--out-md {output.md:q} --out-csv {output.csv:q} --out-frontier-plot {output.frontier:q} "
-        "--out-metrics-plot {output.metrics:q} > {log:q} 2>&1"
+        "--out-metrics-plot {output.metrics:q} --published {input.published:q} > {log:q} 2>&1"
 
 
 # The same JSON as SAEBench's tools read it: eval_results/<eval>/<release>_<sae_id>_eval_results.json

@@ -1,7 +1,9 @@
 """Stage: the SAE leaderboard: one row per (model, layer, SAE) with SAEBench's headline metrics and,
 beside them, the concept benchmark's scores of the same SAE (the `sae` and `sae_a` methods' rows of
 the concept leaderboard), as markdown and CSV; plots of the sparsity frontier (L0 against loss
-recovered) and of each metric against L0, per architecture."""
+recovered) and of each metric against L0, per architecture. SAEBench's published results
+(`saebench.published`, saebench/published.py) are extra rows, `source` published, drawn with their own
+markers."""
 
 from __future__ import annotations
 
@@ -17,8 +19,10 @@ import pandas as pd  # noqa: E402
 from interpflow.artifacts import atomic_path, read_json, write_text  # noqa: E402
 from interpflow.errors import ConfigError  # noqa: E402
 from interpflow.saebench.eval_results import RESULT_PATH  # noqa: E402
+from interpflow.saebench.published import published_key, read_published  # noqa: E402
 
 KEYS = ["model", "layer", "sae"]
+SOURCES = {"run": "o", "published": "^"}  # row source -> its marker in the plots; run rows first
 # (eval_type_id, metric category, metric) -> column
 HEADLINE = {
     ("core", "sparsity", "l0"): "l0",
@@ -46,8 +50,15 @@ def architecture(sae_cfg: dict) -> str:
     return str(sae_cfg.get("trained_architecture") or sae_cfg.get("architecture") or "unknown")
 
 
+def _add_metrics(row: dict, result: dict) -> None:
+    row["architecture"] = architecture(result.get("sae_cfg_dict") or {})
+    for (eval_type, category, metric), column in HEADLINE.items():
+        if result["eval_type_id"] == eval_type:
+            row[column] = result["eval_result_metrics"].get(category, {}).get(metric)
+
+
 def read_results(paths: list[str]) -> pd.DataFrame:
-    """One row per (model, layer, SAE): its architecture, width and headline metrics."""
+    """One row per (model, layer, SAE) of the run: its architecture, width and headline metrics."""
     rows: dict[tuple, dict] = {}
     for path in paths:
         match = RESULT_PATH.match(str(Path(path).resolve()))
@@ -55,13 +66,23 @@ def read_results(paths: list[str]) -> pd.DataFrame:
             raise ConfigError(f"{path} is not results/<run>/saebench/<model>/L<layer>/<sae>/<eval>.json")
         result = read_json(path)
         key = (match["model"], int(match["layer"]), match["sae"])
-        row = rows.setdefault(key, dict(zip(KEYS, key)))
-        row["architecture"] = architecture(result.get("sae_cfg_dict", {}))
-        for (eval_type, category, metric), column in HEADLINE.items():
-            if result["eval_type_id"] == eval_type:
-                row[column] = result["eval_result_metrics"].get(category, {}).get(metric)
+        row = rows.setdefault(key, {**dict(zip(KEYS, key)), "source": "run"})
+        _add_metrics(row, result)
         if result["eval_type_id"] == "core":
             row["n_latents"] = len(result["eval_result_details"])
+    return pd.DataFrame(list(rows.values()))
+
+
+def read_published_results(paths: list[str]) -> pd.DataFrame:
+    """One row per published SAE (saebench.published): the same columns, its width from `d_sae`."""
+    rows: dict[tuple, dict] = {}
+    for path in paths:
+        result = read_published(path)
+        key = published_key(result)
+        row = rows.setdefault(key, {**dict(zip(KEYS, key)), "source": "published"})
+        _add_metrics(row, result)
+        if result["sae_cfg_dict"].get("d_sae") is not None:
+            row["n_latents"] = int(result["sae_cfg_dict"]["d_sae"])
     return pd.DataFrame(list(rows.values()))
 
 
@@ -72,7 +93,8 @@ def concept_columns(concept_csv: str | None, saes: pd.DataFrame) -> pd.DataFrame
     board = pd.read_csv(concept_csv)
     for _, row in board.iterrows():
         method, _, sae = str(row["method"]).rpartition("-")
-        hit = (saes["model"] == row["model"]) & (saes["layer"] == int(row["layer"])) & (saes["sae"] == sae)
+        hit = ((saes["source"] == "run") & (saes["model"] == row["model"]) & (saes["layer"] == int(row["layer"]))
+               & (saes["sae"] == sae))
         if method and hit.any():
             for source, column in CONCEPT.items():
                 if source in row and pd.notna(row[source]):
@@ -91,7 +113,9 @@ def _markdown(table: pd.DataFrame) -> str:
              "score (1 - forget accuracy at the best setting that keeps retain accuracy), the autointerp",
              "score (share of examples an LLM classes right from its own explanation of the latent) and,",
              "where the SAE's methods ran, the concept benchmark's mean ROC AUC and steering score (harmonic mean;",
-             "`*_concept_steering_proxy` where the offline judge, a stand-in for an LLM judge, scored it).", ""]
+             "`*_concept_steering_proxy` where the offline judge, a stand-in for an LLM judge, scored it).",
+             "`source` is run for this run's SAEs, published for SAEBench's published results (saebench.published).",
+             ""]
     shown = table.round(4).astype(object).where(table.notna(), "—")
     lines.append("| " + " | ".join(shown.columns) + " |")
     lines.append("|" + "---|" * len(shown.columns))
@@ -107,15 +131,24 @@ def _log_l0_axis(ax) -> None:
     ax.xaxis.set_minor_formatter(NullFormatter())
 
 
+def _scatter(ax, table: pd.DataFrame, metric: str) -> None:
+    """`metric` against L0: a colour per architecture, a marker per source (the run's SAEs filled
+    circles, published ones hollow triangles labelled "(published)")."""
+    colours = {arch: f"C{i}" for i, arch in enumerate(sorted(table["architecture"].unique()))}
+    for (source, arch), group in table.groupby(["source", "architecture"], sort=False):
+        published = source == "published"
+        ax.plot(group["l0"], group[metric], SOURCES[source], color=colours[arch], mfc="none" if published else colours[arch],
+                label=f"{arch} (published)" if published else arch)
+
+
 def _plot_frontier(table: pd.DataFrame, path: str) -> None:
     fig, ax = plt.subplots(figsize=(6.5, 4.5))
     if not {"l0", "loss_recovered"} <= set(table.columns):
         ax.text(0.5, 0.5, "the sparsity frontier needs the core evaluation (saebench.evals)", ha="center", va="center")
         table = table.iloc[:0].assign(l0=[], loss_recovered=[])
-    for arch, group in table.groupby("architecture"):
-        ax.plot(group["l0"], group["loss_recovered"], "o", label=arch)
-        for _, row in group.iterrows():
-            ax.annotate(row["sae"], (row["l0"], row["loss_recovered"]), fontsize=7, xytext=(3, 3), textcoords="offset points")
+    _scatter(ax, table, "loss_recovered")
+    for _, row in table[table["source"] == "run"].iterrows():  # published releases are many, their names long
+        ax.annotate(row["sae"], (row["l0"], row["loss_recovered"]), fontsize=7, xytext=(3, 3), textcoords="offset points")
     _log_l0_axis(ax)
     ax.set_xlabel("L0 (active latents per token)")
     ax.set_ylabel("loss recovered (CE score)")
@@ -128,7 +161,7 @@ def _plot_frontier(table: pd.DataFrame, path: str) -> None:
 
 
 def _plot_metrics(table: pd.DataFrame, path: str) -> None:
-    metrics = [c for c in table.columns if c not in (*KEYS, "architecture", "n_latents", "l0") and table[c].notna().any()
+    metrics = [c for c in table.columns if c not in (*KEYS, "source", "architecture", "n_latents", "l0") and table[c].notna().any()
                and not c.endswith("_llm")]  # the LLM's own probe is a baseline, the same for every SAE
     if "l0" not in table.columns:  # every metric is drawn against core's L0
         metrics, table = [], table.assign(l0=float("nan"))
@@ -136,8 +169,7 @@ def _plot_metrics(table: pd.DataFrame, path: str) -> None:
     rows = max(1, -(-len(metrics) // columns))
     fig, axes = plt.subplots(rows, columns, figsize=(4 * columns, 3.2 * rows), squeeze=False)
     for ax, metric in zip(axes.flat, metrics):
-        for arch, group in table.groupby("architecture"):
-            ax.plot(group["l0"], group[metric], "o", label=arch)
+        _scatter(ax, table, metric)
         _log_l0_axis(ax)
         ax.set_xlabel("L0")
         ax.set_title(metric, fontsize=9)
@@ -152,14 +184,17 @@ def _plot_metrics(table: pd.DataFrame, path: str) -> None:
 
 
 def saebench_leaderboard(results: list[str], out_md: str, out_csv: str, out_frontier_plot: str, out_metrics_plot: str,
-                         concept_leaderboard: str | None = None) -> None:
-    """The SAE leaderboard of every SAEBench result JSON, with the concept benchmark's columns beside it."""
-    table = concept_columns(concept_leaderboard, read_results(results)).sort_values(KEYS).reset_index(drop=True)
-    first = [*KEYS, "architecture", "n_latents", *HEADLINE.values()]
+                         concept_leaderboard: str | None = None, published: list[str] | None = None) -> None:
+    """The SAE leaderboard of every SAEBench result JSON, with the concept benchmark's columns beside it
+    and, below the run's SAEs, SAEBench's published results (`published`: their *_eval_results.json)."""
+    run = concept_columns(concept_leaderboard, read_results(results)).sort_values(KEYS)
+    others = read_published_results(published or [])
+    table = pd.concat([run, others.sort_values(KEYS) if not others.empty else others], ignore_index=True)
+    first = [*KEYS, "source", "architecture", "n_latents", *HEADLINE.values()]
     table = table[[c for c in first if c in table.columns] + [c for c in table.columns if c not in first]]
     with atomic_path(out_csv) as tmp:
         table.to_csv(tmp, index=False)
     write_text(_markdown(table), out_md)
     _plot_frontier(table, out_frontier_plot)
     _plot_metrics(table, out_metrics_plot)
-    print(f"SAE leaderboard: {len(table)} SAEs")
+    print(f"SAE leaderboard: {len(run)} SAEs of the run, {len(others)} published")
