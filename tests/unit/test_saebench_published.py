@@ -19,6 +19,7 @@ from interpflow.errors import ConfigError
 from interpflow.inputs import user_inputs
 from interpflow.preflight import preflight
 from interpflow.saebench.leaderboard import _scatter, saebench_leaderboard
+from interpflow.saebench.published import check_published_files
 
 REPO = Path(__file__).resolve().parents[2]
 SCHEMAS = REPO / "tests" / "conformance" / "fixtures" / "saebench_schemas"
@@ -137,11 +138,13 @@ def test_malformed_json_names_the_file(tmp_path):
 
 
 def parse_time_checks(published: str, tmp_path: Path) -> dict:
-    """What workflow/rules/common.smk runs when the Snakefile is parsed."""
+    """What workflow/rules/common.smk runs when the Snakefile is parsed by the process the user started
+    (every job's parse runs all but the last check)."""
     cfg = compose(REPO / "config", ["experiment=tiny", f"saebench.published={published}",
                                     f"results_dir={tmp_path / 'results'}"])
     validate(cfg, SCHEMA)
     preflight(cfg)
+    check_published_files(cfg["saebench"]["published"])
     return cfg
 
 

@@ -15,6 +15,7 @@ from interpflow.judges import judge_module
 from interpflow.methods import method_class
 from interpflow.preflight import preflight
 from interpflow.api_budget import check_budget, plan_api_requests, summary
+from interpflow.saebench.published import check_published_files
 
 # `--config overrides=[...]` holds Hydra overrides; the composed dict then *is* the config. Any other
 # key (`--config key=value`, `--configfile`) would be silently overwritten, so it stops the run.
@@ -44,6 +45,7 @@ with config_errors_stop_the_run():  # a bad setting or input file: its message, 
         if API_PLANS:
             print(summary(API_PLANS), file=sys.stderr)
         check_budget(config, API_PLANS)
+        check_published_files(config["saebench"].get("published"))
 SHARDS = sorted(CONCEPTS["shard"].unique())
 MODELS = list(config["models"])
 METHODS = list(config["methods"])

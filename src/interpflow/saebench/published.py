@@ -60,7 +60,7 @@ def published_key(result: dict) -> tuple[str, int, str]:
 
 
 def check_published(folder: str | None) -> None:
-    """At parse time: the folder exists and holds SAEBench results, each readable (a few ms per file)."""
+    """At parse time: the folder exists and holds SAEBench results (a listing; every job's parse runs it)."""
     if not folder:
         return
     if not Path(folder).is_dir():
@@ -70,5 +70,10 @@ def check_published(folder: str | None) -> None:
     if not files:
         raise ConfigError(f"{KEY} is {folder!r}, which holds no {PATTERN} file; give the folder SAEBench's results "
                           "were unpacked to (<eval_type>/<release>_<sae_id>_eval_results.json), or null")
-    for path in files:
+
+
+def check_published_files(folder: str | None) -> None:
+    """Once per run, before any job (the Snakemake process the user started, not every job's parse: a
+    full SAEBench release is thousands of files): each published file is readable SAEBench output."""
+    for path in published_files(folder):
         read_published(path)
