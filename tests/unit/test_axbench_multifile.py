@@ -4,18 +4,15 @@ latent_eval_data likewise; one metadata.jsonl). The `dataset` source reads every
 across files, the imbalance pool from all of them, every file a tracked input; a concept in two files and
 a missing file are refused at preflight, naming the files.
 
-The release is built from Concept10 (../shared/axbench/concept10): concepts 0-4 stay in the first
-files, concepts 5-9 move to the second files as ids 500-504."""
+The release is Concept10 split over two files per part (tests/axbench_release.py)."""
 from __future__ import annotations
 
-import json
-import os
-import shutil
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
+from axbench_release import CONCEPT10, REPO, SPLIT_IDS, write_split_release
 from interpflow.artifacts import read_parquet
 from interpflow.config import compose
 from interpflow.data.sources.dataset import DatasetSource
@@ -24,38 +21,12 @@ from interpflow.inputs import user_inputs
 from interpflow.preflight import preflight
 from interpflow.stages.data import imbalance_pool
 
-REPO = Path(__file__).resolve().parents[2]
-CANDIDATES = [os.environ.get("INTERPFLOW_AXBENCH_DIR", ""), REPO.parent / "shared/axbench/concept10", "/work/shared/axbench/concept10"]
-CONCEPT10 = next((Path(c) for c in CANDIDATES if c and (Path(c) / "generate/metadata.jsonl").exists()), None)
-MOVED = 495  # concept ids 5-9 become 500-504
-
-
-def _renumbered(concept_id: int) -> int:
-    return concept_id + MOVED if concept_id >= 5 else concept_id
-
-
-def _split(frame: pd.DataFrame, first: Path, second: Path) -> None:
-    """Rows of concepts 0-4 (and the shared negatives, id -1) to `first`, of 5-9 renumbered to `second`."""
-    frame = frame.assign(concept_id=frame["concept_id"].map(_renumbered))
-    frame[frame["concept_id"] < 500].to_parquet(first, index=False)
-    frame[frame["concept_id"] >= 500].to_parquet(second, index=False)
-
 
 @pytest.fixture
 def release(tmp_path, unavailable) -> Path:
     if CONCEPT10 is None:
         unavailable("AxBench Concept10 not found in ../shared/axbench/concept10: set INTERPFLOW_AXBENCH_DIR")
-    folder = tmp_path / "concept10_split"
-    (folder / "generate").mkdir(parents=True)
-    (folder / "inference").mkdir()
-    lines = [json.loads(line) for line in (CONCEPT10 / "generate/metadata.jsonl").read_text().splitlines() if line.strip()]
-    (folder / "generate/metadata.jsonl").write_text(
-        "".join(json.dumps({**meta, "concept_id": _renumbered(meta["concept_id"])}) + "\n" for meta in lines))
-    _split(pd.read_parquet(CONCEPT10 / "generate/train_data.parquet"),
-           folder / "generate/train_data.parquet", folder / "generate/train_data_1.parquet")
-    _split(pd.read_parquet(CONCEPT10 / "inference/latent_eval_data.parquet"),
-           folder / "inference/latent_eval_data.parquet", folder / "inference/latent_eval_data_1.parquet")
-    return folder
+    return write_split_release(tmp_path / "concept10_split")
 
 
 def _generator(folder: Path) -> dict:
@@ -65,11 +36,10 @@ def _generator(folder: Path) -> dict:
 def test_every_file_of_the_release_is_read(release):
     source = DatasetSource(_generator(release))
     concepts = source.concepts()
-    ids = [0, 1, 2, 3, 4, 500, 501, 502, 503, 504]
-    assert sorted(concepts["concept_id"]) == ids
+    assert sorted(concepts["concept_id"]) == SPLIT_IDS
     train, evaluation = source.train_data(concepts), source.latent_eval_data(concepts)
     for frame in (train, evaluation):
-        assert sorted(frame.loc[frame["label"] == 1, "concept_id"].unique()) == ids
+        assert sorted(frame.loc[frame["label"] == 1, "concept_id"].unique()) == SPLIT_IDS
     original = pd.read_parquet(CONCEPT10 / "inference/latent_eval_data.parquet")
     assert len(evaluation) == len(original[original["output"].fillna("").str.strip() != ""])
     assert (train["concept_id"] == -1).sum() == 216  # the shared negatives, in the first file only
@@ -77,7 +47,7 @@ def test_every_file_of_the_release_is_read(release):
 
 def test_the_imbalance_pool_spans_every_evaluation_file(release, tmp_path):
     whole = DatasetSource(_generator(release)).whole_latent_eval_data()
-    assert set(whole["concept_id"]) == {0, 1, 2, 3, 4, 500, 501, 502, 503, 504}
+    assert set(whole["concept_id"]) == set(SPLIT_IDS)
     cfg = {"run_name": "pool", "results_dir": str(tmp_path), "generator": _generator(release),
            "detection": {"imbalance_ratio": 100, "short_pool": "nan", "pool_seed": 42}}
     imbalance_pool(cfg, [], str(tmp_path / "pool.parquet"))
