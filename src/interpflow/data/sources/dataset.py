@@ -163,6 +163,7 @@ class DatasetSource:
         """The file AxBench writes each concept's examples to (one per 500 ids) is there."""
         if self.format != "axbench":
             return
+        self.check_ready()
         for concept in concepts.itertuples():
             path = axbench_data_file(self.path, part, concept.concept_id)
             if not path.exists():
