@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Callable
 
 from interpflow.data.instructions import SHIPPED as SHIPPED_INSTRUCTIONS
-from interpflow.data.sources.dataset import AXBENCH_FILES, DEMO_DIR
+from interpflow.data.sources.dataset import AXBENCH_FILES, DEMO_DIR, axbench_data_files
 from interpflow.saebench.published import published_files
 
 PACKAGE_ROOT = Path(__file__).resolve().parent
@@ -47,13 +47,16 @@ def _concept_list(cfg: dict) -> list[Path]:
 
 def _data_set(cfg: dict, part: str) -> list[Path]:
     """What the `dataset` source reads for `part` (concepts, train or latent_eval): the shipped demo
-    set, or that part's file of an AxBench-format folder."""
+    set, or that part's files of an AxBench-format folder (one per 500 concept ids)."""
     generator = cfg["generator"]
     if generator["name"] != "dataset":
         return []
     if generator.get("format") == "axbench":
-        name = {"concepts": AXBENCH_FILES[2], "train": AXBENCH_FILES[0], "latent_eval": AXBENCH_FILES[1]}[part]
-        return [Path(generator["path"]) / name]
+        folder = Path(generator["path"])
+        if part == "concepts":
+            return [folder / AXBENCH_FILES[2]]
+        index = {"train": 0, "latent_eval": 1}[part]
+        return axbench_data_files(folder, index) or [folder / AXBENCH_FILES[index]]  # none yet: the required first
     return sorted((DEMO_DIR / "concepts").glob("*.json"))
 
 

@@ -4,6 +4,7 @@ from a folder in AxBench's released format (read as is)."""
 from __future__ import annotations
 
 import json
+import re
 from importlib.resources import files
 from pathlib import Path
 
@@ -19,6 +20,26 @@ KEY = "generator.path"
 # The columns of AxBench's released parquet files that are read.
 AXBENCH_COLUMNS = ("input", "output", "category", "concept_genre", "concept_id")
 AXBENCH_FILES = ("generate/train_data.parquet", "inference/latent_eval_data.parquet", "generate/metadata.jsonl")
+# AxBench writes a new data file every 500 concept ids (concept_id // 500): train_data.parquet holds ids
+# 0-499 and the shared negatives, train_data_1.parquet ids 500-999, and so on; latent_eval_data likewise.
+# metadata.jsonl is one file for the whole release.
+AXBENCH_CONCEPTS_PER_FILE = 500
+
+
+def axbench_data_file(folder: Path, part: int, concept_id: int) -> Path:
+    """The file of part 0 (training) or 1 (evaluation) that AxBench writes `concept_id`'s examples to."""
+    first = Path(AXBENCH_FILES[part])
+    index = concept_id // AXBENCH_CONCEPTS_PER_FILE
+    return folder / first if index == 0 else folder / first.parent / f"{first.stem}_{index}{first.suffix}"
+
+
+def axbench_data_files(folder: Path, part: int) -> list[Path]:
+    """Every file of part 0 (training) or 1 (evaluation) in `folder`, in the order of the ids they hold."""
+    first = Path(AXBENCH_FILES[part])
+    name = re.compile(rf"{re.escape(first.stem)}(?:_(\d+))?{re.escape(first.suffix)}")
+    found = [(int(m.group(1) or 0), path) for path in (folder / first.parent).glob(f"{first.stem}*{first.suffix}")
+             if (m := name.fullmatch(path.name))]
+    return [path for _, path in sorted(found)]
 
 
 def _is_integer(value) -> bool:
@@ -111,7 +132,20 @@ class DatasetSource:
         return pd.DataFrame(train), pd.DataFrame(evaluation)
 
     def _axbench_frame(self, part: int) -> pd.DataFrame:
-        path = self.path / AXBENCH_FILES[part]
+        """Every file of the part, read whole; a concept's examples must all be in one file."""
+        frames, holder = [], {}
+        for path in axbench_data_files(self.path, part):
+            frame = self._axbench_file(path)
+            for concept_id in sorted(set(frame["concept_id"]) - {SHARED_NEGATIVE}):
+                if concept_id in holder:
+                    raise ConfigError(f"concept_id {concept_id} is in both {holder[concept_id]} and {path}; AxBench "
+                                      f"writes each concept to one file ({AXBENCH_CONCEPTS_PER_FILE} ids a file): "
+                                      "remove the copy or renumber one of the concepts")
+                holder[concept_id] = path
+            frames.append(frame)
+        return pd.concat(frames, ignore_index=True)
+
+    def _axbench_file(self, path: Path) -> pd.DataFrame:
         frame = user_files.read_parquet(path, KEY, required=AXBENCH_COLUMNS)
         ids = pd.to_numeric(frame["concept_id"], errors="coerce")
         not_integer = (ids.isna() | (ids % 1 != 0)).to_numpy()
@@ -125,24 +159,39 @@ class DatasetSource:
         frame["concept_id"] = frame["concept_id"].astype(int)
         return frame
 
+    def check_files_hold(self, concepts: pd.DataFrame, part: int) -> None:
+        """The file AxBench writes each concept's examples to (one per 500 ids) is there."""
+        if self.format != "axbench":
+            return
+        self.check_ready()
+        for concept in concepts.itertuples():
+            path = axbench_data_file(self.path, part, concept.concept_id)
+            if not path.exists():
+                raise ConfigError(f"concept {concept.concept!r} (concept_id {concept.concept_id}) has its examples in "
+                                  f"{path} (AxBench writes one file per {AXBENCH_CONCEPTS_PER_FILE} concept ids), "
+                                  "which is missing: add that file of the release, or leave the concept out "
+                                  "(concepts.names, concepts.limit)")
+
     def _frame(self, part: int) -> pd.DataFrame:
-        """Part 0 (training) or 1 (evaluation) of the data set; each stage reads only its own part's file."""
+        """Part 0 (training) or 1 (evaluation) of the data set, every file of it; each stage reads only its own part."""
         self.check_ready()
         frame = self._demo_frames()[part] if self.format == "demo" else self._axbench_frame(part)
         # Examples with no response text have no tokens to score.
         return frame[frame["output"].fillna("").str.strip() != ""]
 
     def train_data(self, concepts: pd.DataFrame) -> pd.DataFrame:
+        self.check_files_hold(concepts, 0)
         train = self._frame(0)
         ids = set(concepts["concept_id"])
         shared = (train["concept_id"] == SHARED_NEGATIVE) & train["genre"].isin(set(concepts["genre"]))
         return train[train["concept_id"].isin(ids) | shared][TRAIN_COLUMNS].reset_index(drop=True)
 
     def latent_eval_data(self, concepts: pd.DataFrame) -> pd.DataFrame:
+        self.check_files_hold(concepts, 1)
         evaluation = self._frame(1)
         return evaluation[evaluation["concept_id"].isin(set(concepts["concept_id"]))][LATENT_EVAL_COLUMNS].reset_index(drop=True)
 
     def whole_latent_eval_data(self) -> pd.DataFrame:
-        """Every concept's detection evaluation examples, in the file's order, whichever concepts the run
-        keeps: the imbalance pool is drawn from the whole file's negatives, as AxBench draws it."""
+        """Every concept's detection evaluation examples, in the files' order, whichever concepts the run
+        keeps: the imbalance pool is drawn from the whole release's negatives (every file of it)."""
         return self._frame(1)[LATENT_EVAL_COLUMNS].reset_index(drop=True)
