@@ -85,7 +85,7 @@ SHORT_POOL = {
 
 
 def _pool_candidates(cfg: dict, latent: list[str]) -> pd.DataFrame:
-    """The examples the pool is drawn from: a data set's whole evaluation file (every concept of it, as
+    """The examples the pool is drawn from: a data set's whole evaluation data, every file of it (every concept, as
     AxBench draws it), else the evaluation data this run generated (every shard)."""
     if cfg["generator"]["name"] == "dataset":
         return data_source(cfg).whole_latent_eval_data()
@@ -115,7 +115,7 @@ def imbalance_pool(cfg: dict, latent: list[str], out: str) -> None:
     size = pool_size(candidates, ratio)
     negatives = candidates[candidates["category"] == "negative"].reset_index(drop=True)
     if len(negatives) < size and short == "stop":
-        where = "the data set's evaluation file" if cfg["generator"]["name"] == "dataset" else "this run's evaluation data"
+        where = "the data set's evaluation files" if cfg["generator"]["name"] == "dataset" else "this run's evaluation data"
         raise ConfigError(
             f"detection.imbalance_ratio={ratio} needs {size} plain negatives ({ratio} x {size // ratio} positives "
             f"per concept); {where} holds {len(negatives)} (1:{len(negatives) / (size // ratio):.1f}). Use a larger "
